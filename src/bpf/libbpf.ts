@@ -1,0 +1,90 @@
+/**
+ * libbpf.so.1 through koffi: the only module that imports koffi. Everything here is a thin,
+ * typed declaration of a C symbol; the semantics (cursors, errno rules) live in map.ts and batch.ts.
+ * Every function returns libbpf 1.x's `-errno` convention: we use return values, never errno,
+ * because the runtime may clobber errno between the call and our read of it.
+ */
+import koffi from 'koffi';
+import { logger } from '../log.js';
+
+const lib = koffi.load('libbpf.so.1');
+const libc = koffi.load('libc.so.6');
+
+type Ptr = Buffer | Uint8Array | Uint32Array | null;
+
+export const native = {
+  lookupBatch: lib.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)') as
+    (fd: number, inBatch: Ptr, outBatch: Ptr, keys: Ptr, values: Ptr, count: Uint32Array, opts: Ptr) => number,
+  lookupAndDeleteBatch: lib.func('int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)') as
+    (fd: number, inBatch: Ptr, outBatch: Ptr, keys: Ptr, values: Ptr, count: Uint32Array, opts: Ptr) => number,
+  updateBatch: lib.func('int bpf_map_update_batch(int fd, void *keys, void *values, void *count, void *opts)') as
+    (fd: number, keys: Ptr, values: Ptr, count: Uint32Array, opts: Ptr) => number,
+  deleteBatch: lib.func('int bpf_map_delete_batch(int fd, void *keys, void *count, void *opts)') as
+    (fd: number, keys: Ptr, count: Uint32Array, opts: Ptr) => number,
+  getNextKey: lib.func('int bpf_map_get_next_key(int fd, void *key, void *next_key)') as
+    (fd: number, key: Ptr, next: Ptr) => number,
+  lookupElemFlags: lib.func('int bpf_map_lookup_elem_flags(int fd, void *key, void *value, uint64_t flags)') as
+    (fd: number, key: Ptr, value: Ptr, flags: number) => number,
+  lookupAndDeleteElem: lib.func('int bpf_map_lookup_and_delete_elem(int fd, void *key, void *value)') as
+    (fd: number, key: Ptr, value: Ptr) => number,
+  deleteElem: lib.func('int bpf_map_delete_elem(int fd, void *key)') as (fd: number, key: Ptr) => number,
+  updateElem: lib.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)') as
+    (fd: number, key: Ptr, value: Ptr, flags: number) => number,
+  freeze: lib.func('int bpf_map_freeze(int fd)') as (fd: number) => number,
+  objGetOpts: lib.func('int bpf_obj_get_opts(const char *path, void *opts)') as (path: string, opts: Ptr) => number,
+  objPin: lib.func('int bpf_obj_pin(int fd, const char *path)') as (fd: number, path: string) => number,
+  mapGetNextId: lib.func('int bpf_map_get_next_id(uint32_t start, void *next)') as (start: number, next: Uint32Array) => number,
+  mapGetFdByIdOpts: lib.func('int bpf_map_get_fd_by_id_opts(uint32_t id, void *opts)') as (id: number, opts: Ptr) => number,
+  objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)') as
+    (fd: number, info: Ptr, len: Uint32Array) => number,
+  mapCreate: lib.func('int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)') as
+    (type: number, name: string | null, keySize: number, valueSize: number, maxEntries: number, opts: Ptr) => number,
+  numPossibleCpus: lib.func('int libbpf_num_possible_cpus()') as () => number,
+  btfLoadFromKernelById: lib.func('void *btf__load_from_kernel_by_id(uint32_t id)') as (id: number) => unknown,
+  btfRawData: lib.func('const void *btf__raw_data(const void *btf, void *size)') as (btf: unknown, size: Uint32Array) => unknown,
+  btfFree: lib.func('void btf__free(void *btf)') as (btf: unknown) => void,
+  
+  objectOpenFile: lib.func('void *bpf_object__open_file(const char *path, void *opts)') as (path: string, opts: Ptr) => unknown,
+  objectLoad: lib.func('int bpf_object__load(void *obj)') as (obj: unknown) => number,
+  objectClose: lib.func('void bpf_object__close(void *obj)') as (obj: unknown) => void,
+  objectFindMapByName: lib.func('void *bpf_object__find_map_by_name(void *obj, const char *name)') as (obj: unknown, name: string) => unknown,
+  mapFd: lib.func('int bpf_map__fd(void *map)') as (map: unknown) => number,
+  objectFindProgramByName: lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)') as (obj: unknown, name: string) => unknown,
+  programFd: lib.func('int bpf_program__fd(void *prog)') as (prog: unknown) => number,
+  progTestRunOpts: lib.func('int bpf_prog_test_run_opts(int fd, void *opts)') as (fd: number, opts: Buffer) => number,
+};
+
+/** errno of the last native call, for the few libbpf functions that return NULL instead of -errno. */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** View `len` bytes of native memory owned by libbpf as a Buffer copy (the native memory may be freed next). */
+export function copyNative(ptr: unknown, len: number): Buffer {
+  return Buffer.from(koffi.view(ptr as never, len)).subarray(0, len);
+}
+
+// libbpf prints through a callback taking a va_list. On x86-64 a va_list argument decays to a pointer
+// and on arm64 (AAPCS64) a 32-byte va_list is passed by reference, so handing the pointer straight to
+// vsnprintf formats the message on both.
+const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, void *fmt, void *ap)') as
+  (buf: Buffer, size: number, fmt: unknown, ap: unknown) => number;
+const PrintFn = koffi.proto('int bpf_map_exporter_libbpf_print(int level, void *fmt, void *ap)');
+const setPrint = lib.func('void *libbpf_set_print(void *fn)') as (fn: unknown) => unknown;
+const printBuf = Buffer.alloc(4096);
+const LEVELS = ['warn', 'info', 'debug'] as const;
+
+function onLibbpfPrint(level: number, fmt: unknown, ap: unknown): number {
+  try {
+    const n = vsnprintf(printBuf, printBuf.length, fmt, ap);
+    const text = printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))).trimEnd();
+    const method = LEVELS[level] ?? 'debug';
+    logger[method]({ source: 'libbpf' }, text);
+    return n;
+  } catch {
+    // A throw must never cross back into C.
+    return 0;
+  }
+}
+
+setPrint(koffi.register(onLibbpfPrint, koffi.pointer(PrintFn)));
