@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * The bpf-map-exporter command line. Thin: parses arguments, calls the library, prints one clear
+ * line on expected errors (never a stack trace) and sets the exit code.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const USAGE = `usage: bpf-map-exporter <command> [options]
+
+commands:
+  maps [--json]     list every BPF map on this host (id, name, type, sizes, entries, fill)
+  --version         print the version
+  --help            print this help`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } },
+  });
+  if (values.version === true) {
+    console.log(version());
+    return 0;
+  }
+  const command = positionals[0];
+  if (values.help === true || command === undefined) {
+    console.log(USAGE);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  if (command === 'maps') {
+    // Loaded lazily: --version and --help work where libbpf.so.1 is missing.
+    const { listMaps, formatMapTable } = await import('./maps.js');
+    const rows = listMaps();
+    console.log(values.json === true ? JSON.stringify(rows, null, 2) : formatMapTable(rows));
+    return 0;
+  }
+  console.error(`bpf-map-exporter: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const err = e as { code?: string; message?: string };
+    // Expected errors (bad arguments, BPF failures) are one line; anything else is a bug worth its stack.
+    if (err.code === 'ERR_BPF' || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      console.error(`bpf-map-exporter: ${err.message}`);
+      process.exit(err.code === 'ERR_BPF' ? 1 : 2);
+    }
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine needs to build, run and test bpf-map-exporter (run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libbpf1 libbpf-dev clang llvm bpftool gcc; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# bpffs for pinned maps; the exporter and the tests expect it.
+if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+  mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf
+fi
+
+npm ci --no-audit --no-fund

@@ -1,0 +1,32 @@
+import { native, copyNative, lastErrno } from './libbpf.js';
+import { BpfError, Errno } from './errors.js';
+import { Btf, type BtfType } from './btf-parse.js';
+import type { BpfMap } from './map.js';
+
+/** A BTF object of the kernel by id, parsed in JS from its raw bytes. Needs CAP_SYS_ADMIN. */
+export function loadKernelBtf(btfId: number, label?: string): Btf {
+  const handle = native.btfLoadFromKernelById(btfId);
+  // libbpf 1.x returns NULL and sets errno on failure.
+  if (handle === null) throw new BpfError(`load BTF id ${btfId}`, lastErrno() || Errno.ENOENT, { map: label });
+  try {
+    const size = new Uint32Array(1);
+    const raw = native.btfRawData(handle, size);
+    return Btf.parse(copyNative(raw, size[0]));
+  } finally {
+    native.btfFree(handle);
+  }
+}
+
+export interface MapBtf {
+  key: BtfType;
+  value: BtfType;
+  btf: Btf;
+}
+
+/** The key and value types of a map from its BTF, or undefined when it carries none. */
+export function mapBtf(map: BpfMap): MapBtf | undefined {
+  const { btfId, btfKeyTypeId, btfValueTypeId } = map.info;
+  if (btfId === 0 || btfValueTypeId === 0) return undefined;
+  const btf = loadKernelBtf(btfId, map.label);
+  return { key: btf.describe(btfKeyTypeId), value: btf.describe(btfValueTypeId), btf };
+}

@@ -1,0 +1,12 @@
+export { BpfError, Errno, errnoName } from './errors.js';
+export { BpfMap, mapIds, readMapInfo, BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_F_RDONLY } from './map.js';
+export type { MapInfo, OpenOptions, CreateOptions } from './map.js';
+export { BatchReader } from './batch.js';
+export type { Batch, IterationStats, ReaderOptions, ReadMode, IterationMethod } from './batch.js';
+export { MapType, mapTypeName, isPerCpu, isHashFamily, perCpuSlotSize } from './map-types.js';
+export { possibleCpus, parseCpuList } from './cpus.js';
+export { Btf, flattenFields } from './btf-parse.js';
+export type { BtfType, BtfMember, BtfField } from './btf-parse.js';
+export { loadKernelBtf, mapBtf } from './btf.js';
+export type { MapBtf } from './btf.js';
+export { BpfObject } from './object.js';
