@@ -1,0 +1,236 @@
+import { KeyTable } from './key-table.js';
+import { SUM_SLOT, type Family, type HistogramSeries, type MapShape, type MetricPlan, type MetricStats, type ScalarSeries } from './types.js';
+
+const UNDECIDED = -1;
+const DROPPED = -2; // a regexp label did not match: the row is not exported
+const OVER = -3; // no room under max_series this cycle
+
+interface Segment { fromKey: boolean; offset: number; size: number }
+
+/**
+ * Turns the rows of one map into the series of one metric. A row's series is found by the raw bytes
+ * of its label fields (KeyTable, no allocation); labels are decoded only when those bytes are new.
+ * Rows whose labels decode alike land in one series and are summed.
+ */
+export class MetricAggregator {
+  readonly plan: MetricPlan;
+  private readonly shape: MapShape;
+  /** Drain jobs keep totals across cycles; read jobs start every cycle from zero. */
+  private readonly accumulate: boolean;
+  private readonly segments: Segment[];
+  private readonly cpuLabel: boolean;
+  private readonly raw: KeyTable;
+  /** Per raw key: a series index, or UNDECIDED / DROPPED / OVER. */
+  private rawState: Int32Array;
+  private rawCycle: Int32Array;
+  private readonly byLabels = new Map<string, number>();
+  private labels: Record<string, string>[] = [];
+  private seen: number[] = [];
+  private overSeen: number[] = [];
+  private values: number[] = [];
+  private sums: number[] = [];
+  /** Histogram counts, `width` per series. */
+  private counts: number[] = [];
+  private readonly width: number;
+  private cycle = 0;
+  private seenCount = 0;
+  private stats: MetricStats = { series: 0, seriesDropped: 0, rowsDropped: 0 };
+
+  constructor(plan: MetricPlan, shape: MapShape, opts: { accumulate?: boolean } = {}) {
+    this.plan = plan;
+    this.shape = shape;
+    this.accumulate = opts.accumulate === true;
+    this.cpuLabel = plan.cpu === 'label';
+    this.segments = plan.labels.flatMap((l) => (l.kind === 'field' ? [{ fromKey: l.fromKey, offset: l.offset, size: l.size }] : []));
+    const keyWidth = this.segments.reduce((n, s) => n + s.size, 0) + (this.cpuLabel ? 2 : 0);
+    this.raw = new KeyTable(keyWidth);
+    this.rawState = new Int32Array(1024);
+    this.rawCycle = new Int32Array(1024);
+    this.width = plan.histogram === undefined ? 0 : plan.histogram.bounds.length + 1;
+  }
+
+  /** Start a cycle: read jobs forget last cycle's values; tables are trimmed when they outgrow their use. */
+  begin(): void {
+    const lastSeen = this.seenCount;
+    this.cycle++;
+    this.seenCount = 0;
+    this.stats = { series: 0, seriesDropped: 0, rowsDropped: 0 };
+    if (!this.accumulate && this.labels.length > 2 * lastSeen + 64) this.compact();
+    if (this.raw.size > 4 * this.plan.maxSeries + 65536) this.resetRaw();
+    if (!this.accumulate) {
+      this.values.fill(0);
+      this.sums.fill(0);
+      this.counts.fill(0);
+    }
+  }
+
+  /** Add every row of a batch. */
+  add(keys: Uint8Array, values: Uint8Array, count: number): void {
+    const { keySize, valueStride, slotSize, cpus } = this.shape;
+    for (let i = 0; i < count; i++) {
+      const k = i * keySize;
+      const v = i * valueStride;
+      if (this.cpuLabel) {
+        for (let c = 0; c < cpus; c++) this.row(keys, k, values, v + c * slotSize, c);
+      } else {
+        this.row(keys, k, values, v, -1);
+      }
+    }
+  }
+
+  private row(keys: Uint8Array, k: number, values: Uint8Array, v: number, cpu: number): void {
+    const raw = this.raw;
+    const s = raw.scratch;
+    let p = 0;
+    for (const seg of this.segments) {
+      const src = seg.fromKey ? keys : values;
+      const base = (seg.fromKey ? k : v) + seg.offset;
+      for (let j = 0; j < seg.size; j++) s[p++] = src[base + j];
+    }
+    if (cpu >= 0) {
+      s[p++] = cpu & 0xff;
+      s[p] = cpu >> 8;
+    }
+    let id = raw.find();
+    if (id < 0) id = this.newRaw();
+    let si = this.rawState[id];
+    if (si === UNDECIDED || (si === OVER && this.rawCycle[id] !== this.cycle)) si = this.decide(id, keys, k, values, v, cpu);
+    if (si < 0) {
+      if (si === DROPPED) this.stats.rowsDropped++;
+      return;
+    }
+    if (this.seen[si] !== this.cycle && !this.touch(si)) return;
+
+    const x = this.reduce(this.plan.value.read, values, v + this.plan.value.offset, cpu);
+    const h = this.plan.histogram;
+    if (h === undefined) {
+      this.values[si] += x;
+      return;
+    }
+    const bucket = h.index(h.bucket.read(keys, k + h.bucket.offset));
+    if (bucket === SUM_SLOT) {
+      this.sums[si] += x * h.sumScale;
+      return;
+    }
+    this.counts[si * this.width + bucket] += x;
+    if (h.sum !== undefined) this.sums[si] += this.reduce(h.sum.read, values, v + h.sum.offset, cpu) * h.sumScale;
+  }
+
+  /** One value of a row: its own CPU's slot, or all slots reduced by the metric's cpu rule. */
+  private reduce(read: (b: Uint8Array, o: number) => number, values: Uint8Array, off: number, cpu: number): number {
+    if (cpu >= 0 || this.shape.cpus === 1) return read(values, off);
+    let x = read(values, off);
+    const { slotSize, cpus } = this.shape;
+    const mode = this.plan.cpu;
+    for (let c = 1; c < cpus; c++) {
+      const y = read(values, off + c * slotSize);
+      x = mode === 'sum' ? x + y : mode === 'max' ? Math.max(x, y) : Math.min(x, y);
+    }
+    return x;
+  }
+
+  private newRaw(): number {
+    const id = this.raw.insert();
+    if (id >= this.rawState.length) {
+      const grow = (a: Int32Array): Int32Array => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.rawState = grow(this.rawState);
+      this.rawCycle = grow(this.rawCycle);
+    }
+    this.rawState[id] = UNDECIDED;
+    return id;
+  }
+
+  /** Decode a new raw key's labels and find or create its series. */
+  private decide(id: number, keys: Uint8Array, k: number, values: Uint8Array, v: number, cpu: number): number {
+    const labels: Record<string, string> = {};
+    const parts: string[] = [];
+    for (const l of this.plan.labels) {
+      let text: string | undefined;
+      if (l.kind === 'static') text = l.value;
+      else if (l.kind === 'cpu') text = String(this.shape.cpuIds[cpu] ?? cpu);
+      else text = l.decoder.decode(l.fromKey ? keys : values, (l.fromKey ? k : v) + l.offset);
+      if (text === undefined) return (this.rawState[id] = DROPPED);
+      labels[l.name] = text;
+      parts.push(text);
+    }
+    const key = parts.join('\u0000');
+    let si = this.byLabels.get(key);
+    if (si === undefined) {
+      if (this.seenCount >= this.plan.maxSeries) {
+        this.rawCycle[id] = this.cycle;
+        this.stats.seriesDropped++;
+        return (this.rawState[id] = OVER);
+      }
+      si = this.labels.length;
+      this.byLabels.set(key, si);
+      this.labels.push(labels);
+      this.seen.push(0);
+      this.overSeen.push(0);
+      this.values.push(0);
+      this.sums.push(0);
+      for (let b = 0; b < this.width; b++) this.counts.push(0);
+    }
+    return (this.rawState[id] = si);
+  }
+
+  /** First row of a series this cycle: it counts against max_series. */
+  private touch(si: number): boolean {
+    if (this.seenCount >= this.plan.maxSeries) {
+      if (this.overSeen[si] !== this.cycle) {
+        this.overSeen[si] = this.cycle;
+        this.stats.seriesDropped++;
+      }
+      return false;
+    }
+    this.seen[si] = this.cycle;
+    this.seenCount++;
+    return true;
+  }
+
+  /** Keep only the series seen last cycle (read jobs), so departed keys do not pile up. */
+  private compact(): void {
+    const keep: number[] = [];
+    for (let si = 0; si < this.labels.length; si++) if (this.seen[si] === this.cycle - 1) keep.push(si);
+    const pick = <T>(a: T[]): T[] => keep.map((si) => a[si]);
+    this.labels = pick(this.labels);
+    this.seen = pick(this.seen);
+    this.overSeen = keep.map(() => 0);
+    this.values = pick(this.values);
+    this.sums = pick(this.sums);
+    this.counts = keep.flatMap((si) => this.counts.slice(si * this.width, (si + 1) * this.width));
+    this.byLabels.clear();
+    this.labels.forEach((l, si) => this.byLabels.set(this.plan.labels.map((p) => l[p.name]).join('\u0000'), si));
+    this.resetRaw();
+  }
+
+  private resetRaw(): void {
+    this.raw.clear();
+  }
+
+  /** The series of this cycle (read jobs) or all totals (drain jobs). */
+  finish(): { family: Family; stats: MetricStats } {
+    const { name, type, help, scale, histogram } = this.plan;
+    const series: (ScalarSeries | HistogramSeries)[] = [];
+    for (let si = 0; si < this.labels.length; si++) {
+      if (!this.accumulate && this.seen[si] !== this.cycle) continue;
+      if (this.accumulate && this.seen[si] === 0) continue;
+      if (histogram === undefined) {
+        series.push({ labels: this.labels[si], value: this.values[si] * scale });
+        continue;
+      }
+      let cum = 0;
+      const buckets: { le: number; count: number }[] = [];
+      for (let b = 0; b < this.width; b++) {
+        cum += this.counts[si * this.width + b];
+        buckets.push({ le: b < histogram.bounds.length ? histogram.bounds[b] : Infinity, count: cum });
+      }
+      series.push({ labels: this.labels[si], buckets, count: cum, sum: this.sums[si] });
+    }
+    this.stats.series = series.length;
+    return { family: { name, type, help, series }, stats: this.stats };
+  }
+}

@@ -1,0 +1,26 @@
+import type { LayoutField } from '../layout/types.js';
+
+/**
+ * How a label's value is made from a key or value field. Built once per label (with whatever the
+ * decoder needs: tables, caches, compiled patterns), then called only when a series is new.
+ */
+export interface LabelDecoder {
+  /** The decoder's name as written in the config (uint, hex, ksym, ...). */
+  readonly name: string;
+  /**
+   * The label value for the field's bytes at `offset` of `buf` (the field's own size and type are
+   * known to the decoder). `undefined` means: drop this row (a regexp that did not match).
+   */
+  decode(buf: Uint8Array, offset: number): string | undefined;
+}
+
+/** The decoder part of a label's config. */
+export interface DecoderSpec {
+  decoder?: string;
+  /** static_map: raw value (as written in YAML, a decimal string) -> label value. */
+  map?: Readonly<Record<string, string>>;
+  /** static_map: pass unknown values through as their number instead of `unknown:<n>`. */
+  allow_unknown?: boolean;
+  /** regexp: rows whose decoded (string) value does not match are dropped. */
+  pattern?: string;
+}
