@@ -233,8 +233,10 @@ export class BatchReader {
     const next = Buffer.alloc(this.cursor.length);
     const value = Buffer.alloc(stride);
     // Deleting the key a hash walk stands on restarts it at bucket 0, so a read remembers the keys it
-    // has returned and skips them the second time round.
-    const seen = mode === 'read' ? new Set<string>() : undefined;
+    // has returned and skips them the second time round. Keys of up to 6 bytes are remembered as
+    // numbers, which costs far less than a string per key.
+    const seen = mode === 'read' ? new Set<number | string>() : undefined;
+    const small = keySize <= 6;
     let n = 0;
     let lastWasDuplicate = false;
     let first = true;
@@ -254,7 +256,7 @@ export class BatchReader {
       next.copy(prev, 0, 0, keySize);
 
       if (seen !== undefined) {
-        const id = next.toString('latin1', 0, keySize);
+        const id = small ? next.readUIntLE(0, keySize) : next.toString('latin1', 0, keySize);
         if (seen.has(id)) {
           if (!lastWasDuplicate) stats.restarts++;
           lastWasDuplicate = true;
