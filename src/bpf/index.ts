@@ -10,3 +10,5 @@ export type { BtfType, BtfMember, BtfField } from './btf-parse.js';
 export { loadKernelBtf, mapBtf } from './btf.js';
 export type { MapBtf } from './btf.js';
 export { BpfObject } from './object.js';
+export { openSource } from './source.js';
+export type { MapSourceRef, OpenedMap } from './source.js';

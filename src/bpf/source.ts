@@ -1,0 +1,29 @@
+import { BpfMap } from './map.js';
+import { BpfObject } from './object.js';
+
+/** Where a map comes from, as a config names it. */
+export type MapSourceRef = { pinned: string } | { id: number } | { name: string } | { object: string; map: string };
+
+export interface OpenedMap {
+  map: BpfMap;
+  /** Closes the map, and the object it came from when the source loaded one. */
+  close(): void;
+}
+
+/** Open the map a source names: read-only unless `write` (drains). */
+export function openSource(source: MapSourceRef, opts: { write?: boolean } = {}): OpenedMap {
+  if ('pinned' in source) return own(BpfMap.openPinned(source.pinned, opts));
+  if ('id' in source) return own(BpfMap.openById(source.id, opts));
+  if ('name' in source) return own(BpfMap.openByName(source.name, opts));
+  const obj = BpfObject.load(source.object);
+  try {
+    return { map: obj.map(source.map), close: () => obj.close() };
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+function own(map: BpfMap): OpenedMap {
+  return { map, close: () => map.close() };
+}
