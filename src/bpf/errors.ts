@@ -1,12 +1,5 @@
 import { constants } from 'node:os';
-
-/** errno numbers by name, inverted once. ENOTSUPP (524) is kernel-internal and missing from libc. */
-const NAMES = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, conventional name.
-  if (!NAMES.has(value)) NAMES.set(value, name);
-}
-NAMES.set(524, 'ENOTSUPP');
+import { ERRNO_NAMES } from '../util/errno-names.js';
 
 export const Errno = {
   EPERM: constants.errno.EPERM,
@@ -26,7 +19,7 @@ export const Errno = {
 } as const;
 
 export function errnoName(errno: number): string {
-  return NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+  return ERRNO_NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 
 const HINTS: Partial<Record<string, string>> = {

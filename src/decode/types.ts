@@ -1,5 +1,3 @@
-import type { LayoutField } from '../layout/types.js';
-
 /**
  * How a label's value is made from a key or value field. Built once per label (with whatever the
  * decoder needs: tables, caches, compiled patterns), then called only when a series is new.

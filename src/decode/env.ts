@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { DecoderConfigError } from './errors.js';
+import { sysfsIfname } from './ifname.js';
+
+/** Injectable system sources, so tests need no real /proc, /sys or architecture. */
+export interface DecoderEnv {
+  /** The text of /proc/kallsyms. Default: read /proc/kallsyms. */
+  kallsyms?: () => string;
+  /** The text of /proc/partitions. Default: read /proc/partitions. */
+  partitions?: () => string;
+  /**
+   * The cgroup v2 mount. Default: /sys/fs/cgroup when it is cgroup2, else /sys/fs/cgroup/unified
+   * when that is (systemd's hybrid layout), else /sys/fs/cgroup.
+   */
+  cgroupRoot?: string;
+  /** Interface name of an ifindex. Default: scan /sys/class/net/x/ifindex on a miss, cached. */
+  ifname?: (index: number) => string | undefined;
+  /** Which syscall table: x64 or arm64. Default: process.arch. */
+  arch?: string;
+  /** Bound of every cache (entries). Default 10000. */
+  cacheSize?: number;
+}
+
+/**
+ * An env with its defaults filled in, plus a clock. Decoders built from the same env object get the
+ * same context, and through it share their system tables (one parsed kallsyms, one cgroup cache),
+ * so pass one env to every createDecoder call of a process.
+ */
+export interface DecoderContext {
+  readonly kallsyms: () => string;
+  readonly partitions: () => string;
+  /** undefined: find the cgroup v2 mount when first needed. */
+  readonly cgroupRoot: string | undefined;
+  readonly ifname: (index: number) => string | undefined;
+  readonly arch: string;
+  readonly cacheSize: number;
+  /** Milliseconds on a monotonic clock, for "at most once per second" re-reads. */
+  readonly now: () => number;
+}
+
+export const DEFAULT_CACHE_SIZE = 10_000;
+
+const contexts = new WeakMap<DecoderEnv, DecoderContext>();
+let defaultContext: DecoderContext | undefined;
+
+/** The shared context of an env object (or of "no env"). */
+export function decoderContext(env?: DecoderEnv): DecoderContext {
+  if (env === undefined) return (defaultContext ??= makeContext({}));
+  let ctx = contexts.get(env);
+  if (ctx === undefined) {
+    ctx = makeContext(env);
+    contexts.set(env, ctx);
+  }
+  return ctx;
+}
+
+/** A fresh context; `now` is injectable so tests can step the clock past the re-read limits. */
+export function makeContext(env: DecoderEnv, now: () => number = () => performance.now()): DecoderContext {
+  const cacheSize = env.cacheSize ?? DEFAULT_CACHE_SIZE;
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) {
+    throw new DecoderConfigError(`cacheSize must be a positive integer, got ${cacheSize}`, '', '');
+  }
+  return {
+    kallsyms: env.kallsyms ?? (() => readFileSync('/proc/kallsyms', 'utf8')),
+    partitions: env.partitions ?? (() => readFileSync('/proc/partitions', 'utf8')),
+    cgroupRoot: env.cgroupRoot,
+    ifname: env.ifname ?? sysfsIfname('/sys/class/net', cacheSize, now),
+    arch: env.arch ?? process.arch,
+    cacheSize,
+    now,
+  };
+}
