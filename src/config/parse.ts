@@ -1,0 +1,100 @@
+/**
+ * Config text -> Config: YAML with positions, the schema walk, the rules across keys, then the
+ * defaults that depend on other keys. Every problem is collected and thrown as one ConfigErrors.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, YAMLMap } from 'yaml';
+import { ConfigError, ConfigErrors, formatPath } from './errors.js';
+import { Locator } from './locate.js';
+import { checkRules, type RawConfig } from './rules.js';
+import { CONFIG_SCHEMA } from './schema.js';
+import type { BucketSpec, Config, MapSource, MapSpec, MetricSpec } from './types.js';
+import { Validator } from './validate.js';
+
+/** Parse and validate a config; `file` names it in messages and anchors relative paths in it. */
+export function parseConfig(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const loc = new Locator(doc, lines, file);
+
+  // After a YAML error the tree is the parser's guess at what was meant; checking it would
+  // report problems that are not in the file, so YAML errors are reported alone.
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) {
+    throw new ConfigErrors(
+      yamlProblems.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
+      }),
+    );
+  }
+
+  const validator = new Validator(loc);
+  // An empty file (or only comments) is an empty mapping: every default, no maps.
+  const raw = validator.document(CONFIG_SCHEMA, doc.contents ?? new YAMLMap()) as RawConfig | undefined;
+  if (raw !== undefined) {
+    checkRules(raw, {
+      report: (path, message) => validator.report(loc.valuePos(loc.find(path)), path, message),
+      line: (path) => loc.where(path).line,
+    });
+  }
+  if (validator.problems.length > 0 || raw === undefined) {
+    throw new ConfigErrors(validator.problems.map((p) => new ConfigError(p.at, formatPath(p.path), p.message)));
+  }
+  // No problems: every required key is there and valid, so the loose result is the full one.
+  return build(raw as Complete, file, loc);
+}
+
+/** Read and parse a config file. */
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new ConfigErrors([new ConfigError({ file: path, line: 0, column: 0 }, '', `cannot read: ${code}`)]);
+  }
+  return parseConfig(text, path);
+}
+
+/** The validator's result once it has no problems: what the schema guarantees, before the last defaults. */
+interface Complete {
+  interval: number;
+  state_file?: string;
+  max_series: number;
+  maps: (Omit<MapSpec, 'interval' | 'metrics'> & { interval?: number; metrics: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
+}
+
+/** Defaults taken from other keys, and paths made absolute. */
+function build(raw: Complete, file: string, loc: Locator): Config {
+  const folder = dirname(file);
+  const config: Config = {
+    file,
+    interval: raw.interval,
+    max_series: raw.max_series,
+    maps: raw.maps.map((m) => ({
+      ...m,
+      source: sourceOf(m.source, folder),
+      interval: m.interval ?? raw.interval,
+      metrics: m.metrics.map((x) => ({
+        ...x,
+        max_series: x.max_series ?? raw.max_series,
+        ...(x.buckets === undefined ? {} : { buckets: bucketsOf(x.buckets) }),
+      })),
+    })),
+    where: (path) => loc.where(path),
+  };
+  if (raw.state_file !== undefined) config.state_file = resolve(folder, raw.state_file);
+  return config;
+}
+
+function sourceOf(s: MapSource, folder: string): MapSource {
+  return 'object' in s ? { object: resolve(folder, s.object), map: s.map } : s;
+}
+
+/** Fixed buckets have no min/max of their own: they span the listed keys. */
+function bucketsOf(b: BucketSpec): BucketSpec {
+  if (b.kind !== 'fixed' || b.values === undefined) return b;
+  return { ...b, min: b.values[0], max: b.values[b.values.length - 1] };
+}

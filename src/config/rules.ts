@@ -1,0 +1,127 @@
+/**
+ * Rules that relate keys written apart, which a per-key schema cannot say. They run on what the
+ * validator made of the document, where anything written wrong is already reported and missing:
+ * each rule skips what it cannot judge rather than report a problem twice.
+ */
+import type { ConfigPath } from './errors.js';
+import { formatPath } from './errors.js';
+import type { Config, FieldSpec } from './types.js';
+import { nearest } from './validate.js';
+
+/** A value as the validator leaves it: any part may be missing where it was written wrong. */
+export type Loose<T> = T extends readonly (infer U)[] ? (Loose<U> | undefined)[] : T extends object ? { [K in keyof T]?: Loose<T[K]> } : T;
+
+export type RawConfig = Loose<Omit<Config, 'file' | 'where'>>;
+type RawField = Loose<FieldSpec>;
+
+export interface RuleContext {
+  /** Report a problem at the value written at `path`. */
+  report(path: ConfigPath, message: string): void;
+  /** The line a path is written on, to point at the other half of a clash. */
+  line(path: ConfigPath): number;
+}
+
+type Rule = (config: RawConfig, ctx: RuleContext) => void;
+
+/** Reports every later use of a name already used; `scope` lists (name, path) pairs in file order. */
+function unique(ctx: RuleContext, what: string, scope: [string | undefined, ConfigPath][], expectedText: string): void {
+  const first = new Map<string, ConfigPath>();
+  for (const [name, path] of scope) {
+    if (name === undefined) continue;
+    const earlier = first.get(name);
+    const owner = path.slice(0, -1);
+    if (earlier === undefined) first.set(name, owner);
+    else ctx.report(path, `${what} "${name}" is already used by ${formatPath(earlier)} (line ${ctx.line(earlier)}), expected ${expectedText}`);
+  }
+}
+
+/** Names of fields a metric can refer to, when the list is written and all of it is valid; pads have no value to read. */
+function names(fields: (RawField | undefined)[] | undefined): string[] | undefined {
+  if (fields === undefined || fields.some((f) => f?.name === undefined || f.type === undefined)) return undefined;
+  return fields.filter((f) => !f!.type!.startsWith('pad[')).map((f) => f!.name!);
+}
+
+function noField(what: string, name: string, choices: string[], listed: string): string {
+  const near = nearest(name, choices);
+  return `no ${what} field named "${name}"${near === undefined ? '' : ` (did you mean "${near}"?)`}, expected one of ${listed}`;
+}
+
+const rules: Rule[] = [
+  function mapNamesAreUnique(config, ctx) {
+    unique(ctx, 'map name', (config.maps ?? []).map((m, i) => [m?.name, ['maps', i, 'name']]), 'a unique name');
+  },
+
+  // One exposition holds every map's metrics, so a name may be used once in the whole config.
+  function metricNamesAreUnique(config, ctx) {
+    const all = (config.maps ?? []).flatMap((m, i) => (m?.metrics ?? []).map((x, j): [string | undefined, ConfigPath] => [x?.name, ['maps', i, 'metrics', j, 'name']]));
+    unique(ctx, 'metric name', all, 'a unique name across the config');
+  },
+
+  function labelNamesAreUniqueInAMetric(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        const at = (k: number): ConfigPath => ['maps', i, 'metrics', j, 'labels', k, 'name'];
+        unique(ctx, 'label name', (x?.labels ?? []).map((l, k) => [l?.name, at(k)]), 'a unique name within the metric');
+        (x?.labels ?? []).forEach((l, k) => {
+          if (x?.cpu === 'label' && l?.name === 'cpu') ctx.report(at(k), 'label name "cpu" is added by cpu: label, expected another name');
+        });
+      }),
+    );
+  },
+
+  // Prometheus convention: a counter's name ends in _total (OpenMetrics exposition relies on it).
+  function countersEndInTotal(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        if (x?.type === 'counter' && x.name !== undefined && !x.name.endsWith('_total')) {
+          ctx.report(['maps', i, 'metrics', j, 'name'], `counter "${x.name}" does not end in _total (Prometheus convention), expected "${x.name}_total"`);
+        }
+      }),
+    );
+  },
+
+  // A label's `from` looks in both lists, so a name in both would be ambiguous.
+  function fieldNamesAreUnique(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      const scope = (['key', 'value'] as const).flatMap((side) => (m?.[side] ?? []).map((f, k): [string | undefined, ConfigPath] => [f?.name, ['maps', i, side, k, 'name']]));
+      unique(ctx, 'field name', scope, 'a unique name among the key and value fields');
+    });
+  },
+
+  // Only where the fields are written: fields that will come from BTF are checked once the map is open.
+  function referencedFieldsExist(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      const key = names(m?.key);
+      const value = names(m?.value);
+      (m?.metrics ?? []).forEach((x, j) => {
+        const at = (...p: (string | number)[]): ConfigPath => ['maps', i, 'metrics', j, ...p];
+        if (value !== undefined) {
+          if (x?.value !== undefined && !value.includes(x.value)) ctx.report(at('value'), noField('value', x.value, value, value.join(', ')));
+          if (x?.sum !== undefined && !value.includes(x.sum)) ctx.report(at('sum'), noField('value', x.sum, value, value.join(', ')));
+        }
+        const from = x?.buckets?.from;
+        if (key !== undefined && from !== undefined && !key.includes(from)) ctx.report(at('buckets', 'from'), noField('key', from, key, key.join(', ')));
+        if (key === undefined || value === undefined) return;
+        (x?.labels ?? []).forEach((l, k) => {
+          if (l?.from !== undefined && !key.includes(l.from) && !value.includes(l.from)) {
+            ctx.report(at('labels', k, 'from'), noField('key or value', l.from, [...key, ...value], `${key.join(', ')} (key) or ${value.join(', ')} (value)`));
+          }
+        });
+      });
+    });
+  },
+
+  function bucketRangeIsInOrder(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        const b = x?.buckets;
+        if (b?.kind === 'fixed' || b?.min === undefined || b.max === undefined || b.max >= b.min) return;
+        ctx.report(['maps', i, 'metrics', j, 'buckets', 'max'], `max ${b.max} is below min ${b.min}, expected max >= min`);
+      }),
+    );
+  },
+];
+
+export function checkRules(config: RawConfig, ctx: RuleContext): void {
+  for (const rule of rules) rule(config, ctx);
+}

@@ -1,0 +1,325 @@
+/**
+ * The config's keys, described once: types, allowed values, defaults and descriptions. The
+ * validator in validate.ts walks this description, and renderJsonSchema() turns it into the JSON
+ * Schema editors use (config/schema.json). Rules that relate keys far apart (names unique across
+ * maps, fields a metric refers to) are in rules.ts; they cannot be said per key.
+ */
+import { parseFieldType } from '../layout/field-type.js';
+
+/** What one value may be. */
+export type Shape =
+  | StringShape
+  | { type: 'integer'; min?: number; max?: number }
+  /** A finite number; `above`: it must be greater than that. */
+  | { type: 'number'; above?: number }
+  | { type: 'boolean' }
+  /** A string like 500ms, 5s, 1m30s; the result is milliseconds. */
+  | { type: 'duration' }
+  /** A label value: any scalar, kept as the text written (`1.0` stays "1.0"). */
+  | { type: 'text' }
+  | { type: 'list'; items: Shape; minItems?: number; check?: (items: readonly unknown[]) => string | undefined }
+  | ObjectShape
+  /** A mapping from integers (decimal or 0x hex, kept as decimal strings) to label texts. */
+  | { type: 'dict' };
+
+export interface StringShape {
+  type: 'string';
+  enum?: readonly string[];
+  /** Checked first, for specific messages; `undefined` means fine. */
+  check?: (value: string) => string | undefined;
+  /** The whole value must match; `expected` says what in words. Also written into the JSON Schema. */
+  pattern?: RegExp;
+  expected?: string;
+  nonEmpty?: boolean;
+}
+
+export interface ObjectShape {
+  type: 'object';
+  props: Readonly<Record<string, Prop>>;
+  /** Exactly one of these keys must be written. */
+  exactlyOne?: readonly string[];
+  /** The result gets `at`, the position of the mapping. */
+  at?: boolean;
+}
+
+export interface Prop {
+  shape: Shape;
+  description: string;
+  required?: boolean;
+  /** Used when the key is not written; given as it would be written (durations as text). */
+  default?: string | number | boolean | readonly [];
+  /**
+   * The key may be written only when the sibling key `key` is written (and, with `is`, has one
+   * of those values); with `required`, it must then be written. The sibling must come earlier
+   * in `props`: the validator judges by its value, converted before.
+   */
+  when?: { key: string; is?: readonly string[]; required?: boolean };
+}
+
+// h, m, s, ms in that order, each at most once, decimals allowed (1.5s); `m(?!s)` keeps 5ms from reading as 5m + s.
+const NUM = String.raw`(\d+(?:\.\d+)?)`;
+const DURATION = new RegExp(`^(?=\\d)(?:${NUM}h)?(?:${NUM}m(?!s))?(?:${NUM}s)?(?:${NUM}ms)?$`);
+const DURATION_UNITS = [3_600_000, 60_000, 1000, 1];
+
+/** Whole milliseconds for a duration like `1m30s`, or what is wrong with it. */
+export function parseDuration(text: string): number | string {
+  const m = DURATION.exec(text);
+  if (m === null) return `invalid duration "${text}", expected a number with a unit like 500ms, 5s, 1m, 1h or 1m30s`;
+  const ms = Math.round(DURATION_UNITS.reduce((sum, unit, i) => sum + Number(m[i + 1] ?? 0) * unit, 0));
+  return ms >= 1 ? ms : `duration "${text}" is less than 1ms, expected at least 1ms`;
+}
+
+export const DECODERS = [
+  'uint', 'int', 'hex', 'string', 'inet_ip', 'ksym', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'static_map', 'regexp', 'enum',
+] as const;
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+// Dots let a config name the same fields BTF would (`addr.port`).
+const FIELD_NAME = /^[a-zA-Z_][a-zA-Z0-9_.]*$/;
+const FIELD_TYPE = /^(u8|u16|u32|u64|s8|s16|s32|s64|be16|be32|be64|(char|u8|pad)\[[1-9][0-9]*\])$/;
+
+function checkFieldType(text: string): string | undefined {
+  const sized = /^(char|u8|pad)\[(.*)\]$/.exec(text);
+  if (sized !== null && !/^[1-9][0-9]*$/.test(sized[2])) return `field type "${text}": N must be a positive integer`;
+  const t = parseFieldType(text);
+  return typeof t === 'string' ? t : undefined;
+}
+
+function checkLabelName(name: string): string | undefined {
+  if (name.startsWith('__')) return `label name "${name}" starts with __, which Prometheus reserves, expected another name`;
+  if (name === 'le') return 'label name "le" is reserved for histogram buckets, expected another name';
+  return undefined;
+}
+
+function checkPattern(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern);
+    return undefined;
+  } catch (e) {
+    // V8 says "Invalid regular expression: /PATTERN/: REASON"; the pattern is in the config already.
+    const reason = (e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+    return `invalid regular expression "${pattern}": ${reason}, expected a JavaScript regular expression`;
+  }
+}
+
+function checkAscending(items: readonly unknown[]): string | undefined {
+  for (let i = 1; i < items.length; i++) {
+    if ((items[i] as number) <= (items[i - 1] as number)) return `${String(items[i])} comes after ${String(items[i - 1])}, expected ascending values without repeats`;
+  }
+  return undefined;
+}
+
+const nonEmpty: StringShape = { type: 'string', nonEmpty: true };
+const NOT_FIXED = ['exp2', 'exp2zero', 'linear'];
+
+const field: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    name: { shape: { type: 'string', pattern: FIELD_NAME, expected: 'a field name ([a-zA-Z_][a-zA-Z0-9_.]*)' }, required: true, description: 'The field\'s name, which metrics and labels refer to.' },
+    type: {
+      shape: { type: 'string', check: checkFieldType, pattern: FIELD_TYPE },
+      required: true,
+      description: 'u8 u16 u32 u64 s8 s16 s32 s64 (host order), be16 be32 be64 (network order), char[N] (NUL-terminated string), u8[N] (bytes), pad[N] (skipped). Fields are laid out in order, without implicit alignment.',
+    },
+  },
+};
+
+const fields = (what: string): Prop => ({
+  shape: { type: 'list', items: field, minItems: 1 },
+  description: `The map's ${what}, field by field; the sizes must add up to its ${what}_size. Omit it when the map carries BTF.`,
+});
+
+const source: ObjectShape = {
+  type: 'object',
+  exactlyOne: ['pinned', 'id', 'name', 'object'],
+  props: {
+    pinned: { shape: nonEmpty, description: 'Path of a map pinned in bpffs, e.g. /sys/fs/bpf/my_map.' },
+    id: { shape: { type: 'integer', min: 1, max: 0xffffffff }, description: 'The kernel\'s id of the map (as bpftool map list shows it).' },
+    name: { shape: nonEmpty, description: 'The name of a loaded map (the first map of that name).' },
+    object: { shape: nonEmpty, description: 'A compiled BPF object (.bpf.o) the exporter loads and attaches, relative to the config file\'s folder.' },
+    map: { shape: nonEmpty, when: { key: 'object', required: true }, description: 'With object: the name of the map in that object.' },
+  },
+};
+
+const bucket: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    from: { shape: nonEmpty, required: true, description: 'The key field that holds the bucket.' },
+    kind: {
+      shape: { type: 'string', enum: ['exp2', 'exp2zero', 'linear', 'fixed'] },
+      required: true,
+      description: 'Upper bound of bucket key k: exp2 2^k; exp2zero 0 for k = 0, else 2^(k-1); linear k; fixed k for each of values. Each times multiplier.',
+    },
+    min: { shape: { type: 'integer', min: 0 }, default: 0, when: { key: 'kind', is: NOT_FIXED }, description: 'First bucket key; smaller keys count in the first bucket.' },
+    max: {
+      shape: { type: 'integer', min: 0 },
+      when: { key: 'kind', is: NOT_FIXED, required: true },
+      description: 'Last bucket key; larger keys count only in +Inf. Key max + 1 holds the sum unless the metric names a sum field.',
+    },
+    multiplier: { shape: { type: 'number', above: 0 }, default: 1, description: 'Multiplies bucket bounds and the sum, e.g. 1.0e-6 for microseconds to seconds.' },
+    values: {
+      shape: { type: 'list', items: { type: 'integer', min: 0 }, minItems: 1, check: checkAscending },
+      when: { key: 'kind', is: ['fixed'], required: true },
+      description: 'fixed: the bucket keys there are, ascending; each is its bucket\'s upper bound before the multiplier.',
+    },
+  },
+};
+
+const label: ObjectShape = {
+  type: 'object',
+  at: true,
+  exactlyOne: ['from', 'value'],
+  props: {
+    name: { shape: { type: 'string', check: checkLabelName, pattern: LABEL_NAME, expected: 'a label name ([a-zA-Z_][a-zA-Z0-9_]*)' }, required: true, description: 'The label\'s name; not starting with __, not le.' },
+    from: { shape: nonEmpty, description: 'The key or value field the label is decoded from. Rows that decode to the same labels are summed.' },
+    value: { shape: { type: 'text' }, description: 'A static label value.' },
+    decoder: {
+      shape: { type: 'string', enum: DECODERS },
+      when: { key: 'from' },
+      description: 'How the field becomes text. Default by type: integers uint, char[N] string, u8[N] hex.',
+    },
+    map: { shape: { type: 'dict' }, when: { key: 'decoder', is: ['static_map'], required: true }, description: 'static_map: raw value -> label value, e.g. { 0: read, 1: write }.' },
+    allow_unknown: { shape: { type: 'boolean' }, when: { key: 'decoder', is: ['static_map'] }, description: 'static_map: values not in map pass through as their number (else unknown:N).' },
+    pattern: {
+      shape: { type: 'string', nonEmpty: true, check: checkPattern },
+      when: { key: 'decoder', is: ['regexp'], required: true },
+      description: 'regexp: a JavaScript regular expression; rows whose (string) value does not match are dropped.',
+    },
+  },
+};
+
+const metric: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    name: {
+      shape: { type: 'string', pattern: METRIC_NAME, expected: 'a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)' },
+      required: true,
+      description: 'The metric\'s name, unique in the config; counters end in _total.',
+    },
+    type: { shape: { type: 'string', enum: ['counter', 'gauge', 'histogram'] }, required: true, description: 'counter, gauge or histogram.' },
+    help: { shape: nonEmpty, required: true, description: 'The metric\'s HELP text.' },
+    value: { shape: nonEmpty, required: true, description: 'The value field read; for histograms, the count in each bucket.' },
+    cpu: {
+      shape: { type: 'string', enum: ['sum', 'max', 'min', 'label'] },
+      default: 'sum',
+      description: 'Per-CPU maps: how the CPUs\' values combine; label keeps one series per CPU, with a label cpu="N".',
+    },
+    scale: { shape: { type: 'number' }, default: 1, when: { key: 'type', is: ['counter', 'gauge'] }, description: 'Multiplies the value, e.g. 1.0e-9 for nanoseconds to seconds. Histograms use buckets.multiplier.' },
+    labels: { shape: { type: 'list', items: label }, default: [], description: 'The series\' labels; rows with the same labels are summed.' },
+    buckets: { shape: bucket, when: { key: 'type', is: ['histogram'], required: true }, description: 'Histograms: how a key field\'s values map to buckets.' },
+    sum: { shape: nonEmpty, when: { key: 'type', is: ['histogram'] }, description: 'Histograms: a value field holding the sum; without it, bucket key max + 1 holds the sum when the map keeps one.' },
+    max_series: { shape: { type: 'integer', min: 1 }, description: 'Cap on this metric\'s series; new series beyond it are dropped and counted. Default: the top-level max_series.' },
+  },
+};
+
+const map: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    name: { shape: nonEmpty, required: true, description: 'The job\'s name in self-metrics, logs and `dump --map`; unique.' },
+    source: { shape: source, required: true, description: 'Where the map is: exactly one of pinned, id, name, or object with map.' },
+    mode: {
+      shape: { type: 'string', enum: ['read', 'drain'] },
+      default: 'read',
+      description: 'read, or drain: lookup-and-delete, keeping the totals in the exporter.',
+    },
+    interval: { shape: { type: 'duration' }, description: 'How often the map is read. Default: the top-level interval.' },
+    batch_size: { shape: { type: 'integer', min: 1, max: 1_048_576 }, default: 4096, description: 'Entries per batch call (ENOSPC grows it as needed).' },
+    batch: { shape: { type: 'boolean' }, default: true, description: 'false: per-key iteration (get_next_key), as on kernels without batch operations.' },
+    key: fields('key'),
+    value: fields('value'),
+    metrics: { shape: { type: 'list', items: metric, minItems: 1 }, required: true, description: 'The metrics made from the map\'s entries.' },
+  },
+};
+
+export const CONFIG_SCHEMA: ObjectShape = {
+  type: 'object',
+  props: {
+    interval: { shape: { type: 'duration' }, default: '15s', description: 'How often maps are read, unless a map says otherwise: 500ms, 5s, 1m, 1h, 1m30s.' },
+    state_file: { shape: nonEmpty, description: 'Where drain totals are checkpointed across restarts, relative to the config file\'s folder.' },
+    max_series: { shape: { type: 'integer', min: 1 }, default: 10000, description: 'Cap on series per metric, unless a metric says otherwise.' },
+    maps: { shape: { type: 'list', items: map }, default: [], description: 'The maps to export. Without any, the exporter only inventories every BPF map on the host.' },
+  },
+};
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+function shapeSchema(shape: Shape): { [key: string]: Json } {
+  switch (shape.type) {
+    case 'string': {
+      const s: { [key: string]: Json } = { type: 'string' };
+      if (shape.enum !== undefined) s.enum = [...shape.enum];
+      if (shape.pattern !== undefined) s.pattern = shape.pattern.source;
+      if (shape.nonEmpty === true) s.minLength = 1;
+      return s;
+    }
+    case 'integer': {
+      const s: { [key: string]: Json } = { type: 'integer' };
+      if (shape.min !== undefined) s.minimum = shape.min;
+      if (shape.max !== undefined) s.maximum = shape.max;
+      return s;
+    }
+    case 'number':
+      return shape.above === undefined ? { type: 'number' } : { type: 'number', exclusiveMinimum: shape.above };
+    case 'boolean':
+      return { type: 'boolean' };
+    case 'duration':
+      return { type: 'string', pattern: DURATION.source };
+    case 'text':
+      return { type: ['string', 'number', 'boolean'] };
+    case 'list': {
+      const s: { [key: string]: Json } = { type: 'array', items: shapeSchema(shape.items) };
+      if (shape.minItems !== undefined) s.minItems = shape.minItems;
+      return s;
+    }
+    case 'dict':
+      return { type: 'object', propertyNames: { pattern: '^-?([0-9]+|0x[0-9a-fA-F]+)$' }, additionalProperties: { type: ['string', 'number', 'boolean'] } };
+    case 'object':
+      return objectSchema(shape);
+  }
+}
+
+function objectSchema(shape: ObjectShape): { [key: string]: Json } {
+  const properties: { [key: string]: Json } = {};
+  const required: string[] = [];
+  const conditions: Json[] = [];
+  for (const [name, prop] of Object.entries(shape.props)) {
+    const s: { [key: string]: Json } = { description: prop.description, ...shapeSchema(prop.shape) };
+    if (prop.default !== undefined) s.default = typeof prop.default === 'object' ? [] : prop.default;
+    properties[name] = s;
+    if (prop.required === true) required.push(name);
+    if (prop.when !== undefined) {
+      const { key, is } = prop.when;
+      const test: { [key: string]: Json } = { required: [key] };
+      if (is !== undefined) test.properties = { [key]: { enum: [...is] } };
+      const cond: { [key: string]: Json } = { if: test };
+      if (prop.when.required === true) cond.then = { required: [name] };
+      cond.else = { not: { required: [name] } };
+      conditions.push(cond);
+    }
+  }
+  const s: { [key: string]: Json } = { type: 'object', properties, additionalProperties: false };
+  if (required.length > 0) s.required = required;
+  if (shape.exactlyOne !== undefined) s.oneOf = shape.exactlyOne.map((k) => ({ required: [k] }));
+  if (conditions.length > 0) s.allOf = conditions;
+  return s;
+}
+
+/** The JSON Schema (draft 2020-12) of the config, as committed in config/schema.json. */
+export function renderJsonSchema(): string {
+  const schema = {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'bpf-map-exporter configuration',
+    description: 'Generated from src/config/schema.ts; do not edit. Rules across keys (unique names, fields that metrics name, counters ending in _total) are checked by the exporter.',
+    ...objectSchema(CONFIG_SCHEMA),
+  };
+  return `${JSON.stringify(schema, null, 2)}\n`;
+}
+
+/** The command that rewrites config/schema.json, for messages. */
+export const REGENERATE_SCHEMA =
+  'node --import tsx -e "import(\'./src/config/schema.ts\').then((m) => process.stdout.write(m.renderJsonSchema()))" > config/schema.json';

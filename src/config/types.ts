@@ -1,0 +1,106 @@
+/**
+ * A validated configuration, as the rest of the exporter sees it. Every default is applied and
+ * every duration is in milliseconds; `at` says where each part was written, for later messages.
+ */
+
+/** A position in a config file; line and column are 1-based. */
+export interface SourceRef {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** Where a map comes from. An object path is resolved relative to the config file's folder. */
+export type MapSource = { pinned: string } | { id: number } | { name: string } | { object: string; map: string };
+
+/** One field of a key or value layout. */
+export interface FieldSpec {
+  name: string;
+  /** As written: u8..u64, s8..s64, be16, be32, be64, char[N], u8[N], pad[N]. */
+  type: string;
+  at: SourceRef;
+}
+
+/** How a key field's values become histogram buckets. */
+export interface BucketSpec {
+  /** The key field that holds the bucket. */
+  from: string;
+  kind: 'exp2' | 'exp2zero' | 'linear' | 'fixed';
+  /** First and last bucket key; for `fixed`, the smallest and largest of `values`. */
+  min: number;
+  max: number;
+  /** Bucket bounds (and the sum) are multiplied by it, e.g. 1e-6 for microseconds to seconds. */
+  multiplier: number;
+  /** fixed only: the bucket keys there are, ascending; each is an upper bound before the multiplier. */
+  values?: number[];
+  at: SourceRef;
+}
+
+/** A label: from a key or value field (`from`, decoded), or static (`value`). Exactly one of from/value is set. */
+export interface LabelSpec {
+  name: string;
+  from?: string;
+  value?: string;
+  /** Unset: the default for the field's type (integers: uint, char[N]: string, u8[N]: hex). */
+  decoder?: string;
+  /** static_map: raw value as a decimal string -> label value. */
+  map?: Record<string, string>;
+  /** static_map: unknown values pass through as their number. */
+  allow_unknown?: boolean;
+  /** regexp: rows whose decoded value does not match are dropped. */
+  pattern?: string;
+  at: SourceRef;
+}
+
+export interface MetricSpec {
+  name: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  help: string;
+  /** The value field read (for histograms: the count in each bucket). */
+  value: string;
+  /** How per-CPU values are reduced; `label` keeps one series per CPU, labelled cpu="N". */
+  cpu: 'sum' | 'max' | 'min' | 'label';
+  scale: number;
+  /** The labels written; the `cpu` label of `cpu: label` is not among them. */
+  labels: LabelSpec[];
+  /** histograms only (and required for them). */
+  buckets?: BucketSpec;
+  /** histograms only: the value field holding the sum. */
+  sum?: string;
+  max_series: number;
+  at: SourceRef;
+}
+
+export interface MapSpec {
+  name: string;
+  source: MapSource;
+  mode: 'read' | 'drain';
+  /** Milliseconds. */
+  interval: number;
+  batch_size: number;
+  batch: boolean;
+  /** Unset: the layout comes from the map's BTF. */
+  key?: FieldSpec[];
+  value?: FieldSpec[];
+  metrics: MetricSpec[];
+  at: SourceRef;
+}
+
+export interface Config {
+  /** The config file, as it was named to the parser. */
+  file: string;
+  /** Milliseconds: the default for every map. */
+  interval: number;
+  /** Where drain totals are checkpointed, resolved relative to the config file's folder. */
+  state_file?: string;
+  /** Default cap on series per metric. */
+  max_series: number;
+  /** Empty: the exporter only inventories the host's BPF maps. */
+  maps: MapSpec[];
+  /**
+   * Where a key path is written, e.g. ['maps', 0, 'key']: the value itself when it is a scalar,
+   * the key when its value is a list or mapping, the item for a list index. A path that is not
+   * written falls back to the nearest written parent.
+   */
+  where(path: readonly (string | number)[]): SourceRef;
+}
