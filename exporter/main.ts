@@ -9,7 +9,10 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  maps [--json]     list every BPF map on this host (id, name, type, sizes, entries, fill)
+  check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
+  dump --config FILE [--map NAME] [--format json|table]
+                                                     print the series the config yields right now
+  maps [--json]                                      list every BPF map on this host (id, name, type, sizes, entries, fill)
   --version         print the version
   --help            print this help`;
 
@@ -22,7 +25,14 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } },
+    options: {
+      version: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
+      config: { type: 'string', short: 'c' },
+      map: { type: 'string' },
+      format: { type: 'string', default: 'json' },
+    },
   });
   if (values.version === true) {
     console.log(version());
@@ -40,7 +50,20 @@ async function main(argv: string[]): Promise<number> {
     console.log(values.json === true ? JSON.stringify(rows, null, 2) : formatMapTable(rows));
     return 0;
   }
-  console.error(`bpf-map-exporter: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  if (command === 'check' || command === 'dump') {
+    if (values.config === undefined) return usageError(`${command} needs --config FILE`);
+    if (values.format !== 'json' && values.format !== 'table') return usageError(`--format must be json or table, not ${JSON.stringify(values.format)}`);
+    const { check, dump } = await import('./config-commands.js');
+    const r = command === 'check' ? check(values.config) : dump(values.config, { map: values.map, format: values.format });
+    for (const line of r.out) console.log(line);
+    for (const line of r.err) console.error(line);
+    return r.code;
+  }
+  return usageError(`unknown command ${JSON.stringify(command)}`);
+}
+
+function usageError(message: string): number {
+  console.error(`bpf-map-exporter: ${message}\n${USAGE}`);
   return 2;
 }
 

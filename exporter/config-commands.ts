@@ -1,0 +1,100 @@
+import { loadConfig } from '../src/config/parse.js';
+import { ConfigErrors } from '../src/config/errors.js';
+import type { Config } from '../src/config/types.js';
+import { jobsOf, type MapJob } from '../src/collect/job.js';
+import type { PlanProblem } from '../src/aggregate/plan.js';
+import type { Family } from '../src/aggregate/types.js';
+
+/** A command's outcome: lines for stdout and stderr, and the exit code. */
+export interface Outcome {
+  out: string[];
+  err: string[];
+  code: number;
+}
+
+function pathText(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** One line per problem, `FILE:LINE:COLUMN: path: message`, pointing at the config key concerned. */
+export function problemLines(config: Config, problems: readonly PlanProblem[]): string[] {
+  return problems.map((p) => {
+    const at = config.where(p.path);
+    return `${at.file}:${at.line}:${at.column}: ${pathText(p.path)}: ${p.message}`;
+  });
+}
+
+function load(file: string): Config | Outcome {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigErrors) return { out: [], err: e.errors.map((x) => x.message), code: 2 };
+    throw e;
+  }
+}
+
+function openAll(config: Config, jobs: MapJob[]): string[] {
+  return problemLines(config, jobs.flatMap((j) => j.open()));
+}
+
+/** `check`: the config parses, its maps resolve and its layouts and metrics fit them. */
+export function check(file: string): Outcome {
+  const config = load(file);
+  if ('code' in config) return config;
+  const jobs = jobsOf(config);
+  try {
+    const err = openAll(config, jobs);
+    if (err.length > 0) return { out: [], err, code: 2 };
+    return { out: [`${file}: ok (${jobs.length} map${jobs.length === 1 ? '' : 's'})`], err: [], code: 0 };
+  } finally {
+    for (const j of jobs) j.close();
+  }
+}
+
+export interface DumpRow {
+  map: string;
+  metric: string;
+  type: Family['type'];
+  labels: Readonly<Record<string, string>>;
+  value?: number;
+  buckets?: { le: number | '+Inf'; count: number }[];
+  count?: number;
+  sum?: number;
+}
+
+/** `dump`: the series the config yields right now. Drain maps are read, never drained, by a dump. */
+export function dump(file: string, opts: { map?: string; format: 'json' | 'table' }): Outcome {
+  const config = load(file);
+  if ('code' in config) return config;
+  const jobs = jobsOf(config, opts.map);
+  if (opts.map !== undefined && jobs.length === 0) {
+    return { out: [], err: [`${file}: no map named "${opts.map}"; the config has: ${config.maps.map((m) => m.name).join(', ') || 'none'}`], code: 2 };
+  }
+  try {
+    const err = openAll(config, jobs);
+    if (err.length > 0) return { out: [], err, code: 2 };
+    const rows: DumpRow[] = [];
+    for (const job of jobs) {
+      for (const f of job.read('read').snapshot.families) {
+        for (const s of f.series) {
+          if ('value' in s) rows.push({ map: job.spec.name, metric: f.name, type: f.type, labels: s.labels, value: s.value });
+          else rows.push({ map: job.spec.name, metric: f.name, type: f.type, labels: s.labels, buckets: s.buckets.map((b) => ({ le: b.le === Infinity ? '+Inf' : b.le, count: b.count })), count: s.count, sum: s.sum });
+        }
+      }
+    }
+    return { out: [opts.format === 'json' ? JSON.stringify(rows.map(({ map: _map, ...r }) => r), null, 2) : table(rows)], err: [], code: 0 };
+  } finally {
+    for (const j of jobs) j.close();
+  }
+}
+
+function table(rows: DumpRow[]): string {
+  const cells = rows.map((r) => [
+    r.metric,
+    `{${Object.entries(r.labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}}`,
+    r.value !== undefined ? String(r.value) : `count=${r.count} sum=${r.sum} ${r.buckets!.map((b) => `le${b.le}:${b.count}`).join(' ')}`,
+  ]);
+  const head = ['METRIC', 'LABELS', 'VALUE'];
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  return [head, ...cells].map((c) => c.map((x, i) => (i === 2 ? x : x.padEnd(w[i]))).join('  ')).join('\n');
+}

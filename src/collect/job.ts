@@ -1,0 +1,93 @@
+import type { Config, MapSpec } from '../config/types.js';
+import { openSource, type OpenedMap } from '../bpf/source.js';
+import { mapBtf, type MapBtf } from '../bpf/btf.js';
+import { BpfError } from '../bpf/errors.js';
+import { possibleCpus } from '../bpf/cpus.js';
+import { BatchReader, type IterationStats, type ReadMode } from '../bpf/batch.js';
+import type { DecoderEnv } from '../decode/index.js';
+import { planMap, type MapPlan, type PlanProblem } from '../aggregate/plan.js';
+import { MapAggregator, type MapSnapshot } from '../aggregate/map-aggregator.js';
+
+export interface JobRead {
+  snapshot: MapSnapshot;
+  iteration: IterationStats;
+}
+
+/**
+ * One configured map: its source opened, its layout and metrics fitted to the real map, and reads
+ * that turn the map's entries into series. (The scheduler that runs jobs on their intervals builds on this.)
+ */
+export class MapJob {
+  readonly spec: MapSpec;
+  readonly index: number;
+  private opened: OpenedMap | undefined;
+  private plan: MapPlan | undefined;
+  private reader: BatchReader | undefined;
+  private aggregator: MapAggregator | undefined;
+
+  constructor(spec: MapSpec, index: number) {
+    this.spec = spec;
+    this.index = index;
+  }
+
+  /** Open the map and fit the config to it. Problems name config paths; BPF failures are problems of `source`. */
+  open(opts: { write?: boolean; env?: DecoderEnv } = {}): PlanProblem[] {
+    this.close();
+    let opened: OpenedMap;
+    try {
+      opened = openSource(this.spec.source, { write: opts.write });
+    } catch (e) {
+      if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message }];
+      throw e;
+    }
+    const { map } = opened;
+    let btf: MapBtf | undefined;
+    try {
+      btf = mapBtf(map);
+    } catch (e) {
+      // Reading BTF needs CAP_SYS_ADMIN; a config that describes the layout does without it.
+      if (!(e instanceof BpfError) || (this.spec.key === undefined || this.spec.value === undefined)) {
+        opened.close();
+        if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: `cannot read the map's BTF to learn its layout: ${e.message}` }];
+        throw e;
+      }
+    }
+    const facts = { info: map.info, cpus: map.cpus, cpuIds: map.perCpu ? possibleCpus() : [0], valueStride: map.valueStride, perCpu: map.perCpu, btf };
+    const { plan, problems } = planMap(this.spec, this.index, facts, opts.env);
+    if (plan === undefined) {
+      opened.close();
+      return problems;
+    }
+    this.opened = opened;
+    this.plan = plan;
+    this.reader = new BatchReader(map, { batchSize: this.spec.batch_size, method: this.spec.batch ? 'auto' : 'per-key' });
+    this.aggregator = new MapAggregator(plan, { accumulate: this.spec.mode === 'drain' });
+    return [];
+  }
+
+  /** One sweep of the map into a snapshot. `mode` defaults to the job's own. */
+  read(mode: ReadMode = this.spec.mode): JobRead {
+    if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
+    const agg = this.aggregator;
+    agg.begin();
+    for (const b of this.reader.batches(mode)) agg.add(b.keys, b.values, b.count);
+    return { snapshot: agg.finish(), iteration: { ...this.reader.stats } };
+  }
+
+  get mapPlan(): MapPlan | undefined {
+    return this.plan;
+  }
+
+  close(): void {
+    this.opened?.close();
+    this.opened = undefined;
+    this.plan = undefined;
+    this.reader = undefined;
+    this.aggregator = undefined;
+  }
+}
+
+/** The jobs of a config, optionally only the one named. */
+export function jobsOf(config: Config, only?: string): MapJob[] {
+  return config.maps.flatMap((spec, i) => (only === undefined || spec.name === only ? [new MapJob(spec, i)] : []));
+}
