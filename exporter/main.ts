@@ -3,7 +3,7 @@
  * The bpf-map-exporter command line. Thin: parses arguments, calls the library, prints one clear
  * line on expected errors (never a stack trace) and sets the exit code.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: bpf-map-exporter <command> [options]
@@ -17,8 +17,10 @@ commands:
   --help            print this help`;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  // package.json is one folder up from exporter/main.ts and two from dist/exporter/main.js.
+  const url = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
+  if (url === undefined) return 'unknown';
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
 }
 
 async function main(argv: string[]): Promise<number> {
