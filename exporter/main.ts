@@ -47,8 +47,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.
-    const { listMaps, formatMapTable } = await import('./maps.js');
-    const rows = listMaps();
+    const { inventory } = await import('../src/collect/inventory.js');
+    const { formatMapTable } = await import('./maps.js');
+    const rows = inventory();
     console.log(values.json === true ? JSON.stringify(rows, null, 2) : formatMapTable(rows));
     return 0;
   }

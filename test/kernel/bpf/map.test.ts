@@ -202,3 +202,23 @@ kernelDescribe('maps of a clang-compiled object', () => {
     }
   });
 });
+
+kernelDescribe('inventory', () => {
+  it('lists every map with entries, max_entries and memlock, and a removed map leaves it', async () => {
+    const { inventory } = await import('../../../src/collect/inventory.js');
+    const name = `bme_i${process.pid % 100000}`;
+    const m = BpfMap.create({ type: MapType.lru_hash, name, keySize: 4, valueSize: 8, maxEntries: 10 });
+    const a = BpfMap.create({ type: MapType.percpu_array, name: `${name}a`, keySize: 4, valueSize: 8, maxEntries: 4 });
+    for (let i = 0; i < 3; i++) m.update(u32(i), Buffer.alloc(8));
+    const row = inventory().find((r) => r.id === m.info.id);
+    expect(row).toMatchObject({ name, type: 'lru_hash', keySize: 4, valueSize: 8, maxEntries: 10, entries: 3, method: 'batch' });
+    expect(row!.memlockBytes).toBeGreaterThan(0);
+    expect(inventory().find((r) => r.id === a.info.id)).toMatchObject({ type: 'percpu_array', entries: 4, method: null });
+    const id = m.info.id;
+    m.close();
+    a.close();
+    // The kernel frees a map once its last fd is gone, asynchronously.
+    for (let i = 0; i < 100 && inventory().some((r) => r.id === id); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(inventory().some((r) => r.id === id)).toBe(false);
+  });
+});

@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import { BpfMap, mapIds } from '../bpf/map.js';
+import { BatchReader } from '../bpf/batch.js';
+import { BpfError, Errno } from '../bpf/errors.js';
+import { isArrayLike } from '../bpf/map-types.js';
+
+/** One map of the host, as the inventory sees it. */
+export interface InventoryRow {
+  id: number;
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** Entries counted by a batch read; null when the map cannot be iterated (ring buffers, ...). */
+  entries: number | null;
+  /** How the entries were counted: batch, per-key, or null (array-like maps hold max_entries). */
+  method: string | null;
+  /** The kernel's memlock accounting of the map (/proc/self/fdinfo), in bytes. */
+  memlockBytes: number | null;
+}
+
+function memlock(fd: number): number | null {
+  try {
+    const m = /^memlock:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every BPF map on the host (needs CAP_SYS_ADMIN to list ids), each opened read-only and counted
+ * with batch reads. A map that vanishes while listed is skipped.
+ */
+export function inventory(opts: { batchSize?: number } = {}): InventoryRow[] {
+  const rows: InventoryRow[] = [];
+  for (const id of mapIds()) {
+    let map: BpfMap;
+    try {
+      map = BpfMap.openById(id);
+    } catch (e) {
+      if (e instanceof BpfError && e.errno === Errno.ENOENT) continue;
+      throw e;
+    }
+    try {
+      const { info } = map;
+      let entries: number | null = null;
+      let method: string | null = null;
+      if (isArrayLike(info.type)) {
+        entries = info.maxEntries;
+      } else {
+        try {
+          const stats = new BatchReader(map, { batchSize: opts.batchSize ?? 1024 }).forEach('read', () => {});
+          entries = stats.entries;
+          method = stats.method;
+        } catch (e) {
+          // Maps without lookups (ring buffers, queues, struct_ops...) have no entries to count.
+          if (!(e instanceof BpfError)) throw e;
+        }
+      }
+      rows.push({
+        id, name: info.name, type: info.typeName, keySize: info.keySize, valueSize: info.valueSize,
+        maxEntries: info.maxEntries, flags: info.flags, entries, method, memlockBytes: memlock(map.fd),
+      });
+    } finally {
+      map.close();
+    }
+  }
+  return rows;
+}
