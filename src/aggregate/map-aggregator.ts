@@ -1,6 +1,6 @@
 import { MetricAggregator } from './metric.js';
 import type { MapPlan } from './plan.js';
-import type { Family, MetricStats } from './types.js';
+import type { Family, MetricStats, SeriesState } from './types.js';
 
 export interface MapSnapshot {
   families: Family[];
@@ -21,6 +21,18 @@ export class MapAggregator {
 
   add(keys: Uint8Array, values: Uint8Array, count: number): void {
     for (const m of this.metrics) m.add(keys, values, count);
+  }
+
+  /** Totals per metric name (drain jobs). */
+  exportState(): Record<string, SeriesState[]> {
+    return Object.fromEntries(this.metrics.map((m) => [m.plan.name, m.exportState()]));
+  }
+
+  /** Start from saved totals; metrics no longer configured are ignored. Returns the series skipped. */
+  importState(state: Readonly<Record<string, readonly SeriesState[]>>): number {
+    let skipped = 0;
+    for (const m of this.metrics) skipped += m.importState(state[m.plan.name] ?? []);
+    return skipped;
   }
 
   finish(): MapSnapshot {

@@ -1,5 +1,5 @@
 import { KeyTable } from './key-table.js';
-import { SUM_SLOT, type Family, type HistogramSeries, type MapShape, type MetricPlan, type MetricStats, type ScalarSeries } from './types.js';
+import { SUM_SLOT, type SeriesState, type Family, type HistogramSeries, type MapShape, type MetricPlan, type MetricStats, type ScalarSeries } from './types.js';
 
 const UNDECIDED = -1;
 const DROPPED = -2; // a regexp label did not match: the row is not exported
@@ -209,6 +209,52 @@ export class MetricAggregator {
 
   private resetRaw(): void {
     this.raw.clear();
+  }
+
+  /** Totals of every series (drain jobs), to checkpoint or to carry across a reload. */
+  exportState(): SeriesState[] {
+    const out: SeriesState[] = [];
+    for (let si = 0; si < this.labels.length; si++) {
+      if (this.seen[si] === 0) continue;
+      out.push({
+        labels: this.labels[si],
+        value: this.values[si],
+        sum: this.sums[si],
+        counts: this.counts.slice(si * this.width, (si + 1) * this.width),
+      });
+    }
+    return out;
+  }
+
+  /** Start from saved totals. Series whose histogram shape changed are skipped (their count is returned). */
+  importState(state: readonly SeriesState[]): number {
+    let skipped = 0;
+    for (const s of state) {
+      const names = this.plan.labels.map((l) => l.name);
+      if (s.counts.length !== this.width || names.some((n) => s.labels[n] === undefined) || Object.keys(s.labels).length !== names.length) {
+        skipped++;
+        continue;
+      }
+      const key = names.map((n) => s.labels[n]).join('\u0000');
+      let si = this.byLabels.get(key);
+      if (si === undefined) {
+        si = this.labels.length;
+        this.byLabels.set(key, si);
+        this.labels.push({ ...s.labels });
+        this.seen.push(0);
+        this.overSeen.push(0);
+        this.values.push(0);
+        this.sums.push(0);
+        for (let b = 0; b < this.width; b++) this.counts.push(0);
+      }
+      // Imported totals are visible from the next finish() on, even before a row arrives (-1: kept,
+      // not yet seen in a cycle, so its first row still counts against max_series).
+      if (this.seen[si] === 0) this.seen[si] = -1;
+      this.values[si] += s.value;
+      this.sums[si] += s.sum;
+      for (let b = 0; b < this.width; b++) this.counts[si * this.width + b] += s.counts[b];
+    }
+    return skipped;
   }
 
   /** The series of this cycle (read jobs) or all totals (drain jobs). */

@@ -82,3 +82,12 @@ export interface MetricStats {
   /** Rows a regexp label dropped in the last cycle. */
   rowsDropped: number;
 }
+
+/** A series' totals as a drain job keeps them: what a checkpoint stores. */
+export interface SeriesState {
+  labels: Record<string, string>;
+  value: number;
+  sum: number;
+  /** Histogram counts per bucket (not cumulative), +Inf last; empty for counters and gauges. */
+  counts: number[];
+}

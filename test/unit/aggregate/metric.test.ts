@@ -163,3 +163,28 @@ describe('KeyTable', () => {
     expect(t.size).toBe(0);
   });
 });
+
+describe('drain totals across a checkpoint', () => {
+  it('exports totals and imports them into a fresh aggregator, histograms included', () => {
+    const { bounds, index } = bucketIndex({ kind: 'linear', min: 0, max: 2, multiplier: 1 }, false);
+    const h = plan({ type: 'histogram', histogram: { bucket: { offset: 4, fromKey: true, read: u32 }, bounds, index, sumScale: 1 } });
+    const rows: [number, number, number[]][] = [[1, 0, [2, 0]], [1, 3, [9, 0]], [2, 1, [1, 1]]];
+    const first = run(h, rows, 2, { accumulate: true });
+    const saved = first.agg.exportState();
+    expect(saved).toEqual([
+      { labels: { a: '1' }, value: 0, sum: 9, counts: [2, 0, 0, 0] },
+      { labels: { a: '2' }, value: 0, sum: 0, counts: [0, 2, 0, 0] },
+    ]);
+    const b = batch([[1, 2, [5, 0]]], 2);
+    const next = new MetricAggregator(h, b.shape, { accumulate: true });
+    expect(next.importState(JSON.parse(JSON.stringify(saved)))).toBe(0);
+    next.begin();
+    next.add(b.keys, b.values, 1);
+    expect(sorted(next.finish().family.series)).toEqual([
+      { labels: { a: '1' }, buckets: [{ le: 0, count: 2 }, { le: 1, count: 2 }, { le: 2, count: 7 }, { le: Infinity, count: 7 }], count: 7, sum: 9 },
+      { labels: { a: '2' }, buckets: [{ le: 0, count: 0 }, { le: 1, count: 2 }, { le: 2, count: 2 }, { le: Infinity, count: 2 }], count: 2, sum: 0 },
+    ]);
+    // A saved series whose labels no longer fit the metric is skipped and counted.
+    expect(next.importState([{ labels: { other: 'x' }, value: 1, sum: 0, counts: [0, 0, 0, 0] }])).toBe(1);
+  });
+});
