@@ -1,0 +1,172 @@
+/**
+ * The OTLP exporter, chosen and configured from the config file's `otel` options with the standard
+ * OTEL_* environment variables as fallback.
+ *
+ * Precedence: an option given explicitly wins over the environment, which wins over the default.
+ *
+ * | option        | environment (first set wins)                                          | default                 |
+ * |---------------|-----------------------------------------------------------------------|-------------------------|
+ * | protocol      | OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL      | http/protobuf           |
+ * | endpoint      | OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (as is), OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/metrics for http) | http://localhost:4318/v1/metrics, grpc: http://localhost:4317 |
+ * | headers       | OTEL_EXPORTER_OTLP_METRICS_HEADERS, OTEL_EXPORTER_OTLP_HEADERS        | none                    |
+ * | timeout (ms)  | OTEL_EXPORTER_OTLP_METRICS_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT        | 10000                   |
+ * | interval (ms) | OTEL_METRIC_EXPORT_INTERVAL                                           | 60000                   |
+ * | temporality   | OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE                     | cumulative              |
+ * | (reader)      | OTEL_METRIC_EXPORT_TIMEOUT: one collect + export, capped at interval  | 30000                   |
+ *
+ * Endpoint, headers and timeout from the environment are applied by the OTLP exporter packages
+ * themselves (they also honour OTEL_EXPORTER_OTLP_*COMPRESSION, *CERTIFICATE, *CLIENT_KEY,
+ * *CLIENT_CERTIFICATE and, for grpc, *INSECURE). Headers merge: environment headers are sent too, and a
+ * header given in the options replaces the one of the same name from the environment.
+ * An `endpoint` option with no path (http://collector:4318) gets /v1/metrics appended for the http
+ * protocols, like OTEL_EXPORTER_OTLP_ENDPOINT; with a path it is used as is. For grpc it is the
+ * collector's address (http:// for plaintext, https:// or no scheme for TLS).
+ * Temporality `lowmemory` (an SDK value for the environment variable) means delta here: it is delta for
+ * counters and histograms, the only kinds with a temporality that this exporter publishes.
+ */
+import { createRequire } from 'node:module';
+import { OTLPMetricExporter as HttpJsonExporter, AggregationTemporalityPreference, type OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as HttpProtoExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { logger } from '../log.js';
+import type { Temporality } from './otel-producer.js';
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+
+export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
+
+/** The config file's `otel` section, durations already in milliseconds. */
+export interface OtlpOptions {
+  endpoint?: string;
+  protocol?: OtlpProtocol;
+  headers?: Readonly<Record<string, string>>;
+  /** Milliseconds between exports. */
+  interval?: number;
+  /** Milliseconds one export request may take. */
+  timeout?: number;
+  temporality?: Temporality;
+}
+
+/** What the options and the environment resolve to. Undefined: left to the exporter package (env, then default). */
+export interface OtlpSettings {
+  protocol: OtlpProtocol;
+  url: string | undefined;
+  headers: Record<string, string> | undefined;
+  timeoutMillis: number | undefined;
+  intervalMillis: number;
+  /** The reader's bound on one collect + export; never more than the interval (the SDK refuses that). */
+  exportTimeoutMillis: number;
+  temporality: Temporality;
+}
+
+const DEFAULT_INTERVAL = 60_000;
+const DEFAULT_EXPORT_TIMEOUT = 30_000;
+
+/** Resolve options against the environment. Bad explicit options throw; bad environment values are logged and ignored. */
+export function resolveOtlpSettings(opts: OtlpOptions = {}, env: NodeJS.ProcessEnv = process.env): OtlpSettings {
+  const protocol = opts.protocol ?? envProtocol(env) ?? 'http/protobuf';
+  if (!OTLP_PROTOCOLS.includes(protocol)) throw new Error(`otel.protocol: "${String(protocol)}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
+  const intervalMillis = positive('otel.interval', opts.interval) ?? envPositive(env, 'OTEL_METRIC_EXPORT_INTERVAL') ?? DEFAULT_INTERVAL;
+  const exportTimeout = envPositive(env, 'OTEL_METRIC_EXPORT_TIMEOUT') ?? DEFAULT_EXPORT_TIMEOUT;
+  const temporality = opts.temporality ?? envTemporality(env) ?? 'cumulative';
+  if (temporality !== 'cumulative' && temporality !== 'delta') throw new Error(`otel.temporality: "${String(temporality)}" is not cumulative or delta`);
+  return {
+    protocol,
+    url: opts.endpoint === undefined ? undefined : endpointUrl(opts.endpoint, protocol),
+    headers: opts.headers === undefined ? undefined : { ...opts.headers },
+    timeoutMillis: positive('otel.timeout', opts.timeout),
+    intervalMillis,
+    exportTimeoutMillis: Math.min(exportTimeout, intervalMillis),
+    temporality,
+  };
+}
+
+/** The OTLP metric exporter for the protocol, configured as `resolveOtlpSettings` says. */
+export function createOtlpExporter(opts: OtlpOptions = {}): OTLPMetricExporterBase {
+  return otlpExporterFor(resolveOtlpSettings(opts));
+}
+
+/** @internal the exporter for already resolved settings (startOtel resolves once for exporter and reader). */
+export function otlpExporterFor(s: OtlpSettings): OTLPMetricExporterBase {
+  // The preference also governs instruments of the SDK's own meters, should any be created on the provider.
+  const temporalityPreference = s.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE;
+  const common = { url: s.url, timeoutMillis: s.timeoutMillis, temporalityPreference };
+  switch (s.protocol) {
+    case 'http/json':
+      return new HttpJsonExporter({ ...common, headers: s.headers });
+    case 'grpc':
+      return new GrpcExporter({ ...common, metadata: s.headers === undefined ? undefined : grpcMetadata(s.headers) });
+    case 'http/protobuf':
+      return new HttpProtoExporter({ ...common, headers: s.headers });
+  }
+}
+
+type GrpcMetadata = NonNullable<NonNullable<ConstructorParameters<typeof GrpcExporter>[0]>['metadata']>;
+
+/**
+ * gRPC headers travel as a grpc-js Metadata, which must come from the very grpc-js copy the exporter
+ * uses (grpc-js tells metadata from options with instanceof). So it is made by the exporter's own base
+ * package, resolved from the exporter's location rather than from ours.
+ */
+function grpcMetadata(headers: Readonly<Record<string, string>>): GrpcMetadata {
+  const require = createRequire(import.meta.url);
+  const fromExporter = createRequire(require.resolve('@opentelemetry/exporter-metrics-otlp-grpc'));
+  const base = fromExporter('@opentelemetry/otlp-grpc-exporter-base') as { createEmptyMetadata(): GrpcMetadata };
+  const metadata = base.createEmptyMetadata();
+  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+  return metadata;
+}
+
+function endpointUrl(endpoint: string, protocol: OtlpProtocol): string {
+  if (protocol === 'grpc') return endpoint;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new Error(`otel.endpoint: "${endpoint}" is not a URL (expected e.g. http://collector:4318)`);
+  }
+  if (url.pathname === '' || url.pathname === '/') url.pathname = '/v1/metrics';
+  return url.href;
+}
+
+function positive(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}: ${v} is not a positive number of milliseconds`);
+  return v;
+}
+
+function envValue(env: NodeJS.ProcessEnv, ...names: string[]): [string, string] | undefined {
+  for (const name of names) {
+    const v = env[name]?.trim();
+    if (v !== undefined && v !== '') return [name, v];
+  }
+  return undefined;
+}
+
+function envPositive(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const found = envValue(env, name);
+  if (found === undefined) return undefined;
+  const n = Number(found[1]);
+  if (Number.isFinite(n) && n > 0) return n;
+  logger.warn({ source: 'opentelemetry' }, `${name}="${found[1]}" is not a positive number of milliseconds: ignored`);
+  return undefined;
+}
+
+function envProtocol(env: NodeJS.ProcessEnv): OtlpProtocol | undefined {
+  const found = envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL');
+  if (found === undefined) return undefined;
+  const p = found[1].toLowerCase();
+  if ((OTLP_PROTOCOLS as readonly string[]).includes(p)) return p as OtlpProtocol;
+  logger.warn({ source: 'opentelemetry' }, `${found[0]}="${found[1]}" is not one of ${OTLP_PROTOCOLS.join(', ')}: ignored`);
+  return undefined;
+}
+
+function envTemporality(env: NodeJS.ProcessEnv): Temporality | undefined {
+  const found = envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE');
+  if (found === undefined) return undefined;
+  const t = found[1].toLowerCase();
+  if (t === 'cumulative' || t === 'delta') return t;
+  if (t === 'lowmemory') return 'delta';
+  logger.warn({ source: 'opentelemetry' }, `${found[0]}="${found[1]}" is not cumulative, delta or lowmemory: ignored`);
+  return undefined;
+}
