@@ -1,0 +1,179 @@
+/**
+ * The /metrics document, rendered once per change and served from memory (with its gzip form), so a
+ * scrape never renders and never touches a map.
+ *
+ * What it holds: the latest families of every job (set() replaces a job's part, remove() drops it)
+ * and a prom-client Registry for the exporter's self-metrics.
+ *
+ * How the cache is invalidated: a generation counter. set(), remove() and invalidate() bump it;
+ * render() reuses the document of the current generation and builds a new one only when the
+ * generation moved. The scheduler calls invalidate() after it updates the self-metrics of a cycle
+ * (one cycle that set()s a job and then updates self-metrics may bump twice: still at most one
+ * render per scrape). Self-metrics are read from the registry only while rendering, so between
+ * bumps they are as fresh as the last set()/remove()/invalidate(): that is the point of the cache.
+ *
+ * Work per render is proportional to what changed: each job's text is kept per format and reused
+ * until that job's next set(); only the changed jobs and the (small) registry are rendered again.
+ */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { Registry } from 'prom-client';
+import type { Family } from '../aggregate/types.js';
+import type { ExpositionFormat } from './negotiate.js';
+import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
+import { occupiedNames, renderFamily } from './prometheus-render.js';
+
+// Asynchronous: compressing a large document on the libuv pool keeps the event loop answering.
+const gzipAsync = promisify(gzipCallback);
+
+interface JobPart {
+  families: readonly Family[];
+  /** The exposition names this job occupies (see occupiedNames). */
+  names: readonly string[];
+  /** The job's lines per format, rendered on first need. */
+  text?: string;
+  openmetrics?: string;
+}
+
+interface Rendered {
+  document: Promise<Buffer>;
+  gzip?: Promise<Buffer>;
+}
+
+interface Owner {
+  job: string;
+  metric: string;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function clash(metric: string, job: string, name: string, other: string): Error {
+  return new Error(`metric "${metric}" of job "${job}" clashes with ${other}: both expose "${name}"; a metric name may come from one place only`);
+}
+
+export class ExpositionCache {
+  /** Where the exporter registers its self-metrics; rendered after the jobs' families. */
+  readonly registry: Registry;
+  private readonly jobs = new Map<string, JobPart>();
+  /** Exposition name -> the job and metric that occupy it. */
+  private readonly owners = new Map<string, Owner>();
+  private gen = 0;
+  private readonly rendered = new Map<ExpositionFormat, Rendered>();
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+  }
+
+  /** Bumped by every set(), remove() and invalidate(); a rendered document belongs to one generation. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /**
+   * Replaces `job`'s families with this cycle's snapshot. The arrays are kept, not copied: the
+   * caller hands over an immutable snapshot and builds a new one next cycle.
+   *
+   * Throws, and keeps the job's previous families, when a family would share an exposition name with
+   * another job's family, another family of this job, or a self-metric. Two jobs' families are
+   * refused rather than merged: config rules already make metric names unique across the config, so
+   * a clash is a mistake, and merging would need both jobs' label sets checked for duplicates.
+   */
+  set(job: string, families: readonly Family[]): void {
+    const self = new Map<string, string>();
+    for (const m of registryMetricTypes(this.registry)) for (const n of occupiedNames(m.name, m.type)) self.set(n, m.name);
+    const claimed = new Map<string, string>();
+    for (const f of families) {
+      for (const name of occupiedNames(f.name, f.type)) {
+        const sibling = claimed.get(name);
+        if (sibling !== undefined) throw clash(f.name, job, name, `metric "${sibling}" of the same job`);
+        const owner = this.owners.get(name);
+        if (owner !== undefined && owner.job !== job) throw clash(f.name, job, name, `metric "${owner.metric}" of job "${owner.job}"`);
+        const selfMetric = self.get(name);
+        if (selfMetric !== undefined) throw clash(f.name, job, name, `the exporter's self-metric "${selfMetric}"`);
+        claimed.set(name, f.name);
+      }
+    }
+    this.dropOwners(job);
+    for (const [name, metric] of claimed) this.owners.set(name, { job, metric });
+    this.jobs.set(job, { families, names: [...claimed.keys()] });
+    this.invalidate();
+  }
+
+  /** Forgets `job` (its map went away or the config dropped it). */
+  remove(job: string): void {
+    if (!this.jobs.has(job)) return;
+    this.dropOwners(job);
+    this.jobs.delete(job);
+    this.invalidate();
+  }
+
+  /** Starts a new generation: the next render() reads the registry and rebuilds the document. */
+  invalidate(): void {
+    this.gen++;
+    // Documents of older generations are never served again; in-flight requests keep their own reference.
+    this.rendered.clear();
+  }
+
+  /**
+   * The document in `format` (gzipped when asked), built at most once per generation and format;
+   * concurrent calls share one build. The same Buffer is returned until the generation changes:
+   * callers must not modify it. Rejects when a self-metric's collect() fails or a self-metric
+   * registered after set() clashes with a job's family; the next call tries again.
+   */
+  render(format: ExpositionFormat, gzip: boolean): Promise<Buffer> {
+    let entry = this.rendered.get(format);
+    if (entry === undefined) {
+      const fresh: Rendered = { document: this.build(format) };
+      this.rendered.set(format, fresh);
+      fresh.document.catch(() => this.forget(format, fresh));
+      entry = fresh;
+    }
+    if (!gzip) return entry.document;
+    if (entry.gzip !== undefined) return entry.gzip;
+    const current = entry;
+    const zipped = current.document.then((text) => gzipAsync(text));
+    current.gzip = zipped;
+    zipped.catch(() => {
+      if (current.gzip === zipped) current.gzip = undefined;
+    });
+    return zipped;
+  }
+
+  private forget(format: ExpositionFormat, entry: Rendered): void {
+    if (this.rendered.get(format) === entry) this.rendered.delete(format);
+  }
+
+  private dropOwners(job: string): void {
+    const part = this.jobs.get(job);
+    if (part === undefined) return;
+    for (const name of part.names) if (this.owners.get(name)?.job === job) this.owners.delete(name);
+  }
+
+  private async build(format: ExpositionFormat): Promise<Buffer> {
+    // The jobs' part is taken synchronously: the document shows the jobs as they were when asked.
+    let body = '';
+    for (const [, part] of [...this.jobs].sort(([a], [b]) => compareStrings(a, b))) {
+      let text = part[format];
+      if (text === undefined) {
+        text = '';
+        for (const f of part.families) text += renderFamily(f, format);
+        part[format] = text;
+      }
+      body += text;
+    }
+    // A self-metric registered after the jobs' set() escaped set()'s check: refuse here rather than
+    // serve a document with two TYPE lines for one name.
+    for (const m of registryMetricTypes(this.registry)) {
+      for (const name of occupiedNames(m.name, m.type)) {
+        const owner = this.owners.get(name);
+        if (owner !== undefined) throw clash(owner.metric, owner.job, name, `the exporter's self-metric "${m.name}"`);
+      }
+    }
+    body += await renderRegistry(this.registry, format);
+    // OpenMetrics: one `# EOF`, at the very end, after the self-metrics.
+    if (format === 'openmetrics') body += '# EOF\n';
+    return Buffer.from(body, 'utf8');
+  }
+}

@@ -1,0 +1,261 @@
+import { gunzipSync } from 'node:zlib';
+import { Counter, Gauge, Registry, Summary } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Family } from '../../../src/aggregate/types.js';
+import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
+import { registerSelfMetrics, richFamilies } from './exposition-sample.js';
+import { lintOpenMetrics } from './openmetrics-lint.js';
+
+const lines = (...l: string[]): string => l.map((x) => `${x}\n`).join('');
+const gauge = (name: string, value: number, labels: Record<string, string> = {}): Family => ({
+  name,
+  type: 'gauge',
+  help: `${name} help`,
+  series: [{ labels, value }],
+});
+
+describe('ExpositionCache', () => {
+  it('returns the same Buffer until set(), remove() or invalidate()', async () => {
+    const cache = new ExpositionCache();
+    cache.set('a', [gauge('a_value', 1)]);
+    for (const format of ['text', 'openmetrics'] as const) {
+      for (const gzip of [false, true]) {
+        const first = await cache.render(format, gzip);
+        expect(await cache.render(format, gzip)).toBe(first);
+      }
+    }
+    const before = await cache.render('text', false);
+    const beforeZ = await cache.render('text', true);
+    cache.invalidate();
+    const afterInvalidate = await cache.render('text', false);
+    expect(afterInvalidate).not.toBe(before);
+    expect(afterInvalidate.equals(before)).toBe(true);
+    expect(await cache.render('text', true)).not.toBe(beforeZ);
+
+    cache.set('a', [gauge('a_value', 2)]);
+    const afterSet = await cache.render('text', false);
+    expect(afterSet.toString()).toBe(lines('# HELP a_value a_value help', '# TYPE a_value gauge', 'a_value 2'));
+    cache.remove('a');
+    expect((await cache.render('text', false)).toString()).toBe('');
+    expect((await cache.render('openmetrics', false)).toString()).toBe('# EOF\n');
+  });
+
+  it('counts generations', () => {
+    const cache = new ExpositionCache();
+    const g0 = cache.generation;
+    cache.set('a', []);
+    cache.invalidate();
+    cache.remove('a');
+    cache.remove('never-set'); // nothing to forget: no new generation
+    expect(cache.generation).toBe(g0 + 3);
+  });
+
+  it('gzips exactly the text it serves', async () => {
+    const cache = new ExpositionCache();
+    registerSelfMetrics(cache.registry);
+    cache.set('maps', richFamilies());
+    for (const format of ['text', 'openmetrics'] as const) {
+      const text = await cache.render(format, false);
+      const zipped = await cache.render(format, true);
+      expect(zipped.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+      expect(gunzipSync(zipped).equals(text)).toBe(true);
+    }
+  });
+
+  it('reads the registry once per generation, however many scrapes and however concurrent', async () => {
+    const registry = new Registry();
+    let collects = 0;
+    new Gauge({
+      name: 'self_collects',
+      help: 'How often the registry was read',
+      registers: [registry],
+      collect() {
+        collects++;
+        this.set(collects);
+      },
+    });
+    const cache = new ExpositionCache(registry);
+    const [a, b] = await Promise.all([cache.render('text', false), cache.render('text', true)]);
+    await cache.render('text', false);
+    await cache.render('text', true);
+    expect(collects).toBe(1);
+    expect(gunzipSync(b).equals(a)).toBe(true);
+    await cache.render('openmetrics', false);
+    expect(collects).toBe(2); // the other format is its own document
+    cache.invalidate();
+    const text = (await cache.render('text', false)).toString();
+    expect(collects).toBe(3);
+    expect(text).toBe(lines('# HELP self_collects How often the registry was read', '# TYPE self_collects gauge', 'self_collects 3'));
+  });
+
+  it('shows self-metric updates only from the next generation', async () => {
+    const cache = new ExpositionCache();
+    const up = new Gauge({ name: 'x_up', help: 'Up', registers: [cache.registry] });
+    up.set(1);
+    expect((await cache.render('text', false)).toString()).toContain('x_up 1\n');
+    up.set(0);
+    expect((await cache.render('text', false)).toString()).toContain('x_up 1\n');
+    cache.invalidate();
+    expect((await cache.render('text', false)).toString()).toContain('x_up 0\n');
+  });
+
+  it('writes jobs in name order, then self-metrics, and one # EOF at the very end', async () => {
+    const cache = new ExpositionCache();
+    new Counter({ name: 'x_reads_total', help: 'Reads', registers: [cache.registry] }).inc(2);
+    cache.set('zeta', [gauge('z_value', 26)]);
+    cache.set('alpha', [gauge('a_value', 1, { k: 'v' })]);
+    expect((await cache.render('text', false)).toString()).toBe(
+      lines(
+        '# HELP a_value a_value help', '# TYPE a_value gauge', 'a_value{k="v"} 1',
+        '# HELP z_value z_value help', '# TYPE z_value gauge', 'z_value 26',
+        '# HELP x_reads_total Reads', '# TYPE x_reads_total counter', 'x_reads_total 2',
+      ),
+    );
+    const om = (await cache.render('openmetrics', false)).toString();
+    expect(om).toBe(
+      lines(
+        '# TYPE a_value gauge', '# HELP a_value a_value help', 'a_value{k="v"} 1',
+        '# TYPE z_value gauge', '# HELP z_value z_value help', 'z_value 26',
+        '# TYPE x_reads counter', '# HELP x_reads Reads', 'x_reads_total 2',
+        '# EOF',
+      ),
+    );
+    expect(om.match(/# EOF/g)).toHaveLength(1);
+  });
+
+  it('renders the rich sample with self-metrics as a valid OpenMetrics document', async () => {
+    const cache = new ExpositionCache();
+    registerSelfMetrics(cache.registry);
+    cache.set('maps', richFamilies());
+    const om = (await cache.render('openmetrics', false)).toString();
+    expect(lintOpenMetrics(om)).toEqual([]);
+    expect(om.startsWith(renderFamilies(richFamilies(), 'openmetrics').replace(/# EOF\n$/, ''))).toBe(true);
+    const text = (await cache.render('text', false)).toString();
+    expect(text.startsWith(renderFamilies(richFamilies(), 'text'))).toBe(true);
+    expect(text).not.toContain('\n\n');
+  });
+
+  it('renders self-metrics with the same rules as map families, histograms and summaries included', async () => {
+    const cache = new ExpositionCache();
+    registerSelfMetrics(cache.registry);
+    const s = new Summary({ name: 'x_latency_seconds', help: 'Latency', percentiles: [0.5, 1], labelNames: ['k'], registers: [cache.registry] });
+    s.observe({ k: 'b' }, 2);
+    expect((await cache.render('openmetrics', false)).toString()).toBe(
+      lines(
+        '# TYPE bpf_map_exporter_map_reads counter',
+        '# HELP bpf_map_exporter_map_reads Read cycles per map',
+        'bpf_map_exporter_map_reads_total{map="io"} 1',
+        'bpf_map_exporter_map_reads_total{map="syscalls"} 3',
+        '# TYPE bpf_map_exporter_map_up gauge',
+        '# HELP bpf_map_exporter_map_up Whether the last read of the map worked',
+        'bpf_map_exporter_map_up{map="io"} 1',
+        '# TYPE bpf_map_exporter_render_seconds histogram',
+        '# HELP bpf_map_exporter_render_seconds Time to render',
+        'bpf_map_exporter_render_seconds_bucket{le="0.001"} 0',
+        'bpf_map_exporter_render_seconds_bucket{le="0.1"} 1',
+        'bpf_map_exporter_render_seconds_bucket{le="1.0"} 1',
+        'bpf_map_exporter_render_seconds_bucket{le="+Inf"} 1',
+        'bpf_map_exporter_render_seconds_sum 0.05',
+        'bpf_map_exporter_render_seconds_count 1',
+        '# TYPE x_latency_seconds summary',
+        '# HELP x_latency_seconds Latency',
+        'x_latency_seconds{k="b",quantile="0.5"} 2',
+        'x_latency_seconds{k="b",quantile="1.0"} 2',
+        'x_latency_seconds_sum{k="b"} 2',
+        'x_latency_seconds_count{k="b"} 1',
+        '# EOF',
+      ),
+    );
+  });
+
+  it("does not let an OpenMetrics render rename the registry's counters (prom-client's metrics() does)", async () => {
+    const cache = new ExpositionCache();
+    new Counter({ name: 'x_reads_total', help: 'Reads', registers: [cache.registry] }).inc();
+    await cache.render('openmetrics', false);
+    cache.invalidate();
+    expect((await cache.render('text', false)).toString()).toContain('x_reads_total 1\n');
+    expect(await cache.registry.metrics()).toContain('x_reads_total 1');
+    expect(cache.registry.contentType).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
+  });
+
+  it('refuses a family another job already exposes, naming both jobs, and keeps the old state', async () => {
+    const cache = new ExpositionCache();
+    cache.set('syscalls', [gauge('shared_value', 1)]);
+    cache.set('io', [gauge('io_value', 1)]);
+    const before = await cache.render('text', false);
+    expect(() => cache.set('io', [gauge('shared_value', 2)])).toThrowError(
+      'metric "shared_value" of job "io" clashes with metric "shared_value" of job "syscalls": both expose "shared_value"; a metric name may come from one place only',
+    );
+    expect(await cache.render('text', false)).toBe(before);
+    // A job may re-set its own names, and once a job is gone its names are free.
+    cache.set('syscalls', [gauge('shared_value', 3)]);
+    cache.remove('syscalls');
+    cache.set('io', [gauge('shared_value', 4)]);
+    expect((await cache.render('text', false)).toString()).toContain('shared_value 4\n');
+  });
+
+  it('refuses names that clash in either format, within a job too', () => {
+    const cache = new ExpositionCache();
+    const counter: Family = { name: 'foo_total', type: 'counter', help: 'h', series: [] };
+    const histogram: Family = { name: 'lat', type: 'histogram', help: 'h', series: [] };
+    cache.set('a', [counter, histogram]);
+    // In OpenMetrics the counter's family is "foo": a gauge "foo" would be a second TYPE foo.
+    expect(() => cache.set('b', [gauge('foo', 1)])).toThrowError(/job "b" clashes with metric "foo_total" of job "a": both expose "foo"/);
+    expect(() => cache.set('b', [gauge('lat_count', 1)])).toThrowError(/clashes with metric "lat" of job "a": both expose "lat_count"/);
+    expect(() => cache.set('c', [gauge('x', 1), gauge('x', 2)])).toThrowError(
+      'metric "x" of job "c" clashes with metric "x" of the same job: both expose "x"; a metric name may come from one place only',
+    );
+  });
+
+  it('refuses a family that clashes with a self-metric, at set() or, if registered later, at render()', async () => {
+    const cache = new ExpositionCache();
+    new Gauge({ name: 'bpf_map_exporter_map_up', help: 'Up', registers: [cache.registry] });
+    expect(() => cache.set('a', [gauge('bpf_map_exporter_map_up', 1)])).toThrowError(
+      'metric "bpf_map_exporter_map_up" of job "a" clashes with the exporter\'s self-metric "bpf_map_exporter_map_up": both expose "bpf_map_exporter_map_up"; a metric name may come from one place only',
+    );
+    cache.set('a', [gauge('late', 1)]);
+    new Gauge({ name: 'late', help: 'Registered after the job', registers: [cache.registry] });
+    await expect(cache.render('text', false)).rejects.toThrowError(/metric "late" of job "a" clashes with the exporter's self-metric "late"/);
+    cache.remove('a');
+    expect((await cache.render('text', false)).toString()).toContain('# TYPE late gauge\n');
+  });
+
+  it('retries after a failed render', async () => {
+    const registry = new Registry();
+    let fail = true;
+    new Gauge({
+      name: 'flaky',
+      help: 'Fails once',
+      registers: [registry],
+      collect() {
+        if (fail) throw new Error('collect failed');
+        this.set(1);
+      },
+    });
+    const cache = new ExpositionCache(registry);
+    await expect(cache.render('text', true)).rejects.toThrowError('collect failed');
+    fail = false;
+    expect(gunzipSync(await cache.render('text', true)).toString()).toContain('flaky 1\n');
+  });
+
+  it('re-renders only the jobs that changed', async () => {
+    const cache = new ExpositionCache();
+    let reads = 0;
+    const counted = (name: string): Family => ({
+      name,
+      type: 'gauge',
+      help: 'h',
+      get series() {
+        reads++;
+        return [{ labels: {}, value: 1 }];
+      },
+    });
+    cache.set('a', [counted('a_value')]);
+    cache.set('b', [counted('b_value')]);
+    await cache.render('text', false);
+    expect(reads).toBe(2);
+    cache.set('b', [counted('b_value')]);
+    await cache.render('text', false);
+    expect(reads).toBe(3);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * Our exposition checked by Prometheus's own tools (Debian package "prometheus").
+ *
+ * - Text 0.0.4: `promtool check metrics` parses it with the text parser and lints it (names,
+ *   suffixes, HELP); it must print nothing and exit 0.
+ * - OpenMetrics: `promtool check metrics` cannot read it (it only knows the text format, see
+ *   prometheus/prometheus#8932: an OpenMetrics counter's "# TYPE foo counter" + "foo_total" reads as
+ *   two families there). Prometheus's OpenMetrics parser is reached through
+ *   `promtool tsdb create-blocks-from openmetrics`, which needs a timestamp on every sample (added
+ *   here) and must import every sample; openmetrics-lint.ts checks the rules that parser lets pass.
+ *
+ * Without promtool the tests skip loudly; with REQUIRE_BPF=1 (CI) they fail instead.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
+import type { ExpositionFormat } from '../../../src/publish/prometheus.js';
+import { registerSelfMetrics, richFamilies } from './exposition-sample.js';
+import { lintOpenMetrics } from './openmetrics-lint.js';
+
+const REQUIRE = process.env.REQUIRE_BPF === '1';
+
+function findPromtool(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const p = join(dir, 'promtool');
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return undefined;
+}
+
+const promtool = findPromtool();
+if (promtool === undefined && !REQUIRE) {
+  console.warn('SKIPPING promtool tests: promtool not found (apt-get install prometheus); set REQUIRE_BPF=1 to make this a failure');
+}
+const itPromtool = promtool !== undefined || REQUIRE ? it : it.skip;
+
+function tool(): string {
+  if (promtool === undefined) throw new Error('promtool is required (REQUIRE_BPF=1) but not found: install the Debian package "prometheus"');
+  return promtool;
+}
+
+async function richDocument(format: ExpositionFormat): Promise<string> {
+  const cache = new ExpositionCache();
+  registerSelfMetrics(cache.registry);
+  cache.set('syscalls', richFamilies().slice(0, 3));
+  cache.set('io', richFamilies().slice(3));
+  return (await cache.render(format, false)).toString();
+}
+
+function checkMetrics(doc: string): { status: number | null; output: string } {
+  const r = spawnSync(tool(), ['check', 'metrics'], { input: doc, encoding: 'utf8' });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'bpf-map-exporter-promtool-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+let runs = 0;
+
+/** Imports an OpenMetrics document with Prometheus's parser; returns its verdict and the samples it took. */
+function importOpenMetrics(doc: string): { status: number | null; output: string; samples: number | undefined } {
+  const dir = join(work, String(runs++));
+  const input = `${dir}.om`;
+  // Backfilling needs a timestamp on every sample; metadata and # EOF stay as rendered.
+  writeFileSync(input, doc.replace(/^([^#\n].*)$/gm, '$1 1700000000'));
+  const r = spawnSync(tool(), ['tsdb', 'create-blocks-from', 'openmetrics', input, dir], { encoding: 'utf8' });
+  // The summary table: a header whose columns are two spaces apart, then one row per block.
+  const [header, row] = r.stdout.trim().split('\n');
+  const column = header?.split(/\s{2,}/).indexOf('NUM SAMPLES') ?? -1;
+  const samples = column >= 0 && row !== undefined ? Number(row.trim().split(/\s+/)[column]) : undefined;
+  return { status: r.status, output: `${r.stdout}${r.stderr}`, samples };
+}
+
+const sampleLines = (doc: string): number => doc.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+
+describe('promtool', () => {
+  itPromtool('check metrics reports nothing for the text format', async () => {
+    const doc = await richDocument('text');
+    expect(doc).toContain('syscalls_total{pid="9",syscall="a\\"b\\\\c\\nd"}');
+    expect(checkMetrics(doc)).toEqual({ status: 0, output: '' });
+    expect(checkMetrics(renderFamilies(richFamilies(), 'text'))).toEqual({ status: 0, output: '' });
+    expect(checkMetrics(await new ExpositionCache().render('text', false).then(String))).toEqual({ status: 0, output: '' });
+  });
+
+  itPromtool('check metrics does lint (a gauge named like a counter is reported)', () => {
+    const bad = renderFamilies([{ name: 'oops_total', type: 'gauge', help: 'h', series: [{ labels: {}, value: 1 }] }], 'text');
+    const r = checkMetrics(bad);
+    expect(r.status).not.toBe(0);
+    expect(r.output).toContain('oops_total non-counter metrics should not have "_total" suffix');
+  });
+
+  itPromtool("Prometheus's OpenMetrics parser takes every sample of the OpenMetrics format", async () => {
+    const doc = await richDocument('openmetrics');
+    expect(lintOpenMetrics(doc)).toEqual([]);
+    const r = importOpenMetrics(doc);
+    expect(r.status, r.output).toBe(0);
+    expect(r.samples).toBe(sampleLines(doc));
+    expect(r.samples).toBeGreaterThan(30);
+  });
+
+  itPromtool("Prometheus's OpenMetrics parser does reject a broken document", async () => {
+    const doc = await richDocument('openmetrics');
+    expect(importOpenMetrics(doc.replace('# EOF\n', '')).status).not.toBe(0);
+    expect(importOpenMetrics(doc.replace('# TYPE queue_depth gauge\n', '\n# TYPE queue_depth gauge\n')).status).not.toBe(0);
+  });
+});
