@@ -9,6 +9,9 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
+  run [--config FILE] [--web.listen-address HOST:PORT] [--inventory] [--log.level LEVEL]
+                                                     the exporter: /metrics on :9435 (and OTLP push when
+                                                     OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
   dump --config FILE [--map NAME] [--format json|table]
                                                      print the series the config yields right now
@@ -24,6 +27,9 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The logger reads LOG_LEVEL when it is first loaded, which is after this.
+  const level = argv.indexOf('--log.level');
+  if (level >= 0 && argv[level + 1] !== undefined) process.env.LOG_LEVEL = argv[level + 1];
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -34,6 +40,9 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       map: { type: 'string' },
       format: { type: 'string', default: 'json' },
+      'web.listen-address': { type: 'string', default: ':9435' },
+      inventory: { type: 'boolean', default: false },
+      'log.level': { type: 'string' },
     },
   });
   if (values.version === true) {
@@ -44,6 +53,10 @@ async function main(argv: string[]): Promise<number> {
   if (values.help === true || command === undefined) {
     console.log(USAGE);
     return command === undefined && values.help !== true ? 2 : 0;
+  }
+  if (command === 'run') {
+    const { run } = await import('./run.js');
+    return run({ config: values.config, listen: values['web.listen-address'], inventory: values.inventory, version: version() });
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.

@@ -74,6 +74,36 @@ export class MapJob {
     return { snapshot: agg.finish(), iteration: { ...this.reader.stats } };
   }
 
+  /**
+   * The same sweep as read(), yielding to the event loop after every batch so that /metrics and
+   * health checks answer at once while a large map is read.
+   */
+  async readAsync(mode: ReadMode = this.spec.mode): Promise<JobRead> {
+    if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
+    const agg = this.aggregator;
+    agg.begin();
+    for (const b of this.reader.batches(mode)) {
+      agg.add(b.keys, b.values, b.count);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return { snapshot: agg.finish(), iteration: { ...this.reader.stats } };
+  }
+
+  /** The opened map's id and max_entries (undefined before open()). */
+  get mapInfo(): { id: number; maxEntries: number } | undefined {
+    const info = this.opened?.map.info;
+    return info === undefined ? undefined : { id: info.id, maxEntries: info.maxEntries };
+  }
+
+  /** Drain totals, to checkpoint or to carry into a re-opened job. */
+  exportState(): ReturnType<MapAggregator['exportState']> {
+    return this.aggregator?.exportState() ?? {};
+  }
+
+  importState(state: Parameters<MapAggregator['importState']>[0]): number {
+    return this.aggregator?.importState(state) ?? 0;
+  }
+
   get mapPlan(): MapPlan | undefined {
     return this.plan;
   }

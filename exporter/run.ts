@@ -1,0 +1,111 @@
+import { Registry } from 'prom-client';
+import { loadConfig, parseConfig } from '../src/config/parse.js';
+import { ConfigErrors } from '../src/config/errors.js';
+import type { Config } from '../src/config/types.js';
+import { Daemon } from '../src/collect/daemon.js';
+import { ExpositionCache } from '../src/publish/prometheus.js';
+import { SelfMetrics } from '../src/publish/self-metrics.js';
+import { SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
+import { createExporterServer } from '../src/server/http.js';
+import { logger } from '../src/log.js';
+
+export interface RunOptions {
+  config?: string;
+  listen: string;
+  inventory: boolean;
+  version: string;
+}
+
+const STOP_DEADLINE_MS = 4_500;
+
+function parseListen(listen: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(listen);
+  if (m === null || Number(m[2]) > 65535) throw new Error('bad listen address');
+  return { host: m[1] === '' || m[1] === undefined ? undefined : m[1], port: Number(m[2]) };
+}
+
+/** `run`: the daemon. Resolves with the exit code once it has stopped. */
+export async function run(opts: RunOptions): Promise<number> {
+  let config: Config;
+  try {
+    config = opts.config === undefined ? parseConfig('maps: []\n', '(no config)') : loadConfig(opts.config);
+  } catch (e) {
+    if (!(e instanceof ConfigErrors)) throw e;
+    for (const err of e.errors) console.error(err.message);
+    return 2;
+  }
+  let listen: { host: string | undefined; port: number };
+  try {
+    listen = parseListen(opts.listen);
+  } catch {
+    console.error(`bpf-map-exporter: --web.listen-address must be HOST:PORT or :PORT, not ${JSON.stringify(opts.listen)}`);
+    return 2;
+  }
+
+  const registry = new Registry();
+  const exposition = new ExpositionCache(registry);
+  const self = new SelfMetrics(registry, { version: opts.version, inventory: opts.inventory || config.maps.length === 0 });
+  // OTLP push runs when an endpoint is configured through the standard environment variables.
+  const otlp = process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const producer = otlp === undefined ? undefined : new SnapshotProducer({ version: opts.version });
+  const daemon = new Daemon(config, { exposition, self, producer, inventory: opts.inventory });
+  daemon.start();
+  const otel: Otel | undefined = producer === undefined ? undefined : startOtel(producer, { serviceVersion: opts.version });
+
+  const server = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  }).catch((e: NodeJS.ErrnoException) => {
+    console.error(`bpf-map-exporter: cannot listen on ${opts.listen}: ${e.code ?? e.message}`);
+    process.exit(1);
+  });
+  const addr = server.address();
+  logger.info({ address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, maps: config.maps.length, config: opts.config ?? null }, 'listening');
+
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      if (opts.config === undefined) return;
+      let next: Config;
+      try {
+        next = loadConfig(opts.config);
+      } catch (e) {
+        if (!(e instanceof ConfigErrors)) throw e;
+        logger.error({ problems: e.errors.map((x) => x.message) }, 'reload refused: the new config has problems; the old one keeps running');
+        return;
+      }
+      await daemon.reload(next);
+      logger.info({ maps: next.maps.length }, 'config reloaded');
+    }).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping: final drain, checkpoint, OTLP flush');
+      const deadline = setTimeout(() => {
+        logger.error('stop took too long; exiting');
+        resolve(1);
+      }, STOP_DEADLINE_MS);
+      deadline.unref();
+      server.close();
+      server.closeAllConnections();
+      reloading
+        .then(() => daemon.stop())
+        .then(() => otel?.shutdown())
+        .then(() => {
+          clearTimeout(deadline);
+          resolve(0);
+        })
+        .catch((err: unknown) => {
+          logger.error({ err }, 'stop failed');
+          resolve(1);
+        });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

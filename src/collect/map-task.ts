@@ -1,0 +1,155 @@
+import type { MapSpec } from '../config/types.js';
+import { BpfMap } from '../bpf/map.js';
+import { BpfError } from '../bpf/errors.js';
+import type { DecoderEnv } from '../decode/index.js';
+import type { SeriesState } from '../aggregate/types.js';
+import type { MapSnapshot } from '../aggregate/map-aggregator.js';
+import type { PlanProblem } from '../aggregate/plan.js';
+import { logger } from '../log.js';
+import { MapJob } from './job.js';
+import type { Task } from './scheduler.js';
+
+/** Where a map task hands its results: the publishers and the self-metrics. */
+export interface TaskSinks {
+  publish(job: string, families: MapSnapshot['families'], startTime: number): void;
+  unpublish(job: string): void;
+  read(job: string, r: { entries: number; maxEntries: number; seconds: number; method: string; truncated: boolean; stats: MapSnapshot['stats'] }): void;
+  failed(job: string, errno: string, message: string): void;
+  lost(job: string, entries: number): void;
+  /** A drain cycle moved entries into the totals: time to checkpoint. */
+  drained(): void;
+}
+
+/**
+ * One configured map on its schedule: opens (and re-opens) its source, reads or drains it, and hands
+ * the snapshot to the publishers. A map that vanishes makes the task report up 0 with the errno and
+ * try again next cycle; a pin re-created with a new map is followed without a restart. Drain totals
+ * survive all of that: they live in the task, not in the map.
+ */
+export class MapTask implements Task {
+  readonly name: string;
+  readonly intervalMs: number;
+  readonly spec: MapSpec;
+  private readonly index: number;
+  private readonly sinks: TaskSinks;
+  private readonly env: DecoderEnv | undefined;
+  private job: MapJob | undefined;
+  /** Totals waiting for a job to be (re)opened: restored from a checkpoint, or carried from a replaced map. */
+  private pending: Record<string, SeriesState[]> | undefined;
+  /** When the totals of this task started (its cumulative start time for OTLP). */
+  private startTime = Date.now();
+
+  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]> } = {}) {
+    this.name = spec.name;
+    this.intervalMs = spec.interval;
+    this.spec = spec;
+    this.index = index;
+    this.sinks = sinks;
+    this.env = opts.env;
+    this.pending = opts.state;
+  }
+
+  get draining(): boolean {
+    return this.spec.mode === 'drain';
+  }
+
+  /** The drain totals now (for checkpoints and reloads). */
+  state(): Record<string, SeriesState[]> {
+    return this.job?.exportState() ?? this.pending ?? {};
+  }
+
+  async run(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.followPin();
+      if (this.job === undefined) {
+        const problems = this.open();
+        if (problems.length > 0) {
+          const first = problems[0];
+          const errno = /failed: (E[A-Z0-9]+)/.exec(first.message)?.[1] ?? 'none';
+          this.fail(errno, first.message);
+          return;
+        }
+      }
+      const job = this.job!;
+      const { snapshot, iteration } = await job.readAsync();
+      this.sinks.publish(this.name, snapshot.families, this.startTime);
+      this.sinks.read(this.name, {
+        entries: iteration.entries,
+        maxEntries: job.mapInfo?.maxEntries ?? 0,
+        seconds: (performance.now() - started) / 1000,
+        method: iteration.method,
+        truncated: iteration.truncated,
+        stats: snapshot.stats,
+      });
+      if (this.draining) this.sinks.drained();
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+      if (e.possibleLoss > 0) this.sinks.lost(this.name, e.possibleLoss);
+      // The map may be gone (or its fd broken): open it afresh next cycle, keeping the totals.
+      this.closeJob();
+      this.fail(e.errnoName, e.message);
+    }
+  }
+
+  /** A final drain before exit or reload, so that what is in the map now is counted. */
+  async finalCycle(): Promise<void> {
+    if (this.draining) await this.run();
+  }
+
+  close(): void {
+    this.closeJob();
+  }
+
+  private open(): PlanProblem[] {
+    const job = new MapJob(this.spec, this.index);
+    const problems = job.open({ write: this.draining, env: this.env });
+    if (problems.length > 0) return problems;
+    if (this.pending !== undefined) {
+      const skipped = job.importState(this.pending);
+      if (skipped > 0) logger.warn({ map: this.name, skipped }, 'saved series that no longer fit the metrics were not restored');
+      this.pending = undefined;
+    }
+    this.job = job;
+    return [];
+  }
+
+  private closeJob(): void {
+    if (this.job === undefined) return;
+    if (this.draining) this.pending = this.job.exportState();
+    this.job.close();
+    this.job = undefined;
+  }
+
+  private fail(errno: string, message: string): void {
+    this.sinks.failed(this.name, errno, message);
+    // Read jobs export what the map holds now, and there is no "now" for a map we cannot read;
+    // drain totals are ours and stay published.
+    if (!this.draining) this.sinks.unpublish(this.name);
+  }
+
+  /**
+   * A pinned map can be replaced under the same path (a program restarted): compare the pin's map id
+   * with ours each cycle. Before a drain job lets go of the old map it drains it one last time.
+   */
+  private async followPin(): Promise<void> {
+    if (this.job === undefined || !('pinned' in this.spec.source)) return;
+    let id: number | undefined;
+    try {
+      const probe = BpfMap.openPinned(this.spec.source.pinned);
+      id = probe.info.id;
+      probe.close();
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+      // Unpinned: our fd still holds the map; keep reading it until the pin comes back.
+      return;
+    }
+    if (id === this.job.mapInfo?.id) return;
+    logger.info({ map: this.name, from: this.job.mapInfo?.id, to: id }, 'the pin now holds another map: following it');
+    if (this.draining) {
+      const { snapshot } = await this.job.readAsync();
+      this.sinks.publish(this.name, snapshot.families, this.startTime);
+    }
+    this.closeJob();
+  }
+}

@@ -1,0 +1,116 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { InventoryRow } from '../collect/inventory.js';
+import type { MetricStats } from '../aggregate/types.js';
+
+/**
+ * The exporter's own metrics (names are the contract in DESIGN.md), registered in the registry the
+ * exposition renders after the jobs' families.
+ */
+export class SelfMetrics {
+  readonly registry: Registry;
+  private readonly up: Gauge;
+  private readonly entries: Gauge;
+  private readonly maxEntries: Gauge;
+  private readonly duration: Gauge;
+  private readonly reads: Counter;
+  private readonly errors: Counter;
+  private readonly lastRead: Gauge;
+  private readonly series: Gauge;
+  private readonly dropped: Counter;
+  private readonly rowsDropped: Counter;
+  private readonly overruns: Counter;
+  private readonly possibleLoss: Counter;
+  private readonly truncated: Counter;
+  private readonly checkpointErrors: Counter;
+  private readonly method: Gauge;
+  private readonly inv: { info: Gauge; entries: Gauge; max: Gauge; fill: Gauge; memlock: Gauge } | undefined;
+
+  constructor(registry: Registry, opts: { version: string; inventory: boolean }) {
+    this.registry = registry;
+    const r = [registry];
+    const g = (name: string, help: string, labelNames: string[] = ['map']) => new Gauge({ name, help, labelNames, registers: r });
+    const c = (name: string, help: string, labelNames: string[] = ['map']) => new Counter({ name, help, labelNames, registers: r });
+    new Gauge({ name: 'bpf_map_exporter_build_info', help: 'Version of bpf-map-exporter and of Node.js, as labels; always 1', labelNames: ['version', 'nodejs'], registers: r })
+      .set({ version: opts.version, nodejs: process.versions.node }, 1);
+    this.up = g('bpf_map_exporter_map_up', 'Whether the last read of the map succeeded (1) or failed (0)');
+    this.entries = g('bpf_map_exporter_map_entries', 'Entries seen in the map in the last read cycle');
+    this.maxEntries = g('bpf_map_exporter_map_max_entries', 'max_entries of the map');
+    this.duration = g('bpf_map_exporter_map_read_duration_seconds', 'Duration of the last read cycle, from the first syscall to the snapshot');
+    this.reads = c('bpf_map_exporter_map_reads_total', 'Read cycles of the map');
+    this.errors = c('bpf_map_exporter_map_read_errors_total', 'Failed read cycles of the map, by errno', ['map', 'errno']);
+    this.lastRead = g('bpf_map_exporter_map_last_read_timestamp_seconds', 'When the map was last read successfully (Unix time)');
+    this.series = g('bpf_map_exporter_series', 'Series of a metric in the last snapshot', ['map', 'metric']);
+    this.dropped = c('bpf_map_exporter_series_dropped_total', 'Series not exported because the metric reached max_series (counted every cycle)', ['map', 'metric']);
+    this.rowsDropped = c('bpf_map_exporter_rows_dropped_total', 'Map entries a regexp label decoder dropped', ['map', 'metric']);
+    this.overruns = c('bpf_map_exporter_map_read_overruns_total', 'Read ticks skipped because the previous cycle outlasted the interval');
+    this.possibleLoss = c('bpf_map_exporter_drain_possible_loss_total', 'Entries a drain may have deleted without receiving them (kernel EFAULT), upper bound');
+    this.truncated = c('bpf_map_exporter_map_iterations_truncated_total', 'Per-key walks stopped at max_entries + 1 steps: entries may be missing from that cycle');
+    this.checkpointErrors = c('bpf_map_exporter_checkpoint_errors_total', 'Failed writes of the drain state file', []);
+    this.method = g('bpf_map_exporter_map_read_method', 'How the map was read in the last cycle (batch or per-key), as a label; always 1', ['map', 'method']);
+    if (opts.inventory) {
+      const l = ['id', 'name', 'type'];
+      this.inv = {
+        info: g('bpf_map_info', 'Every BPF map on the host; always 1', ['id', 'name', 'type', 'key_size', 'value_size', 'flags']),
+        entries: g('bpf_map_entries', 'Entries in the map (array-like maps: max_entries)', l),
+        max: g('bpf_map_max_entries', 'max_entries of the map', l),
+        fill: g('bpf_map_fill_ratio', 'entries / max_entries', l),
+        memlock: g('bpf_map_memlock_bytes', 'Memory the kernel accounts to the map', l),
+      };
+    }
+  }
+
+  read(map: string, r: { entries: number; maxEntries: number; seconds: number; method: string; truncated: boolean; stats: ReadonlyMap<string, MetricStats> }): void {
+    this.up.set({ map }, 1);
+    this.entries.set({ map }, r.entries);
+    this.maxEntries.set({ map }, r.maxEntries);
+    this.duration.set({ map }, r.seconds);
+    this.reads.inc({ map });
+    this.lastRead.set({ map }, Date.now() / 1000);
+    for (const method of ['batch', 'per-key']) if (method !== r.method) this.method.remove({ map, method });
+    this.method.set({ map, method: r.method }, 1);
+    if (r.truncated) this.truncated.inc({ map });
+    for (const [metric, s] of r.stats) {
+      this.series.set({ map, metric }, s.series);
+      this.dropped.inc({ map, metric }, s.seriesDropped);
+      this.rowsDropped.inc({ map, metric }, s.rowsDropped);
+    }
+  }
+
+  failed(map: string, errno: string): void {
+    this.up.set({ map }, 0);
+    this.reads.inc({ map });
+    this.errors.inc({ map, errno });
+  }
+
+  overrun(map: string, n: number): void {
+    if (n > 0) this.overruns.inc({ map }, n);
+  }
+
+  lost(map: string, n: number): void {
+    this.possibleLoss.inc({ map }, n);
+  }
+
+  checkpointFailed(): void {
+    this.checkpointErrors.inc();
+  }
+
+  /** Forget a job's series of per-map gauges (the config dropped it). */
+  forget(map: string): void {
+    for (const m of [this.up, this.entries, this.maxEntries, this.duration, this.lastRead]) m.remove({ map });
+  }
+
+  inventory(rows: readonly InventoryRow[]): void {
+    if (this.inv === undefined) return;
+    for (const m of Object.values(this.inv)) m.reset();
+    for (const r of rows) {
+      const l = { id: String(r.id), name: r.name, type: r.type };
+      this.inv.info.set({ ...l, key_size: String(r.keySize), value_size: String(r.valueSize), flags: `0x${r.flags.toString(16)}` }, 1);
+      this.inv.max.set(l, r.maxEntries);
+      if (r.entries !== null) {
+        this.inv.entries.set(l, r.entries);
+        if (r.maxEntries > 0) this.inv.fill.set(l, r.entries / r.maxEntries);
+      }
+      if (r.memlockBytes !== null) this.inv.memlock.set(l, r.memlockBytes);
+    }
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The daemon as a process against real pinned maps: exact values on /metrics, promtool, content
+ * negotiation, drains that survive a re-created pin and a restart, reload by SIGHUP, a clean SIGTERM.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { BpfMap } from '../../../src/bpf/map.js';
+import { MapType } from '../../../src/bpf/map-types.js';
+import { kernelDescribe, pinDir } from '../support.js';
+
+const main = new URL('../../../exporter/main.ts', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const le32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+const le64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
+
+interface Daemon { proc: ChildProcess; base: string; stderr: () => string; exited: Promise<number | null> }
+
+async function startDaemon(config: string): Promise<Daemon> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  for (let i = 0; i < 200; i++) {
+    const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(err);
+    if (m !== null) {
+      const base = `http://127.0.0.1:${m[1]}`;
+      for (let j = 0; j < 100; j++) {
+        if ((await fetch(`${base}/readyz`)).status === 200) return { proc, base, stderr: () => err, exited };
+        await sleep(50);
+      }
+    }
+    if (proc.exitCode !== null) break;
+    await sleep(50);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`daemon did not become ready: ${err}`);
+}
+
+async function stopDaemon(d: Daemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; ms: number }> {
+  const t = Date.now();
+  d.proc.kill(signal);
+  const code = await d.exited;
+  return { code, ms: Date.now() - t };
+}
+
+const metrics = async (d: Daemon) => (await fetch(`${d.base}/metrics`)).text();
+
+/** The value of the one sample `name{labels}` (labels written as in the exposition), or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Poll /metrics until `pred` holds (bounded). */
+async function until(d: Daemon, pred: (t: string) => boolean): Promise<string> {
+  let t = '';
+  for (let i = 0; i < 100; i++) {
+    t = await metrics(d);
+    if (pred(t)) return t;
+    await sleep(50);
+  }
+  throw new Error(`condition not met; last /metrics:\n${t}`);
+}
+
+kernelDescribe('the daemon', () => {
+  let pins: string;
+  let dir: string;
+  const open: BpfMap[] = [];
+  let counts: BpfMap;
+  let events: BpfMap;
+
+  const newEvents = () => {
+    const m = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 64 });
+    open.push(m);
+    return m;
+  };
+
+  const configText = (extraMetric = '') => `
+interval: 100ms
+state_file: ${dir}/state.json
+maps:
+  - name: counts
+    source: { pinned: ${pins}/counts }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: demo_value, type: gauge, help: Per-id values, value: n, labels: [ { name: id, from: id } ] }
+${extraMetric}
+  - name: events
+    source: { pinned: ${pins}/events }
+    mode: drain
+    key: [ { name: kind, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: demo_events_total, type: counter, help: Drained events, value: n, labels: [ { name: kind, from: kind, decoder: static_map, map: { 1: open, 2: close } } ] }
+  - name: later
+    source: { pinned: ${pins}/later }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: demo_later, type: gauge, help: A map that appears later, value: n }
+`;
+
+  beforeAll(() => {
+    pins = pinDir('daemon');
+    dir = mkdtempSync(join(tmpdir(), 'bme-daemon-'));
+    counts = BpfMap.create({ type: MapType.percpu_hash, keySize: 4, valueSize: 8, maxEntries: 64 });
+    open.push(counts);
+    const v = counts.allocValues();
+    for (let c = 0; c < counts.cpus; c++) v.writeBigUInt64LE(BigInt(10 * (c + 1)), c * 8);
+    counts.update(le32(7), v);
+    counts.pin(`${pins}/counts`);
+    events = newEvents();
+    events.pin(`${pins}/events`);
+    writeFileSync(join(dir, 'config.yaml'), configText());
+  });
+
+  afterAll(() => {
+    for (const m of open) m.close();
+    rmSync(pins, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports exact values, negotiates formats, passes promtool, follows a late map, and drains without loss across re-creation, restart and reload', async () => {
+    const cfg = join(dir, 'config.yaml');
+    const cpuSum = Array.from({ length: counts.cpus }, (_, c) => 10 * (c + 1)).reduce((a, b) => a + b, 0);
+    let d = await startDaemon(cfg);
+    try {
+      let t = await until(d, (x) => sample(x, 'bpf_map_exporter_map_up{map="later"}') === 0);
+      expect(sample(t, 'demo_value{id="7"}')).toBe(cpuSum);
+      expect(sample(t, 'bpf_map_exporter_map_up{map="counts"}')).toBe(1);
+      expect(sample(t, 'bpf_map_exporter_map_read_errors_total{errno="ENOENT",map="later"}')).toBeGreaterThan(0);
+      expect(sample(t, 'bpf_map_exporter_map_entries{map="counts"}')).toBe(1);
+      expect(sample(t, 'bpf_map_exporter_map_max_entries{map="counts"}')).toBe(64);
+
+      // promtool lints the text format; OpenMetrics and gzip are negotiated.
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: t, encoding: 'utf8' });
+      expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+      expect(lint.stdout + lint.stderr).toBe('');
+      const om = await fetch(`${d.base}/metrics`, { headers: { Accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' } });
+      expect(om.headers.get('content-type')).toBe('application/openmetrics-text; version=1.0.0; charset=utf-8');
+      expect((await om.text()).endsWith('# EOF\n')).toBe(true);
+      const raw = spawnSync('curl', ['-s', '-H', 'Accept-Encoding: gzip', `${d.base}/metrics`], { encoding: 'buffer' });
+      expect(gunzipSync(raw.stdout).toString()).toContain('demo_value{id="7"}');
+      expect((await fetch(`${d.base}/metrics`, { method: 'POST' })).status).toBe(405);
+
+      // The late map appears: followed without a restart.
+      const later = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 4 });
+      open.push(later);
+      later.update(le32(1), le64(42));
+      later.pin(`${pins}/later`);
+      t = await until(d, (x) => sample(x, 'demo_later') === 42);
+      expect(sample(t, 'bpf_map_exporter_map_up{map="later"}')).toBe(1);
+
+      // Drains: entries are taken out of the map and added to totals.
+      events.update(le32(1), le64(5));
+      events.update(le32(2), le64(1));
+      await until(d, (x) => sample(x, 'demo_events_total{kind="open"}') === 5 && sample(x, 'demo_events_total{kind="close"}') === 1);
+      expect(events.lookup(le32(1))).toBeUndefined();
+      events.update(le32(1), le64(3));
+      await until(d, (x) => sample(x, 'demo_events_total{kind="open"}') === 8);
+
+      // The drained map is re-created under the same pin: the totals go on.
+      unlinkSync(`${pins}/events`);
+      events = newEvents();
+      events.update(le32(1), le64(4));
+      events.pin(`${pins}/events`);
+      await until(d, (x) => sample(x, 'demo_events_total{kind="open"}') === 12);
+
+      // Reload: a new metric appears, a broken config is refused, the totals stay.
+      writeFileSync(cfg, configText('      - { name: demo_value_max, type: gauge, help: Per-id max over CPUs, value: n, cpu: max, labels: [ { name: id, from: id } ] }'));
+      d.proc.kill('SIGHUP');
+      t = await until(d, (x) => sample(x, 'demo_value_max{id="7"}') === 10 * counts.cpus);
+      expect(sample(t, 'demo_events_total{kind="open"}')).toBe(12);
+      writeFileSync(cfg, 'maps: [ { name: broken } ]\n');
+      d.proc.kill('SIGHUP');
+      await sleep(300);
+      expect(d.stderr()).toContain('reload refused');
+      expect(sample(await metrics(d), 'demo_value_max{id="7"}')).toBe(10 * counts.cpus);
+      writeFileSync(cfg, configText());
+
+      // SIGTERM: a final drain and checkpoint, exit 0 within 5 s.
+      events.update(le32(2), le64(6));
+      const stop = await stopDaemon(d);
+      expect(stop.code).toBe(0);
+      expect(stop.ms).toBeLessThan(5000);
+      expect(events.lookup(le32(2))).toBeUndefined();
+      const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { jobs: Record<string, Record<string, { labels: Record<string, string>; value: number }[]>> };
+      expect(state.jobs.events.demo_events_total.map((s) => [s.labels.kind, s.value]).sort()).toEqual([['close', 7], ['open', 12]]);
+
+      // A restart restores the totals and goes on counting.
+      d = await startDaemon(cfg);
+      t = await metrics(d);
+      expect(sample(t, 'demo_events_total{kind="open"}')).toBe(12);
+      expect(sample(t, 'demo_events_total{kind="close"}')).toBe(7);
+      events.update(le32(1), le64(1));
+      await until(d, (x) => sample(x, 'demo_events_total{kind="open"}') === 13);
+    } finally {
+      if (d.proc.exitCode === null) expect((await stopDaemon(d)).code).toBe(0);
+    }
+    expect(existsSync(join(dir, 'state.json'))).toBe(true);
+  }, 120_000);
+});
