@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +21,8 @@ const le64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigI
 
 interface Daemon { proc: ChildProcess; base: string; stderr: () => string; exited: Promise<number | null> }
 
-async function startDaemon(config: string): Promise<Daemon> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+async function startDaemon(config: string, env: Record<string, string> = {}): Promise<Daemon> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info', ...env } });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -204,4 +206,54 @@ ${extraMetric}
     }
     expect(existsSync(join(dir, 'state.json'))).toBe(true);
   }, 120_000);
+
+  it('pushes the same values over OTLP (http/json), counters as cumulative monotonic sums', async () => {
+    const bodies: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        if (req.url === '/v1/metrics') bodies.push(JSON.parse(body));
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const cfg = join(dir, 'otlp.yaml');
+    writeFileSync(cfg, configText().replace(`state_file: ${dir}/state.json`, `state_file: ${dir}/otlp-state.json`));
+    const d = await startDaemon(cfg, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+      K8S_NODE_NAME: 'node-a',
+    });
+    try {
+      events.update(le32(2), le64(9));
+      await until(d, (x) => sample(x, 'demo_events_total{kind="close"}') === 9);
+      type Point = { asDouble?: number; asInt?: string; attributes: { key: string; value: { stringValue?: string } }[] };
+      type Metric = { name: string; sum?: { dataPoints: Point[]; isMonotonic: boolean; aggregationTemporality: number }; gauge?: { dataPoints: Point[] } };
+      type Body = { resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: Metric[] }[] }[] };
+      const find = (name: string): { metric: Metric; resource: Body['resourceMetrics'][0]['resource'] } | undefined => {
+        for (const b of [...bodies].reverse() as Body[]) {
+          for (const rm of b.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) if (m.name === name) return { metric: m, resource: rm.resource };
+        }
+        return undefined;
+      };
+      for (let i = 0; i < 100 && (find('demo_events_total') === undefined || find('demo_value') === undefined); i++) await sleep(50);
+      const value = (p: Point) => p.asDouble ?? Number(p.asInt);
+      const ev = find('demo_events_total')!;
+      expect(ev.metric.sum!.isMonotonic).toBe(true);
+      expect(ev.metric.sum!.aggregationTemporality).toBe(2); // cumulative
+      const close = ev.metric.sum!.dataPoints.find((p) => p.attributes.some((a) => a.key === 'kind' && a.value.stringValue === 'close'))!;
+      expect(value(close)).toBe(9);
+      const cpuSum = Array.from({ length: counts.cpus }, (_, c) => 10 * (c + 1)).reduce((a, b) => a + b, 0);
+      expect(find('demo_value')!.metric.gauge!.dataPoints.map(value)).toEqual([cpuSum]);
+      expect(ev.resource.attributes).toEqual(expect.arrayContaining([{ key: 'k8s.node.name', value: { stringValue: 'node-a' } }]));
+      expect((await stopDaemon(d)).code).toBe(0);
+    } finally {
+      if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
+      server.close();
+    }
+  }, 60_000);
 });
