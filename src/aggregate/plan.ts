@@ -1,6 +1,7 @@
 import type { MapSpec, MetricSpec } from '../config/types.js';
 import type { MapBtf } from '../bpf/btf.js';
 import type { MapInfo } from '../bpf/map.js';
+import { isArrayLike } from '../bpf/map-types.js';
 import { createDecoder, defaultDecoderName, type DecoderEnv } from '../decode/index.js';
 import { checkAgainstBtf, checkSize, layoutFromBtf, layoutFromSpecs, LayoutError } from '../layout/build.js';
 import { numberReader } from '../layout/read.js';
@@ -41,6 +42,9 @@ export interface MapFacts {
 export function planMap(spec: MapSpec, index: number, facts: MapFacts, env?: DecoderEnv): { plan?: MapPlan; problems: PlanProblem[] } {
   const at = (...p: (string | number)[]): (string | number)[] => ['maps', index, ...p];
   const problems: PlanProblem[] = [];
+  if (spec.mode === 'drain' && isArrayLike(facts.info.type)) {
+    problems.push({ path: at('mode'), message: `${facts.info.typeName} maps cannot be drained: every index always exists and none can be deleted; use mode: read` });
+  }
   const key = resolveLayout('key', spec.key, facts.info.keySize, facts.btf === undefined ? undefined : () => layoutFromBtf(facts.btf!.key, 'key'), at, problems);
   const value = resolveLayout('value', spec.value, facts.info.valueSize, facts.btf === undefined ? undefined : () => layoutFromBtf(facts.btf!.value, 'value'), at, problems);
   if (key === undefined || value === undefined) return { problems };

@@ -245,6 +245,12 @@ maps:
     const t = cli(['dump', '--config', file, '--map', 'lru', '--format', 'table']);
     expect(t.stdout).toMatch(/^METRIC\s+LABELS\s+VALUE\nlru_odd_total\s+\{kind="(seven|unknown:8)"\}\s+(70|80)\n/);
 
+    const arrayDrain = join(dir, 'array-drain.yaml');
+    writeFileSync(arrayDrain, `maps:\n  - name: a\n    source: { pinned: ${pins}/array }\n    mode: drain\n    key: [ { name: i, type: u32 } ]\n    value: [ { name: v, type: u64 } ]\n    metrics: [ { name: a_total, type: counter, help: a, value: v } ]\n`);
+    const ad = cli(['check', '--config', arrayDrain]);
+    expect(ad.status).toBe(2);
+    expect(ad.stderr.trim()).toBe(`${arrayDrain}:4:11: maps[0].mode: array maps cannot be drained: every index always exists and none can be deleted; use mode: read`);
+
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, `maps:\n  - name: x\n    source: { pinned: ${pins}/nope }\n    key: [ { name: k, type: u32 } ]\n    value: [ { name: v, type: u64 } ]\n    metrics: [ { name: x_total, type: counter, help: x, value: v } ]\n  - name: y\n    source: { pinned: ${pins}/lru }\n    key: [ { name: k, type: u64 } ]\n    value: [ { name: v, type: u64 } ]\n    metrics: [ { name: y_total, type: counter, help: y, value: v } ]\n`);
     const c = cli(['check', '--config', bad]);
