@@ -3,6 +3,7 @@ import { loadConfig, parseConfig } from '../src/config/parse.js';
 import { ConfigErrors } from '../src/config/errors.js';
 import type { Config } from '../src/config/types.js';
 import { Daemon } from '../src/collect/daemon.js';
+import { CheckpointError } from '../src/collect/checkpoint.js';
 import { ExpositionCache } from '../src/publish/prometheus.js';
 import { SelfMetrics } from '../src/publish/self-metrics.js';
 import { SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
@@ -44,13 +45,21 @@ export async function run(opts: RunOptions): Promise<number> {
 
   const registry = new Registry();
   const exposition = new ExpositionCache(registry);
-  const self = new SelfMetrics(registry, { version: opts.version, inventory: opts.inventory || config.maps.length === 0 });
-  // OTLP push runs when an endpoint is configured through the standard environment variables.
-  const otlp = process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const producer = otlp === undefined ? undefined : new SnapshotProducer({ version: opts.version });
-  const daemon = new Daemon(config, { exposition, self, producer, inventory: opts.inventory });
-  daemon.start();
-  const otel: Otel | undefined = producer === undefined ? undefined : startOtel(producer, { serviceVersion: opts.version });
+  const inventory = opts.inventory || config.inventory;
+  // Registered up front: a reload may add maps to a config that had none, or drop them all.
+  const self = new SelfMetrics(registry, { version: opts.version, inventory: true });
+  // OTLP push runs when the config has an otel section or the standard variables name an endpoint.
+  const otlpEnv = process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const producer = config.otel === undefined && otlpEnv === undefined ? undefined : new SnapshotProducer({ version: opts.version });
+  const daemon = new Daemon(config, { exposition, self, producer, inventory });
+  try {
+    daemon.start();
+  } catch (e) {
+    if (!(e instanceof CheckpointError)) throw e;
+    console.error(`bpf-map-exporter: ${e.message}`);
+    return 2;
+  }
+  const otel: Otel | undefined = producer === undefined ? undefined : startOtel(producer, { ...config.otel, serviceVersion: opts.version });
 
   const server = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version });
   await new Promise<void>((resolve, reject) => {

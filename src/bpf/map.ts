@@ -145,11 +145,13 @@ export class BpfMap {
   /**
    * The one map on the host with this name (the kernel keeps 15 characters of a name, so a longer
    * name is matched on its first 15). No match is ENOENT; several matches is an error listing them.
+   * `exclude` skips ids (a caller looking for a newer map than the one it holds).
    */
-  static openByName(name: string, opts: OpenOptions = {}): BpfMap {
+  static openByName(name: string, opts: OpenOptions & { exclude?: readonly number[] } = {}): BpfMap {
     const want = name.slice(0, MAP_NAME_MAX);
     const found: BpfMap[] = [];
     for (const id of mapIds()) {
+      if (opts.exclude?.includes(id) === true) continue;
       let m: BpfMap;
       try {
         m = BpfMap.openById(id, opts);

@@ -130,7 +130,7 @@ export class Daemon {
   }
 
   private inventoryOn(): boolean {
-    return this.opts.inventory === true || this.config.maps.length === 0;
+    return this.opts.inventory === true || this.config.inventory || this.config.maps.length === 0;
   }
 
   private install(config: Config, states: Record<string, Record<string, SeriesState[]>>): void {

@@ -38,6 +38,8 @@ export class MapTask implements Task {
   private pending: Record<string, SeriesState[]> | undefined;
   /** When the totals of this task started (its cumulative start time for OTLP). */
   private startTime = Date.now();
+  /** When the map was last read successfully (ms), for keep_stale. */
+  private lastGood = 0;
 
   constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]> } = {}) {
     this.name = spec.name;
@@ -61,7 +63,7 @@ export class MapTask implements Task {
   async run(): Promise<void> {
     const started = performance.now();
     try {
-      await this.followPin();
+      await this.followSource();
       if (this.job === undefined) {
         const problems = this.open();
         if (problems.length > 0) {
@@ -82,6 +84,7 @@ export class MapTask implements Task {
         truncated: iteration.truncated,
         stats: snapshot.stats,
       });
+      this.lastGood = Date.now();
       if (this.draining) this.sinks.drained();
     } catch (e) {
       if (!(e instanceof BpfError)) throw e;
@@ -123,29 +126,34 @@ export class MapTask implements Task {
 
   private fail(errno: string, message: string): void {
     this.sinks.failed(this.name, errno, message);
-    // Read jobs export what the map holds now, and there is no "now" for a map we cannot read;
-    // drain totals are ours and stay published.
-    if (!this.draining) this.sinks.unpublish(this.name);
+    // Read jobs export what the map holds now, and there is no "now" for a map we cannot read, past
+    // what keep_stale allows; drain totals are ours and stay published.
+    if (this.draining) return;
+    const keep = this.spec.keep_stale;
+    if (keep === undefined || this.lastGood === 0 || Date.now() - this.lastGood > keep) this.sinks.unpublish(this.name);
   }
 
   /**
-   * A pinned map can be replaced under the same path (a program restarted): compare the pin's map id
-   * with ours each cycle. Before a drain job lets go of the old map it drains it one last time.
+   * A pinned or named map can be replaced (a program restarted) while our fd keeps the old one alive:
+   * compare the id the source resolves to with ours each cycle. Before a drain job lets go of the
+   * old map it drains it one last time.
    */
-  private async followPin(): Promise<void> {
-    if (this.job === undefined || !('pinned' in this.spec.source)) return;
+  private async followSource(): Promise<void> {
+    const source = this.spec.source;
+    if (this.job === undefined || !('pinned' in source || 'name' in source)) return;
     let id: number | undefined;
     try {
-      const probe = BpfMap.openPinned(this.spec.source.pinned);
+      // Our own fd keeps the old map alive, so a name would match it too: look for another one.
+      const probe = 'pinned' in source ? BpfMap.openPinned(source.pinned) : BpfMap.openByName(source.name, { exclude: [this.job.mapInfo?.id ?? 0] });
       id = probe.info.id;
       probe.close();
     } catch (e) {
       if (!(e instanceof BpfError)) throw e;
-      // Unpinned: our fd still holds the map; keep reading it until the pin comes back.
+      // Unpinned, or no other map of that name (or several): our fd still holds the map; keep reading it.
       return;
     }
     if (id === this.job.mapInfo?.id) return;
-    logger.info({ map: this.name, from: this.job.mapInfo?.id, to: id }, 'the pin now holds another map: following it');
+    logger.info({ map: this.name, from: this.job.mapInfo?.id, to: id }, 'the source now names another map: following it');
     if (this.draining) {
       const { snapshot } = await this.job.readAsync();
       this.sinks.publish(this.name, snapshot.families, this.startTime);

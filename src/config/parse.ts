@@ -9,7 +9,7 @@ import { ConfigError, ConfigErrors, formatPath } from './errors.js';
 import { Locator } from './locate.js';
 import { checkRules, type RawConfig } from './rules.js';
 import { CONFIG_SCHEMA } from './schema.js';
-import type { BucketSpec, Config, MapSource, MapSpec, MetricSpec } from './types.js';
+import type { BucketSpec, Config, MapSource, MapSpec, MetricSpec, OtelSpec } from './types.js';
 import { Validator } from './validate.js';
 
 /** Parse and validate a config; `file` names it in messages and anchors relative paths in it. */
@@ -63,6 +63,8 @@ interface Complete {
   interval: number;
   state_file?: string;
   max_series: number;
+  inventory: boolean;
+  otel?: OtelSpec;
   maps: (Omit<MapSpec, 'interval' | 'metrics'> & { interval?: number; metrics: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
 }
 
@@ -73,6 +75,8 @@ function build(raw: Complete, file: string, loc: Locator): Config {
     file,
     interval: raw.interval,
     max_series: raw.max_series,
+    inventory: raw.inventory,
+    ...(raw.otel === undefined ? {} : { otel: raw.otel }),
     maps: raw.maps.map((m) => ({
       ...m,
       source: sourceOf(m.source, folder),

@@ -19,8 +19,11 @@ export type Shape =
   | { type: 'text' }
   | { type: 'list'; items: Shape; minItems?: number; check?: (items: readonly unknown[]) => string | undefined }
   | ObjectShape
-  /** A mapping from integers (decimal or 0x hex, kept as decimal strings) to label texts. */
-  | { type: 'dict' };
+  /**
+   * A mapping to texts. Keys are integers (decimal or 0x hex, kept as decimal strings), as static_map
+   * needs, unless `keys: 'string'` (header names, say).
+   */
+  | { type: 'dict'; keys?: 'integer' | 'string' };
 
 export interface StringShape {
   type: 'string';
@@ -233,6 +236,31 @@ const map: ObjectShape = {
     key: fields('key'),
     value: fields('value'),
     metrics: { shape: { type: 'list', items: metric, minItems: 1 }, required: true, description: 'The metrics made from the map\'s entries.' },
+    keep_stale: {
+      shape: { type: 'duration' },
+      description: 'Read maps: how long the last good series stay exported while the map cannot be read. Default: they go at the first failed read.',
+    },
+  },
+};
+
+const otel: ObjectShape = {
+  type: 'object',
+  props: {
+    endpoint: {
+      shape: nonEmpty,
+      description: 'OTLP endpoint, e.g. http://collector:4318 (http) or http://collector:4317 (grpc). Default: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.',
+    },
+    protocol: {
+      shape: { type: 'string', enum: ['http/protobuf', 'http/json', 'grpc'] },
+      description: 'Default: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.',
+    },
+    headers: { shape: { type: 'dict', keys: 'string' }, description: 'Headers sent with every export (added to OTEL_EXPORTER_OTLP_HEADERS).' },
+    interval: { shape: { type: 'duration' }, description: 'How often metrics are pushed. Default: OTEL_METRIC_EXPORT_INTERVAL, else 60s.' },
+    timeout: { shape: { type: 'duration' }, description: 'Timeout of one export. Default: OTEL_EXPORTER_OTLP_TIMEOUT, else 10s.' },
+    temporality: {
+      shape: { type: 'string', enum: ['cumulative', 'delta'] },
+      description: 'Counters and histograms as cumulative totals or per-export deltas. Default: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative.',
+    },
   },
 };
 
@@ -243,6 +271,8 @@ export const CONFIG_SCHEMA: ObjectShape = {
     state_file: { shape: nonEmpty, description: 'Where drain totals are checkpointed across restarts, relative to the config file\'s folder.' },
     max_series: { shape: { type: 'integer', min: 1 }, default: 10000, description: 'Cap on series per metric, unless a metric says otherwise.' },
     maps: { shape: { type: 'list', items: map }, default: [], description: 'The maps to export. Without any, the exporter only inventories every BPF map on the host.' },
+    inventory: { shape: { type: 'boolean' }, default: false, description: 'Also export the inventory of every BPF map on the host beside the maps listed (always on when none are).' },
+    otel: { shape: otel, description: 'Push metrics over OTLP. Also started, without this key, when OTEL_EXPORTER_OTLP_ENDPOINT is set.' },
   },
 };
 
@@ -277,7 +307,9 @@ function shapeSchema(shape: Shape): { [key: string]: Json } {
       return s;
     }
     case 'dict':
-      return { type: 'object', propertyNames: { pattern: '^-?([0-9]+|0x[0-9a-fA-F]+)$' }, additionalProperties: { type: ['string', 'number', 'boolean'] } };
+      return shape.keys === 'string'
+        ? { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } }
+        : { type: 'object', propertyNames: { pattern: '^-?([0-9]+|0x[0-9a-fA-F]+)$' }, additionalProperties: { type: ['string', 'number', 'boolean'] } };
     case 'object':
       return objectSchema(shape);
   }

@@ -83,7 +83,19 @@ export interface MapSpec {
   key?: FieldSpec[];
   value?: FieldSpec[];
   metrics: MetricSpec[];
+  /** Milliseconds the last good series of a read map stay exported while it cannot be read. */
+  keep_stale?: number;
   at: SourceRef;
+}
+
+/** OTLP push; unset keys fall back to the standard OTEL_* variables. Durations in milliseconds. */
+export interface OtelSpec {
+  endpoint?: string;
+  protocol?: 'http/protobuf' | 'http/json' | 'grpc';
+  headers?: Record<string, string>;
+  interval?: number;
+  timeout?: number;
+  temporality?: 'cumulative' | 'delta';
 }
 
 export interface Config {
@@ -97,6 +109,9 @@ export interface Config {
   max_series: number;
   /** Empty: the exporter only inventories the host's BPF maps. */
   maps: MapSpec[];
+  /** Also inventory every map on the host beside the maps listed. */
+  inventory: boolean;
+  otel?: OtelSpec;
   /**
    * Where a key path is written, e.g. ['maps', 0, 'key']: the value itself when it is a scalar,
    * the key when its value is a list or mapping, the item for a list index. A path that is not

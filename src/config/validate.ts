@@ -102,7 +102,7 @@ export class Validator {
         return items;
       }
       case 'dict':
-        return isMap(node) ? this.dict(node.items, path) : wrongType();
+        return isMap(node) ? this.dict(node.items, path, shape.keys ?? 'integer') : wrongType();
       case 'object':
         return isMap(node) ? this.object(shape, node.items, here, path) : wrongType();
     }
@@ -119,16 +119,16 @@ export class Validator {
     return undefined;
   }
 
-  /** static_map's table: integer keys (decimal or 0x hex), kept as decimal text like the decoder sees them. */
-  private dict(pairs: readonly { key: unknown; value: unknown }[], path: ConfigPath): Record<string, string> | undefined {
+  /** static_map's table: integer keys (decimal or 0x hex), kept as decimal text like the decoder sees them; or plain string keys. */
+  private dict(pairs: readonly { key: unknown; value: unknown }[], path: ConfigPath, keys: 'integer' | 'string'): Record<string, string> | undefined {
     const out: Record<string, string> = {};
     let ok = true;
     for (const pair of pairs) {
       const keyNode = this.loc.resolve(pair.key);
-      const key = integerText(keyNode);
+      const key = keys === 'string' ? (isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object' ? String(keyNode.value) : undefined) : integerText(keyNode);
       const keyPath = [...path, isScalar(keyNode) ? String(keyNode.value) : '?'];
       if (key === undefined) {
-        this.report(this.loc.pos(keyNode), keyPath, `got ${describe(keyNode)} as a key, expected an integer (decimal or 0x hex)`);
+        this.report(this.loc.pos(keyNode), keyPath, `got ${describe(keyNode)} as a key, expected ${keys === 'string' ? 'a plain key' : 'an integer (decimal or 0x hex)'}`);
         ok = false;
         continue;
       }
@@ -249,7 +249,7 @@ function expected(shape: Shape): string {
     case 'list':
       return 'a list';
     case 'dict':
-      return 'a mapping from integers to label values, like { 0: read, 1: write }';
+      return shape.keys === 'string' ? 'a mapping of names to values' : 'a mapping from integers to label values, like { 0: read, 1: write }';
     case 'object':
       return shape.exactlyOne === undefined ? 'a mapping' : `a mapping with one of ${shape.exactlyOne.join(', ')}`;
   }

@@ -74,6 +74,13 @@ kernelDescribe('the daemon', () => {
   const open: BpfMap[] = [];
   let counts: BpfMap;
   let events: BpfMap;
+  const name = `bme_n${process.pid % 100000}`;
+  const named = (v: number) => {
+    const m = BpfMap.create({ type: MapType.hash, name, keySize: 4, valueSize: 8, maxEntries: 4 });
+    m.update(le32(0), le64(v));
+    return m;
+  };
+  let namedMap: BpfMap;
 
   const newEvents = () => {
     const m = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 64 });
@@ -101,10 +108,17 @@ ${extraMetric}
       - { name: demo_events_total, type: counter, help: Drained events, value: n, labels: [ { name: kind, from: kind, decoder: static_map, map: { 1: open, 2: close } } ] }
   - name: later
     source: { pinned: ${pins}/later }
+    keep_stale: 1s
     key: [ { name: id, type: u32 } ]
     value: [ { name: n, type: u64 } ]
     metrics:
       - { name: demo_later, type: gauge, help: A map that appears later, value: n }
+  - name: named
+    source: { name: ${name} }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: demo_named, type: gauge, help: A map found by name, value: n }
 `;
 
   beforeAll(() => {
@@ -118,6 +132,8 @@ ${extraMetric}
     counts.pin(`${pins}/counts`);
     events = newEvents();
     events.pin(`${pins}/events`);
+    namedMap = named(1);
+    open.push(namedMap);
     writeFileSync(join(dir, 'config.yaml'), configText());
   });
 
@@ -157,6 +173,25 @@ ${extraMetric}
       later.pin(`${pins}/later`);
       t = await until(d, (x) => sample(x, 'demo_later') === 42);
       expect(sample(t, 'bpf_map_exporter_map_up{map="later"}')).toBe(1);
+
+      // The pin is replaced by a map that no longer fits: up 0 at once, the last good series kept
+      // for keep_stale (1 s), then gone.
+      unlinkSync(`${pins}/later`);
+      const misfit = BpfMap.create({ type: MapType.hash, keySize: 8, valueSize: 8, maxEntries: 4 });
+      open.push(misfit);
+      misfit.pin(`${pins}/later`);
+      const failedAt = Date.now();
+      t = await until(d, (x) => sample(x, 'bpf_map_exporter_map_up{map="later"}') === 0);
+      expect(sample(t, 'demo_later')).toBe(42);
+      t = await until(d, (x) => sample(x, 'demo_later') === undefined);
+      expect(Date.now() - failedAt).toBeGreaterThanOrEqual(900);
+
+      // A map found by name is followed when its program restarts (a new map of that name).
+      expect(sample(t, 'demo_named')).toBe(1);
+      const renamed = named(2);
+      open.push(renamed);
+      namedMap.close();
+      await until(d, (x) => sample(x, 'demo_named') === 2);
 
       // Drains: entries are taken out of the map and added to totals.
       events.update(le32(1), le64(5));

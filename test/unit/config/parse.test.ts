@@ -46,6 +46,7 @@ describe('the DESIGN.md example config', () => {
       file,
       interval: 15_000,
       max_series: 10_000,
+      inventory: false,
       maps: [
         {
           name: 'syscalls',
@@ -125,6 +126,7 @@ describe('defaults', () => {
       file: 'config.yaml',
       interval: 15_000,
       max_series: 10_000,
+      inventory: false,
       maps: [
         {
           name: 'm',
@@ -165,7 +167,7 @@ maps:
   it('reads an empty file, or one of comments only, as an inventory-only config', () => {
     for (const text of ['', '# nothing here\n']) {
       const c = parseConfig(text, 'empty.yaml');
-      expect(withoutPositions(c)).toEqual({ file: 'empty.yaml', interval: 15_000, max_series: 10_000, maps: [] });
+      expect(withoutPositions(c)).toEqual({ file: 'empty.yaml', interval: 15_000, max_series: 10_000, inventory: false, maps: [] });
     }
   });
 
@@ -380,3 +382,34 @@ describe('problem lines', () => {
     ]);
   });
 });
+
+describe('otel, inventory and keep_stale', () => {
+  it('parse with durations in milliseconds and string-keyed headers', () => {
+    const c = parseConfig(`inventory: true
+otel:
+  endpoint: http://collector:4318
+  protocol: http/json
+  headers: { Authorization: Bearer x, x-tenant: 7 }
+  interval: 30s
+  timeout: 5s
+  temporality: delta
+maps:
+  - name: m
+    source: { pinned: /sys/fs/bpf/m }
+    keep_stale: 1m
+    key: [ { name: k, type: u32 } ]
+    value: [ { name: v, type: u64 } ]
+    metrics: [ { name: m_total, type: counter, help: h, value: v } ]
+`, 'o.yaml');
+    expect(c.inventory).toBe(true);
+    expect(c.otel).toEqual({ endpoint: 'http://collector:4318', protocol: 'http/json', headers: { Authorization: 'Bearer x', 'x-tenant': '7' }, interval: 30_000, timeout: 5_000, temporality: 'delta' });
+    expect(c.maps[0].keep_stale).toBe(60_000);
+  });
+
+  it('refuse unknown protocols and keys with positions', () => {
+    expect(() => parseConfig('otel: { protocol: udp, endpont: x }\n', 'o.yaml')).toThrow(
+      'o.yaml:1:19: otel.protocol: unknown value "udp", expected one of http/protobuf, http/json, grpc\no.yaml:1:24: otel.endpont: unknown key, did you mean "endpoint"?',
+    );
+  });
+});
+
