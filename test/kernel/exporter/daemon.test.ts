@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,14 @@ import { gunzipSync } from 'node:zlib';
 import { BpfMap } from '../../../src/bpf/map.js';
 import { MapType } from '../../../src/bpf/map-types.js';
 import { kernelDescribe, pinDir } from '../support.js';
+
+// The OTel project's generated protobuf definitions (@opentelemetry/otlp-transformer 0.52, the last
+// release that ships them), under a dev-only alias: 0.2xx encodes without them and cannot decode a request.
+interface ProtoType { decode(b: Uint8Array): unknown; toObject(m: unknown, o: { longs: NumberConstructor; defaults: boolean }): unknown }
+const otlpRoot = createRequire(import.meta.url)('otlp-proto-definitions/build/src/generated/root.js') as {
+  opentelemetry: { proto: { collector: { metrics: { v1: { ExportMetricsServiceRequest: ProtoType } } } } };
+};
+const { ExportMetricsServiceRequest } = otlpRoot.opentelemetry.proto.collector.metrics.v1;
 
 const main = new URL('../../../exporter/main.ts', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,6 +57,12 @@ async function stopDaemon(d: Daemon, signal: NodeJS.Signals = 'SIGTERM'): Promis
   const code = await d.exited;
   return { code, ms: Date.now() - t };
 }
+
+type Point = { asDouble?: number; asInt?: number | string; attributes: { key: string; value: { stringValue?: string } }[] };
+type Metric = { name: string; sum?: { dataPoints: Point[]; isMonotonic: boolean; aggregationTemporality: number }; gauge?: { dataPoints: Point[] } };
+type Body = { resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: Metric[] }[] }[] };
+/** A point's number: OTLP/JSON and protobuf carry doubles, or ints (as strings in JSON). */
+const value = (p: Point): number => (p.asInt !== undefined && p.asInt !== 0 && p.asInt !== '0' ? Number(p.asInt) : (p.asDouble ?? 0));
 
 const metrics = async (d: Daemon) => (await fetch(`${d.base}/metrics`)).text();
 
@@ -242,53 +257,58 @@ ${extraMetric}
     expect(existsSync(join(dir, 'state.json'))).toBe(true);
   }, 120_000);
 
-  it('pushes the same values over OTLP (http/json), counters as cumulative monotonic sums', async () => {
-    const bodies: unknown[] = [];
-    const server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        if (req.url === '/v1/metrics') bodies.push(JSON.parse(body));
-        res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end('{}');
+  for (const protocol of ['http/protobuf', 'http/json'] as const) {
+    it(`pushes the same values over OTLP (${protocol}${protocol === 'http/protobuf' ? ', decoded with the OTel project\'s own protobuf definitions' : ''})`, async () => {
+      const bodies: Body[] = [];
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (req.url === '/v1/metrics') {
+            bodies.push(
+              req.headers['content-type'] === 'application/x-protobuf'
+                ? (ExportMetricsServiceRequest.toObject(ExportMetricsServiceRequest.decode(body), { longs: Number, defaults: true }) as Body)
+                : (JSON.parse(body.toString()) as Body),
+            );
+          }
+          res.writeHead(200, { 'Content-Type': req.headers['content-type'] ?? 'application/json' });
+          res.end(req.headers['content-type'] === 'application/x-protobuf' ? Buffer.alloc(0) : '{}');
+        });
       });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
-    const cfg = join(dir, 'otlp.yaml');
-    writeFileSync(cfg, configText().replace(`state_file: ${dir}/state.json`, `state_file: ${dir}/otlp-state.json`));
-    const d = await startDaemon(cfg, {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_METRIC_EXPORT_INTERVAL: '200',
-      K8S_NODE_NAME: 'node-a',
-    });
-    try {
-      events.update(le32(2), le64(9));
-      await until(d, (x) => sample(x, 'demo_events_total{kind="close"}') === 9);
-      type Point = { asDouble?: number; asInt?: string; attributes: { key: string; value: { stringValue?: string } }[] };
-      type Metric = { name: string; sum?: { dataPoints: Point[]; isMonotonic: boolean; aggregationTemporality: number }; gauge?: { dataPoints: Point[] } };
-      type Body = { resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: Metric[] }[] }[] };
-      const find = (name: string): { metric: Metric; resource: Body['resourceMetrics'][0]['resource'] } | undefined => {
-        for (const b of [...bodies].reverse() as Body[]) {
-          for (const rm of b.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) if (m.name === name) return { metric: m, resource: rm.resource };
-        }
-        return undefined;
-      };
-      for (let i = 0; i < 100 && (find('demo_events_total') === undefined || find('demo_value') === undefined); i++) await sleep(50);
-      const value = (p: Point) => p.asDouble ?? Number(p.asInt);
-      const ev = find('demo_events_total')!;
-      expect(ev.metric.sum!.isMonotonic).toBe(true);
-      expect(ev.metric.sum!.aggregationTemporality).toBe(2); // cumulative
-      const close = ev.metric.sum!.dataPoints.find((p) => p.attributes.some((a) => a.key === 'kind' && a.value.stringValue === 'close'))!;
-      expect(value(close)).toBe(9);
-      const cpuSum = Array.from({ length: counts.cpus }, (_, c) => 10 * (c + 1)).reduce((a, b) => a + b, 0);
-      expect(find('demo_value')!.metric.gauge!.dataPoints.map(value)).toEqual([cpuSum]);
-      expect(ev.resource.attributes).toEqual(expect.arrayContaining([{ key: 'k8s.node.name', value: { stringValue: 'node-a' } }]));
-      expect((await stopDaemon(d)).code).toBe(0);
-    } finally {
-      if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
-      server.close();
-    }
-  }, 60_000);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as AddressInfo).port;
+      const tag = protocol.replace('/', '-');
+      const cfg = join(dir, `otlp-${tag}.yaml`);
+      // The OTLP settings come from the config here, the node name from the environment.
+      writeFileSync(cfg, configText().replace(`state_file: ${dir}/state.json`, `state_file: ${dir}/otlp-${tag}.json\notel: { endpoint: "http://127.0.0.1:${port}", protocol: ${protocol}, interval: 200ms }`));
+      const d = await startDaemon(cfg, { K8S_NODE_NAME: 'node-a' });
+      try {
+        events.update(le32(2), le64(9));
+        await until(d, (x) => sample(x, 'demo_events_total{kind="close"}') === 9);
+        const find = (metricName: string): { metric: Metric; resource: Body['resourceMetrics'][0]['resource'] } | undefined => {
+          for (const b of [...bodies].reverse()) {
+            for (const rm of b.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) if (m.name === metricName) return { metric: m, resource: rm.resource };
+          }
+          return undefined;
+        };
+        const closeValue = () => {
+          const p = find('demo_events_total')?.metric.sum?.dataPoints.find((x) => x.attributes.some((a) => a.key === 'kind' && a.value.stringValue === 'close'));
+          return p === undefined ? undefined : value(p);
+        };
+        for (let i = 0; i < 100 && (closeValue() !== 9 || find('demo_value') === undefined); i++) await sleep(50);
+        const ev = find('demo_events_total')!;
+        expect(ev.metric.sum!.isMonotonic).toBe(true);
+        expect(ev.metric.sum!.aggregationTemporality).toBe(2); // cumulative
+        expect(closeValue()).toBe(9);
+        const cpuSum = Array.from({ length: counts.cpus }, (_, c) => 10 * (c + 1)).reduce((a, b) => a + b, 0);
+        expect(find('demo_value')!.metric.gauge!.dataPoints.map(value)).toEqual([cpuSum]);
+        expect(ev.resource.attributes).toEqual(expect.arrayContaining([{ key: 'k8s.node.name', value: expect.objectContaining({ stringValue: 'node-a' }) }]));
+        expect((await stopDaemon(d)).code).toBe(0);
+      } finally {
+        if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
+        server.close();
+      }
+    }, 60_000);
+  }
 });
