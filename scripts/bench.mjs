@@ -1,4 +1,5 @@
-// `npm run bench`: mount bpffs when missing, build the C baseline, run bench/read-maps.ts.
+// `npm run bench`: mount bpffs when missing, build the C baseline, run bench/read-maps.ts, then
+// bench/daemon.ts (the exporter's read cycle and /metrics latency on a 1M-entry per-CPU hash).
 // Needs root (or CAP_BPF + CAP_SYS_ADMIN), clang or gcc as `cc`, and libbpf-dev.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -8,8 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BPFFS = '/sys/fs/bpf';
-// Where bench/read-maps.ts pins its maps (it removes them itself, unless it is killed).
+// Where the benchmarks pin their maps (they remove them themselves, unless they are killed).
 const PIN_DIR = `${BPFFS}/bpf-map-exporter-bench`;
+const DAEMON_PIN_DIR = `${BPFFS}/bpf-map-exporter-bench-daemon`;
 
 function bpffsMounted() {
   // /proc/mounts: "<source> <mountpoint> <fstype> ..."
@@ -44,31 +46,47 @@ step('building bench/c/batch-read.c', () => {
 });
 
 const tsx = path.join(root, 'node_modules/.bin/tsx');
-const child = spawn(process.execPath, [tsx, path.join(root, 'bench/read-maps.ts'), ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
-});
-// Pass termination signals on, so the benchmark removes its pins before exiting; wait for it.
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    child.kill(sig);
+
+function removeLeftPins(dir) {
+  if (!existsSync(dir)) return;
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    process.stderr.write(`bench: removed ${dir} left by the interrupted run\n`);
+  } catch (e) {
+    process.stderr.write(`bench: could not remove ${dir}: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
+
+/** Runs one benchmark to its end; resolves with its exit code and the signal that ended it, if any. */
+function runStep(args, pinDir) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
+    // Pass termination signals on, so the benchmark removes its pins before exiting; wait for it.
+    const relay = (sig) => child.kill(sig);
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const sig of signals) process.on(sig, relay);
+    child.on('error', (e) => {
+      process.stderr.write(`bench: could not run ${args.join(' ')}: ${e.message}\n`);
+      process.exit(1);
+    });
+    child.on('exit', (code, signal) => {
+      for (const sig of signals) process.off(sig, relay);
+      // tsx answers a signal by SIGKILLing a child that is busy in synchronous code (a sweep, a C run)
+      // after ~60 ms, so the benchmark may not have had a chance to remove its pins: do it here.
+      removeLeftPins(pinDir);
+      resolve({ code, signal });
+    });
   });
 }
-child.on('error', (e) => {
-  process.stderr.write(`bench: could not run ${tsx}: ${e.message}\n`);
-  process.exit(1);
-});
-child.on('exit', (code, signal) => {
-  // tsx answers a signal by SIGKILLing a child that is busy in synchronous code (a sweep, a C run)
-  // after ~60 ms, so the benchmark may not have had a chance to remove its pins: do it here.
-  if (existsSync(PIN_DIR)) {
-    try {
-      rmSync(PIN_DIR, { recursive: true, force: true });
-      process.stderr.write(`bench: removed ${PIN_DIR} left by the interrupted run\n`);
-    } catch (e) {
-      process.stderr.write(`bench: could not remove ${PIN_DIR}: ${e instanceof Error ? e.message : String(e)}\n`);
-    }
-  }
-  // Killed by a signal: report 128 + signal, as a shell would.
-  process.exit(code ?? (signal !== null ? 128 + (constants.signals[signal] ?? 0) : 1));
-});
+
+// Killed by a signal: report 128 + signal, as a shell would.
+const exitCode = ({ code, signal }) => code ?? (signal !== null ? 128 + (constants.signals[signal] ?? 0) : 1);
+
+// 1. The binding against C (and per-key against batch) on plain reads of HASH and PERCPU_HASH maps.
+const first = await runStep([tsx, path.join(root, 'bench/read-maps.ts'), ...process.argv.slice(2)], PIN_DIR);
+if (first.signal !== null || (first.code ?? 0) >= 128) process.exit(exitCode(first));
+// 2. The exporter itself: its read cycle against the same C loop, and /metrics latency of the
+// running daemon. Run through `node --import tsx` (no tsx wrapper process), so that a signal
+// reaches it directly and it can stop the daemon it started.
+const second = await runStep(['--import', 'tsx', path.join(root, 'bench/daemon.ts')], DAEMON_PIN_DIR);
+process.exit(exitCode(first) !== 0 ? exitCode(first) : exitCode(second));
