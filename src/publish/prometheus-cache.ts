@@ -14,6 +14,9 @@
  *
  * Work per render is proportional to what changed: each job's text is kept per format and reused
  * until that job's next set(); only the changed jobs and the (small) registry are rendered again.
+ * A job of a million series takes seconds to render: it is rendered in slices that yield to the
+ * event loop, and a scrape that would wait more than FRESH_WAIT_MS for it gets the last complete
+ * document instead (one cycle older), so /metrics always answers at once.
  */
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
@@ -21,7 +24,7 @@ import { Registry } from 'prom-client';
 import type { Family } from '../aggregate/types.js';
 import type { ExpositionFormat } from './negotiate.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
-import { occupiedNames, renderFamily } from './prometheus-render.js';
+import { occupiedNames, renderFamilyPieces } from './prometheus-render.js';
 
 // Asynchronous: compressing a large document on the libuv pool keeps the event loop answering.
 const gzipAsync = promisify(gzipCallback);
@@ -30,14 +33,39 @@ interface JobPart {
   families: readonly Family[];
   /** The exposition names this job occupies (see occupiedNames). */
   names: readonly string[];
-  /** The job's lines per format, rendered on first need. */
-  text?: string;
-  openmetrics?: string;
+  /** The job's lines per format, rendered on first need (shared by builds that overlap). */
+  text?: Promise<string>;
+  openmetrics?: Promise<string>;
 }
 
 interface Rendered {
   document: Promise<Buffer>;
   gzip?: Promise<Buffer>;
+  /** Set when `document` has resolved. */
+  done?: boolean;
+  /** The generation it was built for. */
+  gen: number;
+}
+
+/**
+ * How long a scrape waits for a document still being built before it is served the previous one.
+ * Small snapshots build well within it, so scrapes see them at once; a snapshot of a million series
+ * takes seconds, and then a scrape gets the last complete document (one cycle older) without waiting.
+ */
+const FRESH_WAIT_MS = 15;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function renderPart(families: readonly Family[], format: ExpositionFormat): Promise<string> {
+  let text = '';
+  for (const f of families) {
+    for (const piece of renderFamilyPieces(f, format)) {
+      text += piece;
+      // A family of a million series renders in slices, so /metrics and health checks answer meanwhile.
+      if (piece.length > 64 * 1024) await yieldToLoop();
+    }
+  }
+  return text;
 }
 
 interface Owner {
@@ -61,6 +89,8 @@ export class ExpositionCache {
   private readonly owners = new Map<string, Owner>();
   private gen = 0;
   private readonly rendered = new Map<ExpositionFormat, Rendered>();
+  /** The last complete document per format, served while a newer one is still being built. */
+  private readonly lastGood = new Map<ExpositionFormat, Rendered>();
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -122,21 +152,37 @@ export class ExpositionCache {
    * callers must not modify it. Rejects when a self-metric's collect() fails or a self-metric
    * registered after set() clashes with a job's family; the next call tries again.
    */
-  render(format: ExpositionFormat, gzip: boolean): Promise<Buffer> {
+  async render(format: ExpositionFormat, gzip: boolean): Promise<Buffer> {
     let entry = this.rendered.get(format);
     if (entry === undefined) {
-      const fresh: Rendered = { document: this.build(format) };
+      const fresh: Rendered = { document: this.build(format), gen: this.gen };
       this.rendered.set(format, fresh);
-      fresh.document.catch(() => this.forget(format, fresh));
+      fresh.document.then(
+        () => {
+          fresh.done = true;
+          if ((this.lastGood.get(format)?.gen ?? -1) < fresh.gen) this.lastGood.set(format, fresh);
+        },
+        () => this.forget(format, fresh),
+      );
       entry = fresh;
     }
-    if (!gzip) return entry.document;
+    const stale = this.lastGood.get(format);
+    if (entry.done !== true && stale !== undefined && stale !== entry) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FRESH_WAIT_MS)));
+      const first = await Promise.race([entry.document.then(() => 'fresh' as const, () => 'fresh' as const), late]);
+      clearTimeout(timer);
+      if (first === 'late') entry = stale;
+    }
+    return gzip ? this.gzipOf(entry) : entry.document;
+  }
+
+  private gzipOf(entry: Rendered): Promise<Buffer> {
     if (entry.gzip !== undefined) return entry.gzip;
-    const current = entry;
-    const zipped = current.document.then((text) => gzipAsync(text));
-    current.gzip = zipped;
+    const zipped = entry.document.then((text) => gzipAsync(text));
+    entry.gzip = zipped;
     zipped.catch(() => {
-      if (current.gzip === zipped) current.gzip = undefined;
+      if (entry.gzip === zipped) entry.gzip = undefined;
     });
     return zipped;
   }
@@ -155,13 +201,8 @@ export class ExpositionCache {
     // The jobs' part is taken synchronously: the document shows the jobs as they were when asked.
     let body = '';
     for (const [, part] of [...this.jobs].sort(([a], [b]) => compareStrings(a, b))) {
-      let text = part[format];
-      if (text === undefined) {
-        text = '';
-        for (const f of part.families) text += renderFamily(f, format);
-        part[format] = text;
-      }
-      body += text;
+      part[format] ??= renderPart(part.families, format);
+      body += await part[format];
     }
     // A self-metric registered after the jobs' set() escaped set()'s check: refuse here rather than
     // serve a document with two TYPE lines for one name.

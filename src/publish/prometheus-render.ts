@@ -91,32 +91,37 @@ interface Labelled<S> {
 }
 
 /**
- * Each series with its label text, ordered by that text (code-unit order, like `sort` on the
- * sample lines). The text encodes a label set one-to-one (names sorted, values escaped), so this
- * is a total order on label sets and the output does not depend on the order the snapshot lists
- * series or label keys in. Comparing one precomputed string per pair is what keeps sorting 100k
- * series cheap; the text is needed for the output anyway.
+ * Above this many series a family keeps the snapshot's order (the aggregator's, stable from cycle to
+ * cycle) instead of being sorted: sorting a million label texts costs seconds of main thread.
+ */
+export const SORT_LIMIT = 10_000;
+
+/**
+ * Label texts by the labels object they were made from. The aggregator hands out the same frozen
+ * labels object for a series in every snapshot, so a series' text is built once in its life.
+ */
+const bodies = new WeakMap<object, string>();
+
+function labelBody(labels: Readonly<Record<string, string>>): string {
+  let body = bodies.get(labels);
+  if (body !== undefined) return body;
+  const names = Object.keys(labels).sort(compareStrings);
+  body = '';
+  for (let i = 0; i < names.length; i++) body += `${i > 0 ? ',' : ''}${names[i]}="${escapeLabelValue(labels[names[i]])}"`;
+  bodies.set(labels, body);
+  return body;
+}
+
+/**
+ * Each series with its label text; families of up to SORT_LIMIT series ordered by that text
+ * (code-unit order). The text encodes a label set one-to-one (names sorted, values escaped), so this
+ * is a total order on label sets and small outputs do not depend on the order the snapshot lists
+ * series or label keys in.
  */
 function labelled<S extends { labels: Readonly<Record<string, string>> }>(series: readonly S[]): Labelled<S>[] {
-  // Series of a family nearly always list their label keys in one order (the config's): sort
-  // the names once per distinct key order, not once per series.
-  let lastKeys: string[] = [];
-  let lastSorted: string[] = [];
-  const items = series.map((s) => {
-    const keys = Object.keys(s.labels);
-    if (keys.length !== lastKeys.length || keys.some((k, i) => k !== lastKeys[i])) {
-      lastKeys = keys;
-      lastSorted = [...keys].sort(compareStrings);
-    }
-    let body = '';
-    for (let i = 0; i < lastSorted.length; i++) {
-      const name = lastSorted[i];
-      body += `${i > 0 ? ',' : ''}${name}="${escapeLabelValue(s.labels[name])}"`;
-    }
-    return { series: s, body };
-  });
+  const items = series.map((s) => ({ series: s, body: labelBody(s.labels) }));
   // Array.prototype.sort is stable: equal texts (which a valid snapshot never has) keep their order.
-  return items.length < 2 ? items : items.sort((x, y) => compareStrings(x.body, y.body));
+  return items.length < 2 || items.length > SORT_LIMIT ? items : items.sort((x, y) => compareStrings(x.body, y.body));
 }
 
 /**
@@ -140,19 +145,31 @@ function isHistogramSeries(s: ScalarSeries | HistogramSeries): s is HistogramSer
   return 'buckets' in s;
 }
 
+/** Lines per piece that renderFamilyPieces hands out: small enough to yield to the event loop between. */
+const PIECE_LINES = 8192;
+
 /**
- * One family, every line ending in "\n", no `# EOF`. A family without series still gets its HELP and
- * TYPE: it tells the reader the metric is configured and read but produced nothing this cycle (an
- * empty map, or every row dropped), and both promtool and the OpenMetrics spec accept it.
+ * One family, every line ending in "\n", no `# EOF`, in pieces of a few thousand lines, so that a
+ * caller can yield to the event loop between pieces of a family with a million series. A family
+ * without series still gets its HELP and TYPE: it tells the reader the metric is configured and read
+ * but produced nothing this cycle (an empty map, or every row dropped), and both promtool and the
+ * OpenMetrics spec accept it.
  */
-export function renderFamily(f: Family, format: ExpositionFormat): string {
+export function* renderFamilyPieces(f: Family, format: ExpositionFormat): Generator<string> {
   const { family, sample } = exposedNames(f.name, f.type, format);
   let out = metadata(family, f.type, f.help, format);
+  let lines = 0;
   if (f.type !== 'histogram') {
     for (const { series, body } of labelled(f.series as readonly ScalarSeries[])) {
       out += `${sample}${body === '' ? '' : `{${body}}`} ${formatValue(series.value)}\n`;
+      if (++lines === PIECE_LINES) {
+        yield out;
+        out = '';
+        lines = 0;
+      }
     }
-    return out;
+    yield out;
+    return;
   }
   // Every series of a family shares its bounds: format each bound once.
   const leText = new Map<number, string>();
@@ -175,7 +192,20 @@ export function renderFamily(f: Family, format: ExpositionFormat): string {
     if (!sawInf) out += `${bucketPrefix}+Inf"} ${formatValue(series.count)}\n`;
     out += `${sample}_sum${suffix} ${formatValue(series.sum)}\n`;
     out += `${sample}_count${suffix} ${formatValue(series.count)}\n`;
+    lines += series.buckets.length + 2;
+    if (lines >= PIECE_LINES) {
+      yield out;
+      out = '';
+      lines = 0;
+    }
   }
+  yield out;
+}
+
+/** One family as one string (see renderFamilyPieces). */
+export function renderFamily(f: Family, format: ExpositionFormat): string {
+  let out = '';
+  for (const piece of renderFamilyPieces(f, format)) out += piece;
   return out;
 }
 

@@ -3,6 +3,7 @@ import { Counter, Gauge, Registry, Summary } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Family } from '../../../src/aggregate/types.js';
 import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
+import { SORT_LIMIT } from '../../../src/publish/prometheus-render.js';
 import { registerSelfMetrics, richFamilies } from './exposition-sample.js';
 import { lintOpenMetrics } from './openmetrics-lint.js';
 
@@ -258,4 +259,35 @@ describe('ExpositionCache', () => {
     await cache.render('text', false);
     expect(reads).toBe(3);
   });
+});
+
+describe('ExpositionCache with a family too big to render at once', () => {
+  const big = (n: number, v: number): Family => ({
+    name: 'big_value', type: 'gauge', help: 'h',
+    series: Array.from({ length: n }, (_, i) => ({ labels: { k: String(n - i) }, value: v })),
+  });
+
+  it('keeps the snapshot order above SORT_LIMIT series, and sorts below it', () => {
+    const text = renderFamilies([big(SORT_LIMIT + 1, 1)], 'text').split('\n');
+    expect(text[2]).toBe(`big_value{k="${SORT_LIMIT + 1}"} 1`);
+    const small = renderFamilies([big(3, 1)], 'text').split('\n');
+    expect(small.slice(2, 5)).toEqual(['big_value{k="1"} 1', 'big_value{k="2"} 1', 'big_value{k="3"} 1']);
+  });
+
+  it('serves the last complete document while a new one renders, and the new one once it is done', async () => {
+    const cache = new ExpositionCache(new Registry());
+    cache.set('j', [big(300_000, 1)]);
+    const first = (await cache.render('text', false)).toString();
+    expect(first).toContain('big_value{k="7"} 1\n');
+    cache.set('j', [big(300_000, 2)]);
+    // The new document takes far longer than the wait a scrape allows: the previous one comes back.
+    const during = (await cache.render('text', false)).toString();
+    expect(during).toBe(first);
+    let next = during;
+    for (let i = 0; i < 400 && next === first; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      next = (await cache.render('text', false)).toString();
+    }
+    expect(next).toContain('big_value{k="7"} 2\n');
+  }, 60_000);
 });
