@@ -35,6 +35,11 @@ export class KeyTable {
     return (h ^ (h >>> 13)) >>> 0;
   }
 
+  /** Whether key `id` equals the key in `scratch` (a check cheaper than find() when `id` is a good guess). */
+  matches(id: number): boolean {
+    return id >= 0 && id < this.count && this.equals(id);
+  }
+
   private equals(id: number): boolean {
     const s = this.scratch;
     const p = this.pool;
