@@ -34,7 +34,7 @@
  * Results: bench/out/daemon-results.json.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { BpfMap } from '../src/bpf/map.js';
+import { checkBpffs, createFilledMap } from './fill.js';
 import { BatchReader } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 import { parseConfig } from '../src/config/parse.js';
@@ -53,12 +54,10 @@ const C_BIN = path.join(ROOT, 'bench/out/batch-read');
 const RESULTS = path.join(ROOT, 'bench/out/daemon-results.json');
 const PIN_DIR = '/sys/fs/bpf/bpf-map-exporter-bench-daemon';
 const PIN = path.join(PIN_DIR, 'percpu_hash');
-const BPF_FS_MAGIC = 0xcafe4a11;
 
 const ENTRIES = 1_000_000;
 const MAX_ENTRIES = 1 << 20;
 const BATCH_SIZE = 4096;
-const FILL_CHUNK = 65536;
 const TWO_32 = 4294967296;
 const P99_GOAL_MS = 25;
 const CYCLE_RATIO_GOAL = 1.5;
@@ -172,58 +171,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-function checkBpffs(): void {
-  const dir = path.dirname(PIN_DIR);
-  let type = -1;
-  try {
-    type = statfsSync(dir).type;
-  } catch {
-    // reported below
-  }
-  if (type !== BPF_FS_MAGIC) throw new Error(`${dir} is not a mounted bpffs; run through \`npm run bench\` (which mounts it) or: mount -t bpf bpf ${dir}`);
-}
-
 // --- filling (the same values as bench/read-maps.ts) ---------------------------------------------
 
-function valueHalves(i: number, cpu: number): [lo: number, hi: number] {
-  return [(i * 7 + cpu * 3) >>> 0, (i + cpu) & 1];
-}
-
 function createAndFill(): { map: BpfMap; expectedSum: number; fillMs: number } {
-  const t0 = performance.now();
-  const map = BpfMap.create({ type: MapType.percpu_hash, name: 'bm_daemon', keySize: 4, valueSize: 8, maxEntries: MAX_ENTRIES });
-  try {
-    const cpus = map.cpus;
-    const slot = perCpuSlotSize(map.info.valueSize);
-    const stride = map.valueStride;
-    const keys = Buffer.alloc(FILL_CHUNK * 4);
-    const values = Buffer.alloc(FILL_CHUNK * stride);
-    let expected = 0n;
-    for (let start = 0; start < ENTRIES; start += FILL_CHUNK) {
-      const n = Math.min(FILL_CHUNK, ENTRIES - start);
-      let chunkSum = 0;
-      for (let j = 0; j < n; j++) {
-        const i = start + j;
-        keys.writeUInt32LE(i, j * 4);
-        for (let c = 0; c < cpus; c++) {
-          const [lo, hi] = valueHalves(i, c);
-          const off = j * stride + c * slot;
-          values.writeUInt32LE(lo, off);
-          values.writeUInt32LE(hi, off + 4);
-          chunkSum += lo + hi * TWO_32;
-        }
-      }
-      expected += BigInt(chunkSum);
-      const written = map.updateBatch(keys, values, n);
-      if (written !== n) throw new Error(`fill: update batch wrote ${written} of ${n}`);
-    }
-    if (expected > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`the expected sum ${expected} is beyond 2**53`);
-    map.pin(PIN);
-    return { map, expectedSum: Number(expected), fillMs: performance.now() - t0 };
-  } catch (e) {
-    map.close();
-    throw e;
-  }
+  const f = createFilledMap({ type: MapType.percpu_hash, name: 'bm_daemon', pin: PIN, entries: ENTRIES, maxEntries: MAX_ENTRIES });
+  return { map: f.map, expectedSum: Number(f.expectedSum), fillMs: f.fillMs };
 }
 
 // --- statistics ------------------------------------------------------------------------------------
@@ -743,7 +695,7 @@ async function main(): Promise<number> {
     mkdirSync(path.dirname(C_BIN), { recursive: true });
     execFileSync('cc', ['-O2', '-o', C_BIN, C_SRC, '-lbpf'], { stdio: 'inherit' });
   }
-  checkBpffs();
+  checkBpffs(path.dirname(PIN_DIR));
   rmSync(PIN_DIR, { recursive: true, force: true }); // stale pins of an interrupted run
   pinsOwned = true;
   mkdirSync(PIN_DIR);

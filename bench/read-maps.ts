@@ -14,11 +14,12 @@
  * per-key contestants, default min(3, BENCH_ROUNDS)). One warm-up round runs first and is excluded.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfMap } from '../src/bpf/map.js';
+import { checkBpffs, createFilledMap, type Filled as FilledMap } from './fill.js';
 import { BatchReader, type IterationMethod } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 
@@ -26,12 +27,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const C_BIN = path.join(ROOT, 'bench/out/batch-read');
 const RESULTS = path.join(ROOT, 'bench/out/results.json');
 const PIN_DIR = '/sys/fs/bpf/bpf-map-exporter-bench';
-const BPF_FS_MAGIC = 0xcafe4a11;
 
 const ENTRIES = 1_000_000;
 const MAX_ENTRIES = 1 << 20;
 const BATCH_SIZE = 4096;
-const FILL_CHUNK = 65536;
 const TWO_32 = 4294967296;
 
 function envInt(name: string, fallback: number): number {
@@ -96,73 +95,16 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-function checkBpffs(): void {
-  const dir = path.dirname(PIN_DIR);
-  let type = -1;
-  try {
-    type = statfsSync(dir).type;
-  } catch {
-    // reported below
-  }
-  if (type !== BPF_FS_MAGIC) {
-    throw new Error(`${dir} is not a mounted bpffs; run through \`npm run bench\` (which mounts it) or: mount -t bpf bpf ${dir}`);
-  }
-}
-
 // --- filling -----------------------------------------------------------------------------------
 
-/** The u64 written for key i on CPU slot c, as its two u32 halves (kept small enough that sums stay exact doubles). */
-function valueHalves(i: number, cpu: number): [lo: number, hi: number] {
-  return [(i * 7 + cpu * 3) >>> 0, (i + cpu) & 1];
-}
-
-interface Filled {
-  map: BpfMap;
+interface Filled extends FilledMap {
   pin: string;
-  expectedSum: bigint;
-  fillMs: number;
 }
 
 function createAndFill(spec: MapSpec): Filled {
-  const t0 = process.hrtime.bigint();
   // Map names keep 15 characters: bm_percpu_hash fits.
-  const map = BpfMap.create({ type: spec.type, name: `bm_${spec.name}`, keySize: 4, valueSize: 8, maxEntries: MAX_ENTRIES });
-  try {
-    const cpus = map.cpus;
-    const slot = perCpuSlotSize(map.info.valueSize);
-    const stride = map.valueStride;
-    const keys = Buffer.alloc(FILL_CHUNK * 4);
-    const values = Buffer.alloc(FILL_CHUNK * stride);
-    let expected = 0n;
-    for (let start = 0; start < ENTRIES; start += FILL_CHUNK) {
-      const n = Math.min(FILL_CHUNK, ENTRIES - start);
-      let chunkSum = 0;
-      for (let j = 0; j < n; j++) {
-        const i = start + j;
-        keys.writeUInt32LE(i, j * 4);
-        for (let c = 0; c < cpus; c++) {
-          const [lo, hi] = valueHalves(i, c);
-          const off = j * stride + c * slot;
-          values.writeUInt32LE(lo, off);
-          values.writeUInt32LE(hi, off + 4);
-          chunkSum += lo + hi * TWO_32;
-        }
-      }
-      if (!Number.isSafeInteger(chunkSum)) throw new Error('fill: chunk sum is not an exact double');
-      expected += BigInt(chunkSum);
-      const written = map.updateBatch(keys, values, n);
-      if (written !== n) throw new Error(`fill ${spec.name}: update batch wrote ${written} of ${n}`);
-    }
-    if (expected > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new Error(`the expected sum of ${spec.name} (${expected}) is beyond 2**53: the JS sums would not be exact`);
-    }
-    const pin = path.join(PIN_DIR, spec.name);
-    map.pin(pin);
-    return { map, pin, expectedSum: expected, fillMs: Number(process.hrtime.bigint() - t0) / 1e6 };
-  } catch (e) {
-    map.close();
-    throw e;
-  }
+  const pin = path.join(PIN_DIR, spec.name);
+  return { ...createFilledMap({ type: spec.type, name: `bm_${spec.name}`, pin, entries: ENTRIES, maxEntries: MAX_ENTRIES }), pin };
 }
 
 // --- contestants -------------------------------------------------------------------------------
@@ -303,7 +245,7 @@ interface MapResult {
 
 function main(): number {
   if (!existsSync(C_BIN)) throw new Error(`${C_BIN} is missing: run \`npm run bench\`, which builds it`);
-  checkBpffs();
+  checkBpffs(path.dirname(PIN_DIR));
   removePins(); // stale pins of an interrupted run
   pinsOwned = true;
   mkdirSync(PIN_DIR);
