@@ -51,6 +51,12 @@ export const native = {
   mapFd: lib.func('int bpf_map__fd(void *map)') as (map: unknown) => number,
   objectFindProgramByName: lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)') as (obj: unknown, name: string) => unknown,
   programFd: lib.func('int bpf_program__fd(void *prog)') as (prog: unknown) => number,
+  objectNextProgram: lib.func('void *bpf_object__next_program(void *obj, void *prev)') as (obj: unknown, prev: unknown) => unknown,
+  programName: lib.func('const char *bpf_program__name(void *prog)') as (prog: unknown) => string,
+  programSectionName: lib.func('const char *bpf_program__section_name(void *prog)') as (prog: unknown) => string,
+  programAttach: lib.func('void *bpf_program__attach(void *prog)') as (prog: unknown) => unknown,
+  programAttachXdp: lib.func('void *bpf_program__attach_xdp(void *prog, int ifindex)') as (prog: unknown, ifindex: number) => unknown,
+  linkDestroy: lib.func('int bpf_link__destroy(void *link)') as (link: unknown) => number,
   progTestRunOpts: lib.func('int bpf_prog_test_run_opts(int fd, void *opts)') as (fd: number, opts: Buffer) => number,
 };
 
@@ -71,13 +77,32 @@ const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, void *fmt, vo
   (buf: Buffer, size: number, fmt: unknown, ap: unknown) => number;
 const PrintFn = koffi.proto('int bpf_map_exporter_libbpf_print(int level, void *fmt, void *ap)');
 const setPrint = lib.func('void *libbpf_set_print(void *fn)') as (fn: unknown) => unknown;
-const printBuf = Buffer.alloc(4096);
+// Large enough for a verifier log, which libbpf prints in one piece.
+const printBuf = Buffer.alloc(256 * 1024);
 const LEVELS = ['warn', 'info', 'debug'] as const;
+
+let captured: string[] | undefined;
+
+/**
+ * Run `fn` and return what libbpf printed meanwhile (as well as logging it): the verifier's log of
+ * a failed load, say. libbpf prints synchronously from the calls `fn` makes.
+ */
+export function captureLibbpfOutput<T>(fn: () => T): { result: T; output: string[] } {
+  const outer = captured;
+  captured = [];
+  const output = captured;
+  try {
+    return { result: fn(), output };
+  } finally {
+    captured = outer;
+  }
+}
 
 function onLibbpfPrint(level: number, fmt: unknown, ap: unknown): number {
   try {
     const n = vsnprintf(printBuf, printBuf.length, fmt, ap);
     const text = printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))).trimEnd();
+    captured?.push(text);
     const method = LEVELS[level] ?? 'debug';
     logger[method]({ source: 'libbpf' }, text);
     return n;

@@ -1,4 +1,6 @@
-import { native, lastErrno } from './libbpf.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
 
@@ -12,6 +14,7 @@ export class BpfObject {
   readonly path: string;
   private handle: unknown;
   private readonly maps = new Map<string, BpfMap>();
+  private links: { program: string; link: unknown }[] = [];
 
   private constructor(path: string, handle: unknown) {
     this.path = path;
@@ -23,10 +26,10 @@ export class BpfObject {
     const handle = native.objectOpenFile(path, null);
     if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path });
     const obj = new BpfObject(path, handle);
-    const ret = native.objectLoad(handle);
+    const { result: ret, output } = captureLibbpfOutput(() => native.objectLoad(handle));
     if (ret < 0) {
       obj.close();
-      throw new BpfError('load BPF object', -ret, { map: path });
+      throw new BpfError('load BPF object', -ret, { map: path, detail: verifierExcerpt(output) });
     }
     return obj;
   }
@@ -72,11 +75,140 @@ export class BpfObject {
     return o.readUInt32LE(56);
   }
 
+  /** The programs of the object: name and ELF section (which says how libbpf attaches it). */
+  programs(): { name: string; section: string }[] {
+    const out: { name: string; section: string }[] = [];
+    for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
+      out.push({ name: native.programName(p), section: native.programSectionName(p) });
+    }
+    return out;
+  }
+
+  /**
+   * Attach every program by its section (tracepoint, raw_tracepoint, kprobe/kretprobe, fentry/fexit,
+   * uprobe with a target in the section, perf_event...); XDP programs to the interfaces named in
+   * `xdp` (program name -> interface). Sections libbpf cannot attach by themselves, and programs
+   * meant only for test runs (`raw_tp` without a tracepoint), are skipped and returned. Links are
+   * destroyed by close().
+   */
+  attach(opts: { xdp?: Readonly<Record<string, string>> } = {}): { attached: string[]; skipped: string[] } {
+    const attached: string[] = [];
+    const skipped: string[] = [];
+    for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
+      const name = native.programName(p);
+      const section = native.programSectionName(p);
+      let link: unknown;
+      if (section === 'xdp' || section.startsWith('xdp/') || section.startsWith('xdp.')) {
+        const ifname = opts.xdp?.[name];
+        if (ifname === undefined) {
+          skipped.push(name);
+          continue;
+        }
+        const ifindex = interfaceIndex(ifname);
+        link = native.programAttachXdp(p, ifindex);
+      } else if (!/[/:]/.test(section)) {
+        // Without a target in the section (raw_tp, kprobe, tracepoint alone) libbpf cannot attach it.
+        skipped.push(name);
+        continue;
+      } else {
+        if (section.startsWith('tp/') || section.startsWith('tracepoint/')) ensureTracefs();
+        link = native.programAttach(p);
+      }
+      if (link === null) {
+        throw new BpfError(`attach program ${name} (section ${section})`, lastErrno() || Errno.EINVAL, { map: this.path });
+      }
+      this.links.push({ program: name, link });
+      attached.push(name);
+    }
+    return { attached, skipped };
+  }
+
+  /** Detach every program this object attached. */
+  detach(): void {
+    for (const { link } of this.links) native.linkDestroy(link);
+    this.links = [];
+  }
+
   close(): void {
     if (this.handle === null) return;
+    this.detach();
     for (const m of this.maps.values()) m.close();
     this.maps.clear();
     native.objectClose(this.handle);
     this.handle = null;
+  }
+}
+
+const VERIFIER_TAIL = 30;
+
+/**
+ * What to show of a failed load: libbpf's messages, with a verifier log cut to its last lines (the
+ * instruction that failed and the reason are at the end; a whole log can be thousands of lines).
+ */
+function verifierExcerpt(output: readonly string[]): string | undefined {
+  const lines = output.flatMap((m) => m.split('\n')).filter((l) => l.trim() !== '');
+  if (lines.length === 0) return undefined;
+  const shown = lines.length > VERIFIER_TAIL ? [`... ${lines.length - VERIFIER_TAIL} earlier lines of libbpf's output cut ...`, ...lines.slice(-VERIFIER_TAIL)] : lines;
+  return `libbpf said:\n  ${shown.join('\n  ')}`;
+}
+
+function interfaceIndex(ifname: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
+  } catch {
+    throw new BpfError(`find interface ${ifname}`, Errno.ENOENT, { detail: `no network interface named ${ifname}` });
+  }
+}
+
+const TRACEFS = '/sys/kernel/tracing';
+
+/**
+ * Tracepoints are found through tracefs. A fresh host may not have it mounted: mount it when we may
+ * (root), or say exactly what is missing.
+ */
+export function ensureTracefs(): void {
+  if (existsSync(`${TRACEFS}/events`) || existsSync('/sys/kernel/debug/tracing/events')) return;
+  try {
+    execFileSync('mount', ['-t', 'tracefs', 'tracefs', TRACEFS], { stdio: 'pipe' });
+  } catch (e) {
+    const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message;
+    throw new BpfError('attach a tracepoint', Errno.ENOENT, { detail: `tracefs is not mounted at ${TRACEFS} and mounting it failed (${why}); run: mount -t tracefs tracefs ${TRACEFS}` });
+  }
+}
+
+/**
+ * The BPF objects a running exporter has loaded, one per file however many jobs read its maps:
+ * loaded and attached on first use, closed (programs detached) when no config names them any more.
+ */
+export class ObjectRegistry {
+  private readonly objects = new Map<string, BpfObject>();
+
+  /** The loaded, attached object of `path`. */
+  get(path: string): BpfObject {
+    let obj = this.objects.get(path);
+    if (obj === undefined) {
+      obj = BpfObject.load(path);
+      try {
+        obj.attach();
+      } catch (e) {
+        obj.close();
+        throw e;
+      }
+      this.objects.set(path, obj);
+    }
+    return obj;
+  }
+
+  /** Close every object whose path is not in `keep` (after a reload). */
+  retain(keep: ReadonlySet<string>): void {
+    for (const [path, obj] of this.objects) {
+      if (keep.has(path)) continue;
+      obj.close();
+      this.objects.delete(path);
+    }
+  }
+
+  closeAll(): void {
+    this.retain(new Set());
   }
 }

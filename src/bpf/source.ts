@@ -1,5 +1,5 @@
 import { BpfMap } from './map.js';
-import { BpfObject } from './object.js';
+import { BpfObject, type ObjectRegistry } from './object.js';
 
 /** Where a map comes from, as a config names it. */
 export type MapSourceRef = { pinned: string } | { id: number } | { name: string } | { object: string; map: string };
@@ -10,11 +10,19 @@ export interface OpenedMap {
   close(): void;
 }
 
-/** Open the map a source names: read-only unless `write` (drains). */
-export function openSource(source: MapSourceRef, opts: { write?: boolean } = {}): OpenedMap {
+/**
+ * Open the map a source names: read-only unless `write` (drains). An object source takes the map
+ * from the registry's loaded and attached object when one is given (the daemon), or loads the object
+ * privately, without attaching anything, for as long as the map is open (check, dump).
+ */
+export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry } = {}): OpenedMap {
   if ('pinned' in source) return own(BpfMap.openPinned(source.pinned, opts));
   if ('id' in source) return own(BpfMap.openById(source.id, opts));
   if ('name' in source) return own(BpfMap.openByName(source.name, opts));
+  if (opts.objects !== undefined) {
+    // The registry owns the object and its maps: closing the job leaves them be.
+    return { map: opts.objects.get(source.object).map(source.map), close: () => {} };
+  }
   const obj = BpfObject.load(source.object);
   try {
     return { map: obj.map(source.map), close: () => obj.close() };

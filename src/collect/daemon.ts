@@ -9,6 +9,7 @@ import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js
 import { inventory } from './inventory.js';
 import { MapTask, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';
+import { ObjectRegistry } from '../bpf/object.js';
 
 export interface DaemonOptions {
   exposition: ExpositionCache;
@@ -34,6 +35,8 @@ export class Daemon {
   private readonly firstDone = new Set<string>();
   private readonly overrunsSeen = new Map<string, number>();
   private readonly sinks: TaskSinks;
+  /** BPF objects named by object sources, loaded and attached once, shared by their jobs. */
+  private readonly objects = new ObjectRegistry();
 
   constructor(config: Config, opts: DaemonOptions) {
     this.config = config;
@@ -96,6 +99,7 @@ export class Daemon {
       }
     }
     this.config = config;
+    this.objects.retain(objectPaths(config));
     this.firstDone.clear();
     this.overrunsSeen.clear();
     this.scheduler = new Scheduler();
@@ -110,6 +114,7 @@ export class Daemon {
     for (const t of this.tasks) await t.finalCycle();
     this.checkpoint();
     for (const t of this.tasks) t.close();
+    this.objects.closeAll();
   }
 
   /** Write the drain totals to the state file, if there is one. */
@@ -134,7 +139,7 @@ export class Daemon {
   }
 
   private install(config: Config, states: Record<string, Record<string, SeriesState[]>>): void {
-    this.tasks = config.maps.map((spec, i) => new MapTask(spec, i, this.sinks, { env: this.opts.env, state: spec.mode === 'drain' ? states[spec.name] : undefined }));
+    this.tasks = config.maps.map((spec, i) => new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: spec.mode === 'drain' ? states[spec.name] : undefined }));
     for (const t of this.tasks) this.scheduler.add(t);
     if (this.inventoryOn()) {
       this.scheduler.add({
@@ -151,4 +156,8 @@ export class Daemon {
       });
     }
   }
+}
+
+function objectPaths(config: Config): Set<string> {
+  return new Set(config.maps.flatMap((m) => ('object' in m.source ? [m.source.object] : [])));
 }

@@ -1,5 +1,6 @@
 import type { Config, MapSpec } from '../config/types.js';
 import { openSource, type OpenedMap } from '../bpf/source.js';
+import type { ObjectRegistry } from '../bpf/object.js';
 import { mapBtf, type MapBtf } from '../bpf/btf.js';
 import { BpfError } from '../bpf/errors.js';
 import { possibleCpus } from '../bpf/cpus.js';
@@ -31,11 +32,11 @@ export class MapJob {
   }
 
   /** Open the map and fit the config to it. Problems name config paths; BPF failures are problems of `source`. */
-  open(opts: { write?: boolean; env?: DecoderEnv } = {}): PlanProblem[] {
+  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry } = {}): PlanProblem[] {
     this.close();
     let opened: OpenedMap;
     try {
-      opened = openSource(this.spec.source, { write: opts.write });
+      opened = openSource(this.spec.source, { write: opts.write, objects: opts.objects });
     } catch (e) {
       if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message }];
       throw e;

@@ -1,6 +1,7 @@
 import type { MapSpec } from '../config/types.js';
 import { BpfMap } from '../bpf/map.js';
 import { BpfError } from '../bpf/errors.js';
+import type { ObjectRegistry } from '../bpf/object.js';
 import type { DecoderEnv } from '../decode/index.js';
 import type { SeriesState } from '../aggregate/types.js';
 import type { MapSnapshot } from '../aggregate/map-aggregator.js';
@@ -33,6 +34,7 @@ export class MapTask implements Task {
   private readonly index: number;
   private readonly sinks: TaskSinks;
   private readonly env: DecoderEnv | undefined;
+  private readonly objects: ObjectRegistry | undefined;
   private job: MapJob | undefined;
   /** Totals waiting for a job to be (re)opened: restored from a checkpoint, or carried from a replaced map. */
   private pending: Record<string, SeriesState[]> | undefined;
@@ -41,13 +43,14 @@ export class MapTask implements Task {
   /** When the map was last read successfully (ms), for keep_stale. */
   private lastGood = 0;
 
-  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]> } = {}) {
+  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry } = {}) {
     this.name = spec.name;
     this.intervalMs = spec.interval;
     this.spec = spec;
     this.index = index;
     this.sinks = sinks;
     this.env = opts.env;
+    this.objects = opts.objects;
     this.pending = opts.state;
   }
 
@@ -106,7 +109,7 @@ export class MapTask implements Task {
 
   private open(): PlanProblem[] {
     const job = new MapJob(this.spec, this.index);
-    const problems = job.open({ write: this.draining, env: this.env });
+    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
       const skipped = job.importState(this.pending);
