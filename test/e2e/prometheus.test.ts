@@ -1,0 +1,91 @@
+/**
+ * A real Prometheus (Debian's package) scrapes the exporter running the syscalls example every
+ * second; its query API must return the workload's exact count and a positive rate.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kernelDescribe } from '../kernel/support.js';
+import { buildExamples, freePort, root, sleep, startExporter, type Exporter } from './support.js';
+
+const PROMETHEUS = '/usr/bin/prometheus';
+
+interface Vector { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } }
+
+kernelDescribe('a real Prometheus scraping the exporter', () => {
+  let dir: string;
+  let workload: string;
+  let exporter: Exporter | undefined;
+  let prom: ChildProcess | undefined;
+
+  beforeAll(() => {
+    if (!existsSync(PROMETHEUS)) {
+      if (process.env.REQUIRE_BPF === '1') throw new Error(`${PROMETHEUS} is missing: scripts/setup.sh installs Debian's prometheus package`);
+      console.warn(`SKIPPING the Prometheus end-to-end test: ${PROMETHEUS} is missing (scripts/setup.sh installs it)`);
+    }
+    buildExamples();
+    dir = mkdtempSync(join(tmpdir(), 'bme-prom-'));
+    workload = join(dir, 'getppid');
+    execFileSync('cc', ['-O2', '-o', workload, join(root, 'test/fixtures/workload/getppid.c')]);
+  }, 120_000);
+
+  afterAll(async () => {
+    prom?.kill('SIGTERM');
+    await exporter?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.runIf(existsSync(PROMETHEUS) || process.env.REQUIRE_BPF === '1')('answers queries with the exact count and rate() > 0, and promtool passes the exposition', async () => {
+    const config = join(dir, 'syscalls.yaml');
+    writeFileSync(config, readFileSync(join(root, 'config/examples/syscalls.yaml'), 'utf8')
+      .replace('interval: 5s', 'interval: 200ms')
+      .replace('object: syscalls.bpf.o', `object: ${join(root, 'config/examples/syscalls.bpf.o')}`));
+    exporter = await startExporter(config);
+    const target = exporter.base.replace('http://', '');
+
+    const port = await freePort();
+    writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: bpf\n    static_configs: [ { targets: ['${target}'] } ]\n`);
+    prom = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let promLog = '';
+    prom.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
+    const api = `http://127.0.0.1:${port}/api/v1`;
+    const query = async (q: string): Promise<Vector['data']['result']> => {
+      const r = (await (await fetch(`${api}/query?query=${encodeURIComponent(q)}`)).json()) as Vector;
+      expect(r.status).toBe('success');
+      return r.data.result;
+    };
+    // Prometheus is up and has scraped the exporter once.
+    let up: Vector['data']['result'] = [];
+    for (let i = 0; i < 150 && up.length === 0; i++) {
+      await sleep(200);
+      up = await query('up{job="bpf"} == 1').catch(() => []);
+    }
+    expect(up, promLog).toHaveLength(1);
+
+    // Two rounds of exactly N getppid calls, 2.5 s apart: Prometheus sees the counter grow.
+    const N = 5000;
+    const child = spawn(workload, [String(N), '2', '2500'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    await new Promise((r) => child.once('exit', r));
+
+    const series = `syscalls_total{job="bpf",pid="${pid}",syscall="getppid"}`;
+    let value: number | undefined;
+    for (let i = 0; i < 100 && value !== 2 * N; i++) {
+      await sleep(200);
+      const r = await query(series);
+      value = r.length === 1 ? Number(r[0].value[1]) : undefined;
+    }
+    expect(value).toBe(2 * N);
+    const rate = await query(`rate(${series}[30s])`);
+    expect(rate).toHaveLength(1);
+    expect(Number(rate[0].value[1])).toBeGreaterThan(0);
+
+    const text = await (await fetch(`${exporter.base}/metrics`)).text();
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.status).toBe(0);
+    expect(await exporter.stop()).toBe(0);
+  }, 120_000);
+});
