@@ -192,6 +192,21 @@ kernelDescribe('maps of a clang-compiled object', () => {
     }
   });
 
+  it('says why the verifier refused a program, with the end of its log', () => {
+    compileBpf(new URL('../../fixtures/bpf/rejected.bpf.c', import.meta.url).pathname, join(dir, 'rejected.bpf.o'));
+    let err: BpfError | undefined;
+    try {
+      BpfObject.load(join(dir, 'rejected.bpf.o'));
+    } catch (e) {
+      err = e as BpfError;
+    }
+    expect(err).toBeInstanceOf(BpfError);
+    expect(err!.message).toMatch(new RegExp(`^map ${join(dir, 'rejected.bpf.o')}: load BPF object failed: EACCES \\(libbpf said:\\n`));
+    // The verifier's reason is in the excerpt, and the excerpt is bounded.
+    expect(err!.message).toMatch(/invalid mem access 'map_value_or_null'/);
+    expect(err!.message.split('\n').length).toBeLessThanOrEqual(32);
+  });
+
   it('routes libbpf\'s own messages into the logger, not stderr', () => {
     const warn = vi.spyOn(logger, 'warn');
     try {
