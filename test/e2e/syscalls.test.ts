@@ -29,7 +29,7 @@ kernelDescribe('the syscalls example', () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('counts exactly the getppid calls of a process, and detaches its program on exit', async () => {
+  it('counts exactly the getppid calls of a process, and detaches its program on reload and exit', async () => {
     // The example's config, read faster for the test.
     const config = join(dir, 'syscalls.yaml');
     writeFileSync(config, readFileSync(join(root, 'config/examples/syscalls.yaml'), 'utf8')
@@ -50,6 +50,13 @@ kernelDescribe('the syscalls example', () => {
       expect(sample(text, `syscalls_total{pid="${pid}",syscall="getppid"}`), text.split('\n').filter((l) => l.includes(`pid="${pid}"`)).join('\n')).toBe(N);
       // The same process made other system calls too, counted apart.
       expect(sample(text, `syscalls_total{pid="${pid}",syscall="exit_group"}`)).toBe(1);
+
+      // A reload to a config without the object detaches its program while the exporter runs on.
+      writeFileSync(config, 'interval: 200ms\nmaps: []\n');
+      exporter.proc.kill('SIGHUP');
+      for (let i = 0; i < 100 && programIds('count_syscall').length > 0; i++) await sleep(50);
+      expect(programIds('count_syscall')).toEqual([]);
+      expect((await fetch(`${exporter.base}/healthz`)).status).toBe(200);
     } finally {
       expect(await exporter.stop()).toBe(0);
     }
