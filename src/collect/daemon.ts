@@ -57,7 +57,7 @@ export class Daemon {
         producer?.remove(job);
       },
       read: (job, r) => {
-        this.firstDone.add(job);
+        this.firstCycleDone(job);
         self.read(job, r);
         const overruns = this.scheduler.state(job)?.overruns ?? 0;
         self.overrun(job, overruns - (this.overrunsSeen.get(job) ?? 0));
@@ -65,7 +65,7 @@ export class Daemon {
         changed();
       },
       failed: (job, errno, message) => {
-        this.firstDone.add(job);
+        this.firstCycleDone(job);
         self.failed(job, errno);
         logger.warn({ map: job, errno }, message);
         changed();
@@ -73,6 +73,17 @@ export class Daemon {
       lost: (job, n) => self.lost(job, n),
       drained: () => this.checkpoint(),
     };
+  }
+
+  /**
+   * The maps an object source loads exist only once its job has run: when every job has finished
+   * its first cycle, the inventory runs once more at once, so that it lists them without waiting
+   * for its interval.
+   */
+  private firstCycleDone(job: string): void {
+    const first = !this.firstDone.has(job);
+    this.firstDone.add(job);
+    if (first && this.inventoryOn() && this.tasks.every((t) => this.firstDone.has(t.name))) void this.scheduler.runNow(INVENTORY);
   }
 
   /** Every map job (and the inventory) has finished its first cycle. */

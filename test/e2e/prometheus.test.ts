@@ -38,10 +38,11 @@ kernelDescribe('a real Prometheus scraping the exporter', () => {
   });
 
   it.runIf(existsSync(PROMETHEUS) || process.env.REQUIRE_BPF === '1')('answers queries with the exact count and rate() > 0, and promtool passes the exposition', async () => {
-    const config = join(dir, 'syscalls.yaml');
-    writeFileSync(config, readFileSync(join(root, 'config/examples/syscalls.yaml'), 'utf8')
-      .replace('interval: 5s', 'interval: 200ms')
-      .replace('object: syscalls.bpf.o', `object: ${join(root, 'config/examples/syscalls.bpf.o')}`));
+    // What `npm start` runs: the examples and the inventory of every map.
+    const config = join(dir, 'all.yaml');
+    writeFileSync(config, readFileSync(join(root, 'config/examples/all.yaml'), 'utf8')
+      .replace('interval: 15s', 'interval: 200ms')
+      .replaceAll(/object: (\S+?\.bpf\.o)/g, (_, o: string) => `object: ${join(root, 'config/examples', o)}`));
     exporter = await startExporter(config);
     const target = exporter.base.replace('http://', '');
 
@@ -81,6 +82,18 @@ kernelDescribe('a real Prometheus scraping the exporter', () => {
     const rate = await query(`rate(${series}[30s])`);
     expect(rate).toHaveLength(1);
     expect(Number(rate[0].value[1])).toBeGreaterThan(0);
+
+    // The inventory lists the example's map with its type, entries, fill ratio and memory.
+    const info = await query('bpf_map_info{job="bpf",name="syscall_counts"}');
+    expect(info).toHaveLength(1);
+    expect(info[0].metric).toMatchObject({ type: 'percpu_hash', key_size: '8', value_size: '8' });
+    const id = info[0].metric.id;
+    for (const m of ['bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes']) {
+      const r = await query(`${m}{job="bpf",id="${id}"}`);
+      expect(r, m).toHaveLength(1);
+      expect(Number(r[0].value[1]), m).toBeGreaterThan(0);
+    }
+    expect(Number((await query(`bpf_map_max_entries{job="bpf",id="${id}"}`))[0].value[1])).toBe(65536);
 
     const text = await (await fetch(`${exporter.base}/metrics`)).text();
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
