@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libbpf1 libbpf-dev clang llvm bpftool gcc prometheus; do
+for pkg in libbpf1 libbpf-dev clang llvm bpftool gcc prometheus iproute2 iputils-ping; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -98,14 +98,21 @@ export class BpfObject {
       const name = native.programName(p);
       const section = native.programSectionName(p);
       let link: unknown;
-      if (section === 'xdp' || section.startsWith('xdp/') || section.startsWith('xdp.')) {
+      if (isXdpSection(section)) {
         const ifname = opts.xdp?.[name];
         if (ifname === undefined) {
           skipped.push(name);
           continue;
         }
-        const ifindex = interfaceIndex(ifname);
+        const ifindex = interfaceIndex(ifname, `attach XDP program ${name}`, this.path);
+        // No mode flags: the kernel takes native (driver) mode when the driver implements XDP, else generic (skb).
         link = native.programAttachXdp(p, ifindex);
+        if (link === null) {
+          const errno = lastErrno() || Errno.EINVAL;
+          // The kernel refuses a second XDP program (or link) in the same mode on an interface.
+          const detail = errno === Errno.EBUSY ? `interface ${ifname} already has an XDP program; see ip link show ${ifname}` : undefined;
+          throw new BpfError(`attach XDP program ${name} to interface ${ifname}`, errno, { map: this.path, detail });
+        }
       } else if (!/[/:]/.test(section)) {
         // Without a target in the section (raw_tp, kprobe, tracepoint alone) libbpf cannot attach it.
         skipped.push(name);
@@ -152,12 +159,29 @@ function verifierExcerpt(output: readonly string[]): string | undefined {
   return `libbpf said:\n  ${shown.join('\n  ')}`;
 }
 
-function interfaceIndex(ifname: string): number {
+/** XDP sections as libbpf names them: xdp, xdp.frags, xdp/cpumap, xdp/devmap... */
+function isXdpSection(section: string): boolean {
+  return section === 'xdp' || section.startsWith('xdp/') || section.startsWith('xdp.');
+}
+
+/** XDP programs meant for an interface; xdp/cpumap and xdp/devmap ones run from map entries instead. */
+function isInterfaceXdpSection(section: string): boolean {
+  return section === 'xdp' || section === 'xdp.frags';
+}
+
+/**
+ * The index of interface `ifname` in the exporter's network namespace (sysfs shows that one), or a
+ * BpfError of `op` naming the interface.
+ */
+function interfaceIndex(ifname: string, op: string, path: string): number {
+  // A name with a slash (or . and ..) would read another sysfs file; the kernel allows none of them.
+  const valid = ifname !== '' && ifname !== '.' && ifname !== '..' && !ifname.includes('/');
   try {
-    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
+    if (valid) return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
   } catch {
-    throw new BpfError(`find interface ${ifname}`, Errno.ENOENT, { detail: `no network interface named ${ifname}` });
+    // Reported below, as for an invalid name.
   }
+  throw new BpfError(`${op} to interface ${ifname}`, Errno.ENOENT, { map: path, detail: `no network interface named ${ifname} in this network namespace` });
 }
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -176,32 +200,47 @@ export function ensureTracefs(): void {
   }
 }
 
+/** How the registry attaches an object's programs. */
+export interface AttachOptions {
+  /** The interface every XDP program of the object is attached to; unset: they are left detached. */
+  xdp?: string;
+}
+
 /**
  * The BPF objects a running exporter has loaded, one per file however many jobs read its maps:
  * loaded and attached on first use, closed (programs detached) when no config names them any more.
+ * The config makes every job naming an object agree on its attach options; when a reload changes
+ * them, the object's programs are re-attached and its maps (and what they hold) kept.
  */
 export class ObjectRegistry {
-  private readonly objects = new Map<string, BpfObject>();
+  private readonly objects = new Map<string, { obj: BpfObject; xdp: string | undefined }>();
 
-  /** The loaded, attached object of `path`. */
-  get(path: string): BpfObject {
-    let obj = this.objects.get(path);
-    if (obj === undefined) {
+  /** The loaded object of `path`, attached as `opts` say. An object that cannot be attached so is closed. */
+  get(path: string, opts: AttachOptions = {}): BpfObject {
+    const known = this.objects.get(path);
+    if (known !== undefined && known.xdp === opts.xdp) return known.obj;
+    let obj: BpfObject;
+    if (known === undefined) {
       obj = BpfObject.load(path);
-      try {
-        obj.attach();
-      } catch (e) {
-        obj.close();
-        throw e;
-      }
-      this.objects.set(path, obj);
+    } else {
+      obj = known.obj;
+      obj.detach();
+      this.objects.delete(path);
     }
+    try {
+      attachAs(obj, opts);
+    } catch (e) {
+      // Half attached is worse than not loaded: the next use loads it afresh, with the error again if it stays.
+      obj.close();
+      throw e;
+    }
+    this.objects.set(path, { obj, xdp: opts.xdp });
     return obj;
   }
 
   /** Close every object whose path is not in `keep` (after a reload). */
   retain(keep: ReadonlySet<string>): void {
-    for (const [path, obj] of this.objects) {
+    for (const [path, { obj }] of this.objects) {
       if (keep.has(path)) continue;
       obj.close();
       this.objects.delete(path);
@@ -211,4 +250,19 @@ export class ObjectRegistry {
   closeAll(): void {
     this.retain(new Set());
   }
+}
+
+/** Attach every program of `obj`, its XDP programs (sections xdp and xdp.frags) to `opts.xdp`. */
+function attachAs(obj: BpfObject, opts: AttachOptions): void {
+  const ifname = opts.xdp;
+  if (ifname === undefined) {
+    obj.attach();
+    return;
+  }
+  const xdp = obj.programs().filter((p) => isInterfaceXdpSection(p.section));
+  if (xdp.length === 0) {
+    // xdp was written for a reason: an object without XDP programs is probably not the one meant.
+    throw new BpfError(`attach XDP programs to interface ${ifname}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
+  }
+  obj.attach({ xdp: Object.fromEntries(xdp.map((p) => [p.name, ifname])) });
 }

@@ -2,7 +2,7 @@ import { BpfMap } from './map.js';
 import { BpfObject, type ObjectRegistry } from './object.js';
 
 /** Where a map comes from, as a config names it. */
-export type MapSourceRef = { pinned: string } | { id: number } | { name: string } | { object: string; map: string };
+export type MapSourceRef = { pinned: string } | { id: number } | { name: string } | { object: string; map: string; xdp?: string };
 
 export interface OpenedMap {
   map: BpfMap;
@@ -12,8 +12,9 @@ export interface OpenedMap {
 
 /**
  * Open the map a source names: read-only unless `write` (drains). An object source takes the map
- * from the registry's loaded and attached object when one is given (the daemon), or loads the object
- * privately, without attaching anything, for as long as the map is open (check, dump).
+ * from the registry's loaded and attached object when one is given (the daemon; its XDP programs to
+ * the source's `xdp` interface), or loads the object privately, without attaching anything, for as
+ * long as the map is open (check, dump).
  */
 export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry } = {}): OpenedMap {
   if ('pinned' in source) return own(BpfMap.openPinned(source.pinned, opts));
@@ -21,7 +22,7 @@ export function openSource(source: MapSourceRef, opts: { write?: boolean; object
   if ('name' in source) return own(BpfMap.openByName(source.name, opts));
   if (opts.objects !== undefined) {
     // The registry owns the object and its maps: closing the job leaves them be.
-    return { map: opts.objects.get(source.object).map(source.map), close: () => {} };
+    return { map: opts.objects.get(source.object, { xdp: source.xdp }).map(source.map), close: () => {} };
   }
   const obj = BpfObject.load(source.object);
   try {

@@ -35,8 +35,10 @@ export function parseConfig(text: string, file: string): Config {
   const raw = validator.document(CONFIG_SCHEMA, doc.contents ?? new YAMLMap()) as RawConfig | undefined;
   if (raw !== undefined) {
     checkRules(raw, {
+      folder: dirname(file),
       report: (path, message) => validator.report(loc.valuePos(loc.find(path)), path, message),
       line: (path) => loc.where(path).line,
+      written: (path) => loc.find(path).depth === path.length,
     });
   }
   if (validator.problems.length > 0 || raw === undefined) {
@@ -94,7 +96,8 @@ function build(raw: Complete, file: string, loc: Locator): Config {
 }
 
 function sourceOf(s: MapSource, folder: string): MapSource {
-  return 'object' in s ? { object: resolve(folder, s.object), map: s.map } : s;
+  if (!('object' in s)) return s;
+  return { object: resolve(folder, s.object), map: s.map, ...(s.xdp === undefined ? {} : { xdp: s.xdp }) };
 }
 
 /** Fixed buckets have no min/max of their own: they span the listed keys. */

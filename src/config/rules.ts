@@ -3,6 +3,7 @@
  * validator made of the document, where anything written wrong is already reported and missing:
  * each rule skips what it cannot judge rather than report a problem twice.
  */
+import { resolve } from 'node:path';
 import type { ConfigPath } from './errors.js';
 import { formatPath } from './errors.js';
 import type { Config, FieldSpec } from './types.js';
@@ -19,6 +20,10 @@ export interface RuleContext {
   report(path: ConfigPath, message: string): void;
   /** The line a path is written on, to point at the other half of a clash. */
   line(path: ConfigPath): number;
+  /** Whether `path` is written at all (a key written wrong is written, though missing from the config). */
+  written(path: ConfigPath): boolean;
+  /** The config file's folder, which relative paths in the config are relative to. */
+  folder: string;
 }
 
 type Rule = (config: RawConfig, ctx: RuleContext) => void;
@@ -108,6 +113,35 @@ const rules: Rule[] = [
           }
         });
       });
+    });
+  },
+
+  // The exporter loads an object once however many jobs read its maps, and attaches its XDP programs
+  // once: two jobs asking for different interfaces (or one for none) cannot both be right.
+  function xdpAgreesPerObject(config, ctx) {
+    const first = new Map<string, { index: number; name: string | undefined; xdp: string | undefined }>();
+    (config.maps ?? []).forEach((m, i) => {
+      const source = m?.source;
+      if (source === undefined || !('object' in source) || source.object === undefined) return;
+      const at: ConfigPath = ['maps', i, 'source'];
+      const xdp = 'xdp' in source ? source.xdp : undefined;
+      // Written wrong: reported already, and its value unknown.
+      if (xdp === undefined && ctx.written([...at, 'xdp'])) return;
+      const path = resolve(ctx.folder, source.object);
+      const earlier = first.get(path);
+      if (earlier === undefined) {
+        first.set(path, { index: i, name: m?.name, xdp });
+        return;
+      }
+      if (earlier.xdp === xdp) return;
+      const job = (name: string | undefined, index: number): string => (name === undefined ? `maps[${index}]` : `job "${name}"`);
+      const mine = xdp === undefined ? `names ${source.object} without xdp` : `attaches the XDP programs of ${source.object} to ${xdp}`;
+      const theirs = earlier.xdp === undefined ? 'names it without xdp' : `attaches ${xdp === undefined ? 'its XDP programs' : 'them'} to ${earlier.xdp}`;
+      ctx.report(
+        xdp === undefined ? at : [...at, 'xdp'],
+        `${job(m?.name, i)} ${mine}, but ${job(earlier.name, earlier.index)} (maps[${earlier.index}], line ${ctx.line(['maps', earlier.index])}) ${theirs}, ` +
+          'expected the same xdp in every job naming that object (it is loaded and attached once)',
+      );
     });
   },
 

@@ -89,6 +89,14 @@ function checkFieldType(text: string): string | undefined {
   return typeof t === 'string' ? t : undefined;
 }
 
+// The kernel's rule for interface names (dev_valid_name): shorter than IFNAMSIZ (16), not . or .., no /, : or whitespace.
+const INTERFACE_NAME = /^(?!\.\.?$)[^\s/:]{1,15}$/;
+
+function checkInterfaceName(name: string): string | undefined {
+  if (name.length > 15) return `interface name "${name}" is longer than 15 characters (the kernel's limit), expected a network interface name`;
+  return undefined;
+}
+
 function checkLabelName(name: string): string | undefined {
   if (name.startsWith('__')) return `label name "${name}" starts with __, which Prometheus reserves, expected another name`;
   if (name === 'le') return 'label name "le" is reserved for histogram buckets, expected another name';
@@ -143,6 +151,14 @@ const source: ObjectShape = {
     name: { shape: nonEmpty, description: 'The name of a loaded map (the first map of that name).' },
     object: { shape: nonEmpty, description: 'A compiled BPF object (.bpf.o) the exporter loads and attaches, relative to the config file\'s folder.' },
     map: { shape: nonEmpty, when: { key: 'object', required: true }, description: 'With object: the name of the map in that object.' },
+    xdp: {
+      shape: { type: 'string', check: checkInterfaceName, pattern: INTERFACE_NAME, expected: 'a network interface name (1 to 15 characters, none of them /, : or blank)' },
+      when: { key: 'object' },
+      description:
+        'With object: the network interface every XDP program of the object (sections xdp and xdp.frags) is attached to, e.g. eth0. ' +
+        'libbpf\'s bpf_program__attach_xdp makes a BPF link without mode flags, so the kernel picks native (driver) mode when the interface\'s driver supports XDP, else generic (skb) mode. ' +
+        'Every job naming the object must give the same xdp. The programs are detached when the exporter exits.',
+    },
   },
 };
 
@@ -224,7 +240,7 @@ const map: ObjectShape = {
   at: true,
   props: {
     name: { shape: nonEmpty, required: true, description: 'The job\'s name in self-metrics, logs and `dump --map`; unique.' },
-    source: { shape: source, required: true, description: 'Where the map is: exactly one of pinned, id, name, or object with map.' },
+    source: { shape: source, required: true, description: 'Where the map is: exactly one of pinned, id, name, or object with map (and, for its XDP programs, xdp).' },
     mode: {
       shape: { type: 'string', enum: ['read', 'drain'] },
       default: 'read',

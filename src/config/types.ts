@@ -10,8 +10,11 @@ export interface SourceRef {
   column: number;
 }
 
-/** Where a map comes from. An object path is resolved relative to the config file's folder. */
-export type MapSource = { pinned: string } | { id: number } | { name: string } | { object: string; map: string };
+/**
+ * Where a map comes from. An object path is resolved relative to the config file's folder; `xdp`
+ * names the interface the object's XDP programs are attached to (unset: they are not attached).
+ */
+export type MapSource = { pinned: string } | { id: number } | { name: string } | { object: string; map: string; xdp?: string };
 
 /** One field of a key or value layout. */
 export interface FieldSpec {
