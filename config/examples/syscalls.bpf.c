@@ -22,13 +22,18 @@ int count_syscall(struct trace_event_raw_sys_enter *ctx)
 		.pid = bpf_get_current_pid_tgid() >> 32,
 		.nr = (__u32)ctx->id,
 	};
-	__u64 one = 1, *n;
+	__u64 zero = 0, *n;
 
 	n = bpf_map_lookup_elem(&syscall_counts, &k);
-	if (n)
-		(*n)++;
-	else
-		bpf_map_update_elem(&syscall_counts, &k, &one, BPF_NOEXIST);
+	if (!n) {
+		// Create the row empty, then add: if another CPU created it meanwhile, our NOEXIST insert
+		// fails and the lookup below finds theirs, so no count is lost.
+		bpf_map_update_elem(&syscall_counts, &k, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&syscall_counts, &k);
+		if (!n)
+			return 0;
+	}
+	(*n)++;
 	return 0;
 }
 

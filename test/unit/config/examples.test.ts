@@ -26,3 +26,17 @@ describe('config/examples', () => {
     }
   });
 });
+
+describe('config/examples/all.yaml', () => {
+  it('holds every example that needs no setting, each map exactly as in its own file', () => {
+    const strip = (m: object) => JSON.parse(JSON.stringify(m, (k, v: unknown) => (k === 'at' || k === 'interval' ? undefined : v))) as unknown;
+    const all = loadConfig(`${examples}all.yaml`);
+    expect(all.inventory).toBe(true);
+    const own = readdirSync(examples)
+      .filter((f) => f.endsWith('.yaml') && f !== 'all.yaml')
+      .flatMap((f) => loadConfig(`${examples}${f}`).maps)
+      .filter((m) => !('object' in m.source && m.source.xdp !== undefined));
+    expect(all.maps.map((m) => m.name).sort()).toEqual(own.map((m) => m.name).sort());
+    for (const m of all.maps) expect(strip(m), m.name).toEqual(strip(own.find((o) => o.name === m.name)!));
+  });
+});
