@@ -42,7 +42,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { BpfMap } from '../src/bpf/map.js';
-import { checkBpffs, createFilledMap } from './fill.js';
+import { checkBpffs, cleanupOnExit, createFilledMap, removePins } from './fill.js';
 import { BatchReader } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 import { parseConfig } from '../src/config/parse.js';
@@ -156,20 +156,10 @@ function cleanup(): void {
   }
   if (!pinsOwned) return;
   pinsOwned = false;
-  try {
-    rmSync(PIN_DIR, { recursive: true, force: true });
-  } catch (e) {
-    process.stderr.write(`bench: could not remove ${PIN_DIR}: ${(e as Error).message}\n`);
-  }
+  removePins(PIN_DIR);
 }
 
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    cleanup();
-    process.exit(128 + (os.constants.signals[sig] ?? 0));
-  });
-}
+cleanupOnExit(cleanup);
 
 // --- filling (the same values as bench/read-maps.ts) ---------------------------------------------
 

@@ -1,5 +1,6 @@
-/** What both benchmarks share: the bpffs check and the 1M-entry maps they read, filled alike. */
-import { statfsSync } from 'node:fs';
+/** What both benchmarks share: the bpffs check, clean-up on exit, and the 1M-entry maps they read, filled alike. */
+import { rmSync, statfsSync } from 'node:fs';
+import os from 'node:os';
 import { BpfMap } from '../src/bpf/map.js';
 import { perCpuSlotSize } from '../src/bpf/map-types.js';
 
@@ -73,5 +74,25 @@ export function createFilledMap(o: { type: number; name: string; pin: string; en
   } catch (e) {
     map.close();
     throw e;
+  }
+}
+
+/** Run `cleanup` at exit and on SIGINT/SIGTERM/SIGHUP (then exit 128 + the signal's number). */
+export function cleanupOnExit(cleanup: () => void): void {
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      cleanup();
+      process.exit(128 + (os.constants.signals[sig] ?? 0));
+    });
+  }
+}
+
+/** Remove a folder of pins, saying so (without throwing) when it cannot. */
+export function removePins(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    process.stderr.write(`bench: could not remove ${dir}: ${(e as Error).message}\n`);
   }
 }

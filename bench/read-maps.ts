@@ -14,12 +14,12 @@
  * per-key contestants, default min(3, BENCH_ROUNDS)). One warm-up round runs first and is excluded.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfMap } from '../src/bpf/map.js';
-import { checkBpffs, createFilledMap, type Filled as FilledMap } from './fill.js';
+import { checkBpffs, cleanupOnExit, createFilledMap, removePins, type Filled as FilledMap } from './fill.js';
 import { BatchReader, type IterationMethod } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 
@@ -73,27 +73,13 @@ const MAPS: readonly MapSpec[] = [
 
 let pinsOwned = false;
 
-function removePins(): void {
-  rmSync(PIN_DIR, { recursive: true, force: true });
-}
-
 function cleanup(): void {
   if (!pinsOwned) return;
   pinsOwned = false;
-  try {
-    removePins();
-  } catch (e) {
-    process.stderr.write(`bench: could not remove ${PIN_DIR}: ${(e as Error).message}\n`);
-  }
+  removePins(PIN_DIR);
 }
 
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    cleanup();
-    process.exit(128 + (os.constants.signals[sig] ?? 0));
-  });
-}
+cleanupOnExit(cleanup);
 
 // --- filling -----------------------------------------------------------------------------------
 
@@ -246,7 +232,7 @@ interface MapResult {
 function main(): number {
   if (!existsSync(C_BIN)) throw new Error(`${C_BIN} is missing: run \`npm run bench\`, which builds it`);
   checkBpffs(path.dirname(PIN_DIR));
-  removePins(); // stale pins of an interrupted run
+  removePins(PIN_DIR); // stale pins of an interrupted run
   pinsOwned = true;
   mkdirSync(PIN_DIR);
 
