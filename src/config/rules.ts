@@ -3,6 +3,7 @@
  * validator made of the document, where anything written wrong is already reported and missing:
  * each rule skips what it cannot judge rather than report a problem twice.
  */
+import { occupiedNames } from '../publish/prometheus-render.js';
 import { resolve } from 'node:path';
 import type { ConfigPath } from './errors.js';
 import { formatPath } from './errors.js';
@@ -51,6 +52,9 @@ function noField(what: string, name: string, choices: string[], listed: string):
   return `no ${what} field named "${name}"${near === undefined ? '' : ` (did you mean "${near}"?)`}, expected one of ${listed}`;
 }
 
+/** The inventory's metrics (the exporter's self-metrics all start with bpf_map_exporter_). */
+const RESERVED = new Set(['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes']);
+
 const rules: Rule[] = [
   function mapNamesAreUnique(config, ctx) {
     unique(ctx, 'map name', (config.maps ?? []).map((m, i) => [m?.name, ['maps', i, 'name']]), 'a unique name');
@@ -81,6 +85,41 @@ const rules: Rule[] = [
         if (x?.type === 'counter' && x.name !== undefined && !x.name.endsWith('_total')) {
           ctx.report(['maps', i, 'metrics', j, 'name'], `counter "${x.name}" does not end in _total (Prometheus convention), expected "${x.name}_total"`);
         }
+      }),
+    );
+  },
+
+  // Two metrics whose exposition names meet would print two TYPE lines for one name, or samples
+  // another family owns: a counter foo_total and a gauge foo are both "foo" in OpenMetrics, a
+  // histogram lat owns lat_count. Caught here rather than when the first snapshot is published.
+  function exposedNamesDoNotCollide(config, ctx) {
+    const owners = new Map<string, { name: string; path: ConfigPath }>();
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        if (x?.name === undefined || x.type === undefined) return;
+        const path: ConfigPath = ['maps', i, 'metrics', j, 'name'];
+        const taken = occupiedNames(x.name, x.type).find((n) => owners.has(n) && owners.get(n)!.name !== x.name);
+        if (taken !== undefined) {
+          const other = owners.get(taken)!;
+          ctx.report(path, `metric "${x.name}" would expose "${taken}", which metric "${other.name}" (${formatPath(other.path.slice(0, -1))}, line ${ctx.line(other.path)}) exposes too, expected names that do not meet (OpenMetrics names a counter without _total; a histogram adds _bucket, _count and _sum)`);
+          return;
+        }
+        for (const n of occupiedNames(x.name, x.type)) if (!owners.has(n)) owners.set(n, { name: x.name, path });
+      }),
+    );
+  },
+
+  // Suffixes Prometheus reads as a type: promtool refuses _total on a non-counter and _count, _sum or
+  // _bucket on anything but a histogram; the exporter's own names are reserved.
+  function namesFitTheirType(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        if (x?.name === undefined || x.type === undefined) return;
+        const at: ConfigPath = ['maps', i, 'metrics', j, 'name'];
+        const suffix = /_(total|count|sum|bucket)$/.exec(x.name)?.[1];
+        if (suffix === 'total' && x.type !== 'counter') ctx.report(at, `${x.type} "${x.name}" ends in _total, which Prometheus keeps for counters, expected another name`);
+        else if (suffix !== undefined && suffix !== 'total' && x.type !== 'histogram') ctx.report(at, `${x.type} "${x.name}" ends in _${suffix}, which Prometheus reads as part of a histogram, expected another name`);
+        else if (x.name.startsWith('bpf_map_exporter_') || RESERVED.has(x.name)) ctx.report(at, `metric name "${x.name}" is the exporter's own, expected another name`);
       }),
     );
   },
