@@ -23,7 +23,7 @@ export function errnoName(errno: number): string {
 }
 
 const HINTS: Partial<Record<string, string>> = {
-  EPERM: 'not permitted: needs CAP_BPF (or CAP_SYS_ADMIN for id lookups), or the fd is read-only / the map is frozen',
+  EPERM: 'not permitted: needs CAP_BPF, or CAP_SYS_ADMIN to list maps and to open maps or BTF by id; or the fd is read-only / the map is frozen',
   EACCES: 'permission denied by the pin\'s file mode; read-only opens need only read permission',
   ENOENT: 'no such map or pin',
   ENOTSUPP: 'the kernel does not support this operation on this map type',

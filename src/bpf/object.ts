@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
@@ -191,12 +191,28 @@ const TRACEFS = '/sys/kernel/tracing';
  * (root), or say exactly what is missing.
  */
 export function ensureTracefs(): void {
-  if (existsSync(`${TRACEFS}/events`) || existsSync('/sys/kernel/debug/tracing/events')) return;
+  // stat, not access(2): access checks with the real uid and without capabilities, so a non-root
+  // exporter holding CAP_DAC_READ_SEARCH would find root's 0700 tracefs "missing".
+  const found = [`${TRACEFS}/events`, '/sys/kernel/debug/tracing/events'].map(statErrno);
+  if (found.includes(0)) return;
+  if (found[0] === Errno.EACCES) {
+    throw new BpfError('attach a tracepoint', Errno.EACCES, { detail: `tracefs at ${TRACEFS} is not readable by this process (it is root's, mode 0700): run as uid 0 or with CAP_DAC_READ_SEARCH` });
+  }
   try {
     execFileSync('mount', ['-t', 'tracefs', 'tracefs', TRACEFS], { stdio: 'pipe' });
   } catch (e) {
     const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message;
     throw new BpfError('attach a tracepoint', Errno.ENOENT, { detail: `tracefs is not mounted at ${TRACEFS} and mounting it failed (${why}); run: mount -t tracefs tracefs ${TRACEFS}` });
+  }
+}
+
+/** 0 when `path` can be stat'ed, else the errno (ENOENT, EACCES...). */
+function statErrno(path: string): number {
+  try {
+    statSync(path);
+    return 0;
+  } catch (e) {
+    return -((e as NodeJS.ErrnoException).errno ?? -Errno.ENOENT);
   }
 }
 

@@ -40,7 +40,7 @@ describe('errors', () => {
 
   it('makes one line with the map, the operation, the errno name and its meaning', () => {
     const e = new BpfError('lookup batch', 1, { map: '/sys/fs/bpf/x' });
-    expect(e.message).toBe('map /sys/fs/bpf/x: lookup batch failed: EPERM (not permitted: needs CAP_BPF (or CAP_SYS_ADMIN for id lookups), or the fd is read-only / the map is frozen)');
+    expect(e.message).toBe('map /sys/fs/bpf/x: lookup batch failed: EPERM (not permitted: needs CAP_BPF, or CAP_SYS_ADMIN to list maps and to open maps or BTF by id; or the fd is read-only / the map is frozen)');
     expect(e.message).not.toContain('\n');
     expect(e).toMatchObject({ code: 'ERR_BPF', errno: 1, errnoName: 'EPERM', op: 'lookup batch', map: '/sys/fs/bpf/x' });
     expect(new BpfError('x', 75, { detail: 'why' }).message).toBe('x failed: EOVERFLOW (why)');
