@@ -9,12 +9,17 @@ export function loadKernelBtf(btfId: number, label?: string): Btf {
   // libbpf 1.x returns NULL and sets errno on failure.
   if (handle === null) throw new BpfError(`load BTF id ${btfId}`, lastErrno() || Errno.ENOENT, { map: label });
   try {
-    const size = new Uint32Array(1);
-    const raw = native.btfRawData(handle, size);
-    return Btf.parse(copyNative(raw, size[0]));
+    return parseLibbpfBtf(handle);
   } finally {
     native.btfFree(handle);
   }
+}
+
+/** Parse a libbpf `struct btf *` (which stays libbpf's) from its raw bytes. */
+export function parseLibbpfBtf(handle: unknown): Btf {
+  const size = new Uint32Array(1);
+  const raw = native.btfRawData(handle, size);
+  return Btf.parse(copyNative(raw, size[0]));
 }
 
 export interface MapBtf {
@@ -23,10 +28,13 @@ export interface MapBtf {
   btf: Btf;
 }
 
-/** The key and value types of a map from its BTF, or undefined when it carries none. */
+/**
+ * The key and value types of a map from its BTF, or undefined when it carries none. A map of an
+ * object we loaded is described by the object's BTF; any other map's BTF is loaded by id.
+ */
 export function mapBtf(map: BpfMap): MapBtf | undefined {
   const { btfId, btfKeyTypeId, btfValueTypeId } = map.info;
   if (btfId === 0 || btfValueTypeId === 0) return undefined;
-  const btf = loadKernelBtf(btfId, map.label);
+  const btf = map.btf ?? loadKernelBtf(btfId, map.label);
   return { key: btf.describe(btfKeyTypeId), value: btf.describe(btfValueTypeId), btf };
 }

@@ -43,11 +43,11 @@ export const native = {
   btfLoadFromKernelById: lib.func('void *btf__load_from_kernel_by_id(uint32_t id)') as (id: number) => unknown,
   btfRawData: lib.func('const void *btf__raw_data(const void *btf, void *size)') as (btf: unknown, size: Uint32Array) => unknown,
   btfFree: lib.func('void btf__free(void *btf)') as (btf: unknown) => void,
-  
   objectOpenFile: lib.func('void *bpf_object__open_file(const char *path, void *opts)') as (path: string, opts: Ptr) => unknown,
   objectLoad: lib.func('int bpf_object__load(void *obj)') as (obj: unknown) => number,
   objectClose: lib.func('void bpf_object__close(void *obj)') as (obj: unknown) => void,
   objectFindMapByName: lib.func('void *bpf_object__find_map_by_name(void *obj, const char *name)') as (obj: unknown, name: string) => unknown,
+  objectBtf: lib.func('void *bpf_object__btf(const void *obj)') as (obj: unknown) => unknown,
   mapFd: lib.func('int bpf_map__fd(void *map)') as (map: unknown) => number,
   objectFindProgramByName: lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)') as (obj: unknown, name: string) => unknown,
   programFd: lib.func('int bpf_program__fd(void *prog)') as (prog: unknown) => number,

@@ -3,6 +3,7 @@ import { native } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { isHashFamily, isPerCpu, mapTypeName, perCpuSlotSize } from './map-types.js';
 import { possibleCpus } from './cpus.js';
+import type { Btf } from './btf-parse.js';
 
 export interface MapInfo {
   type: number;
@@ -111,11 +112,17 @@ export class BpfMap {
   readonly valueStride: number;
   /** Bytes of a batch cursor: hash maps use a 4-byte bucket index, the others a whole key. */
   readonly cursorSize: number;
+  /**
+   * The BTF of the object that created the map, when we loaded that object: the map's layout is read
+   * from it without the id lookup that needs CAP_SYS_ADMIN.
+   */
+  readonly btf: Btf | undefined;
   private fdValue: number;
   private readonly owned: boolean;
 
-  private constructor(fd: number, label: string, readOnly: boolean, owned: boolean) {
+  private constructor(fd: number, label: string, readOnly: boolean, owned: boolean, btf?: Btf) {
     this.fdValue = fd;
+    this.btf = btf;
     this.owned = owned;
     this.readOnly = readOnly;
     try {
@@ -173,8 +180,8 @@ export class BpfMap {
   }
 
   /** Wrap an fd obtained elsewhere. With owned: false the fd stays open after close(). */
-  static fromFd(fd: number, opts: { owned?: boolean; readOnly?: boolean; label?: string } = {}): BpfMap {
-    return new BpfMap(fd, opts.label ?? `fd ${fd}`, opts.readOnly ?? false, opts.owned ?? true);
+  static fromFd(fd: number, opts: { owned?: boolean; readOnly?: boolean; label?: string; btf?: Btf } = {}): BpfMap {
+    return new BpfMap(fd, opts.label ?? `fd ${fd}`, opts.readOnly ?? false, opts.owned ?? true, opts.btf);
   }
 
   /** Create a map (tests, benchmarks, pre-populated maps). The returned map is read-write. */

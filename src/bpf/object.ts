@@ -3,6 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
+import { parseLibbpfBtf } from './btf.js';
+import type { Btf } from './btf-parse.js';
 
 const BPF_F_TEST_RUN_ON_CPU = 1;
 
@@ -15,6 +17,7 @@ export class BpfObject {
   private handle: unknown;
   private readonly maps = new Map<string, BpfMap>();
   private links: { program: string; link: unknown }[] = [];
+  private parsedBtf: Btf | undefined | null = null;
 
   private constructor(path: string, handle: unknown) {
     this.path = path;
@@ -45,10 +48,19 @@ export class BpfObject {
     if (m === undefined) {
       const p = native.objectFindMapByName(this.ptr, name);
       if (p === null) throw new BpfError('find map', Errno.ENOENT, { map: `${this.path}:${name}`, detail: 'the object has no map of that name' });
-      m = BpfMap.fromFd(native.mapFd(p), { owned: false, label: `${this.path}:${name}` });
+      m = BpfMap.fromFd(native.mapFd(p), { owned: false, label: `${this.path}:${name}`, btf: this.btf() });
       this.maps.set(name, m);
     }
     return m;
+  }
+
+  /** The object's BTF (parsed once), which describes its maps; undefined for an object built without -g. */
+  private btf(): Btf | undefined {
+    if (this.parsedBtf === null) {
+      const handle = native.objectBtf(this.ptr);
+      this.parsedBtf = handle === null ? undefined : parseLibbpfBtf(handle);
+    }
+    return this.parsedBtf;
   }
 
   /** The fd of the program called `name`. */
