@@ -1,13 +1,16 @@
 import { native, copyNative, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { Btf, type BtfType } from './btf-parse.js';
-import type { BpfMap } from './map.js';
+import { NEEDS_SYS_ADMIN, type BpfMap } from './map.js';
 
 /** A BTF object of the kernel by id, parsed in JS from its raw bytes. Needs CAP_SYS_ADMIN. */
 export function loadKernelBtf(btfId: number, label?: string): Btf {
   const handle = native.btfLoadFromKernelById(btfId);
   // libbpf 1.x returns NULL and sets errno on failure.
-  if (handle === null) throw new BpfError(`load BTF id ${btfId}`, lastErrno() || Errno.ENOENT, { map: label });
+  if (handle === null) {
+    const errno = lastErrno() || Errno.ENOENT;
+    throw new BpfError(`load BTF id ${btfId}`, errno, { map: label, detail: NEEDS_SYS_ADMIN[errno] });
+  }
   try {
     return parseLibbpfBtf(handle);
   } finally {

@@ -49,10 +49,13 @@ export const BPF_F_LOCK = 4;
 const MAP_INFO_SIZE = 88; // struct bpf_map_info as libbpf 1.1.2 knows it; the kernel fills min(ours, its)
 const MAP_NAME_MAX = 15; // BPF_OBJ_NAME_LEN - 1
 
-function check(ret: number, op: string, map?: string): number {
-  if (ret < 0) throw new BpfError(op, -ret, { map });
+function check(ret: number, op: string, map?: string, detail?: Partial<Record<number, string>>): number {
+  if (ret < 0) throw new BpfError(op, -ret, { map, detail: detail?.[-ret] });
   return ret;
 }
+
+/** What EPERM means for the operations the kernel keeps for CAP_SYS_ADMIN (CAP_BPF is not enough). */
+export const NEEDS_SYS_ADMIN = { [Errno.EPERM]: 'the kernel lets only CAP_SYS_ADMIN list BPF maps and open maps or BTF by id' };
 
 function openOpts(flags: number): Buffer {
   // struct bpf_obj_get_opts / bpf_get_fd_by_id_opts: { size_t sz; __u32 flags; } = 16 bytes.
@@ -93,7 +96,7 @@ export function mapIds(): number[] {
   for (;;) {
     const ret = native.mapGetNextId(id, next);
     if (ret === -Errno.ENOENT) return ids;
-    check(ret, 'list map ids');
+    check(ret, 'list map ids', undefined, NEEDS_SYS_ADMIN);
     id = next[0];
     ids.push(id);
   }
@@ -145,7 +148,7 @@ export class BpfMap {
 
   static openById(id: number, opts: OpenOptions = {}): BpfMap {
     const label = `id ${id}`;
-    const fd = check(native.mapGetFdByIdOpts(id, openOpts(opts.write === true ? 0 : BPF_F_RDONLY)), 'open map by id', label);
+    const fd = check(native.mapGetFdByIdOpts(id, openOpts(opts.write === true ? 0 : BPF_F_RDONLY)), 'open map by id', label, NEEDS_SYS_ADMIN);
     return new BpfMap(fd, label, opts.write !== true, true);
   }
 

@@ -10,6 +10,7 @@ import { inventory } from './inventory.js';
 import { MapTask, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';
 import { ObjectRegistry } from '../bpf/object.js';
+import { BpfError } from '../bpf/errors.js';
 
 export interface DaemonOptions {
   exposition: ExpositionCache;
@@ -159,6 +160,9 @@ export class Daemon {
         run: async () => {
           try {
             this.opts.self.inventory(inventory());
+          } catch (e) {
+            this.opts.self.inventoryFailed(e instanceof BpfError ? e.errnoName : 'none');
+            throw e;
           } finally {
             this.firstDone.add(INVENTORY);
             this.opts.exposition.invalidate();

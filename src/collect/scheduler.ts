@@ -89,7 +89,9 @@ export class Scheduler {
     const start = performance.now();
     e.state.running = true;
     e.current = e.task.run().catch((err: unknown) => {
-      logger.error({ task: e.task.name, err }, 'task cycle failed');
+      // An expected failure (a BPF error: errno and what it means) is one line; anything else keeps its stack.
+      const expected = (err as { code?: unknown } | null)?.code === 'ERR_BPF';
+      logger.error({ task: e.task.name, err: expected ? (err as Error).message : err }, 'task cycle failed');
     });
     await e.current;
     e.current = undefined;

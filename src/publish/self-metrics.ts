@@ -24,6 +24,8 @@ export class SelfMetrics {
   private readonly checkpointErrors: Counter;
   private readonly method: Gauge;
   private readonly inv: { info: Gauge; entries: Gauge; max: Gauge; fill: Gauge; memlock: Gauge } | undefined;
+  private readonly invUp: Gauge | undefined;
+  private readonly invErrors: Counter | undefined;
 
   constructor(registry: Registry, opts: { version: string; inventory: boolean }) {
     this.registry = registry;
@@ -56,6 +58,8 @@ export class SelfMetrics {
         fill: g('bpf_map_fill_ratio', 'entries / max_entries', l),
         memlock: g('bpf_map_memlock_bytes', 'Memory the kernel accounts to the map', l),
       };
+      this.invUp = g('bpf_map_exporter_inventory_up', 'Whether the last inventory of the host\'s maps succeeded (1) or failed (0); it needs CAP_SYS_ADMIN', []);
+      this.invErrors = c('bpf_map_exporter_inventory_errors_total', 'Failed inventories of the host\'s maps, by errno', ['errno']);
     }
   }
 
@@ -94,6 +98,14 @@ export class SelfMetrics {
     this.checkpointErrors.inc();
   }
 
+  /** The inventory failed: its last rows are dropped rather than shown as current. */
+  inventoryFailed(errno: string): void {
+    if (this.inv === undefined) return;
+    for (const m of Object.values(this.inv)) m.reset();
+    this.invUp?.set(0);
+    this.invErrors?.inc({ errno });
+  }
+
   /** Forget a job's series of per-map gauges (the config dropped it). */
   forget(map: string): void {
     for (const m of [this.up, this.entries, this.maxEntries, this.duration, this.lastRead]) m.remove({ map });
@@ -101,6 +113,7 @@ export class SelfMetrics {
 
   inventory(rows: readonly InventoryRow[]): void {
     if (this.inv === undefined) return;
+    this.invUp?.set(1);
     for (const m of Object.values(this.inv)) m.reset();
     for (const r of rows) {
       const l = { id: String(r.id), name: r.name, type: r.type };
