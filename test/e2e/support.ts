@@ -14,9 +14,13 @@ export interface Exporter {
   stop(): Promise<number | null>;
 }
 
-/** The exporter as a process on a free loopback port, once /readyz says ready. */
-export async function startExporter(config: string, env: Record<string, string> = {}): Promise<Exporter> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
+/**
+ * The exporter as a process on a free loopback port, once /readyz says ready; `wrap` is a command the
+ * exporter runs under (e.g. setpriv with another uid and capabilities).
+ */
+export async function startExporter(config: string, env: Record<string, string> = {}, wrap: string[] = []): Promise<Exporter> {
+  const [cmd, ...args] = [...wrap, process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'];
+  const proc = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
   });
