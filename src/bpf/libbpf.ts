@@ -58,7 +58,36 @@ export const native = {
   programAttachXdp: lib.func('void *bpf_program__attach_xdp(void *prog, int ifindex)') as (prog: unknown, ifindex: number) => unknown,
   linkDestroy: lib.func('int bpf_link__destroy(void *link)') as (link: unknown) => number,
   progTestRunOpts: lib.func('int bpf_prog_test_run_opts(int fd, void *opts)') as (fd: number, opts: Buffer) => number,
+  programType: lib.func('int bpf_program__type(void *prog)') as (prog: unknown) => number,
+  // The link owns pfd from then on: bpf_link__destroy disables the event and closes it.
+  programAttachPerfEvent: lib.func('void *bpf_program__attach_perf_event(void *prog, int pfd)') as (prog: unknown, pfd: number) => unknown,
+  // struct bpf_tc_hook and struct bpf_tc_opts are built byte by byte in tc.ts.
+  tcHookCreate: lib.func('int bpf_tc_hook_create(void *hook)') as (hook: Buffer) => number,
+  tcHookDestroy: lib.func('int bpf_tc_hook_destroy(void *hook)') as (hook: Buffer) => number,
+  tcAttach: lib.func('int bpf_tc_attach(void *hook, void *opts)') as (hook: Buffer, opts: Buffer) => number,
+  tcDetach: lib.func('int bpf_tc_detach(void *hook, void *opts)') as (hook: Buffer, opts: Buffer) => number,
 };
+
+// perf_event_open(2) has no libc wrapper: it is called through syscall(2), whose number differs by arch.
+const PERF_EVENT_OPEN: Partial<Record<string, number>> = { x64: 298, arm64: 241 };
+const syscall = libc.func('long syscall(long number, ...)') as (number: number, ...typed: unknown[]) => number;
+const closeFd = libc.func('int close(int fd)') as (fd: number) => number;
+
+/**
+ * perf_event_open(attr, pid, cpu, group_fd, flags): the new fd, or -errno. `attr` is a struct
+ * perf_event_attr built byte-exact by the caller (perf-event.ts).
+ */
+export function perfEventOpen(attr: Buffer, pid: number, cpu: number, groupFd: number, flags: number): number {
+  const nr = PERF_EVENT_OPEN[process.arch];
+  if (nr === undefined) return -38; // ENOSYS: an arch whose syscall number we do not know
+  const fd = syscall(nr, 'void *', attr, 'int', pid, 'int', cpu, 'int', groupFd, 'unsigned long', flags);
+  return fd < 0 ? -(koffi.errno() || 22) : fd;
+}
+
+/** close(2) of an fd that native code handed us (a perf event fd no link took over). */
+export function closeNativeFd(fd: number): void {
+  closeFd(fd);
+}
 
 /** errno of the last native call, for the few libbpf functions that return NULL instead of -errno. */
 export function lastErrno(): number {

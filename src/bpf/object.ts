@@ -5,8 +5,13 @@ import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
 import { parseLibbpfBtf } from './btf.js';
 import type { Btf } from './btf-parse.js';
+import { TcHook, type TcSpec } from './tc.js';
+import { closePerfEvent, describePerfEvent, onlineCpus, openPerfEvent, type PerfEventSpec } from './perf-event.js';
 
 const BPF_F_TEST_RUN_ON_CPU = 1;
+// enum bpf_prog_type: libbpf gives sections tc and classifier SCHED_CLS, perf_event PERF_EVENT.
+const BPF_PROG_TYPE_SCHED_CLS = 3;
+const BPF_PROG_TYPE_PERF_EVENT = 7;
 
 /**
  * A compiled BPF object (ELF) opened and loaded by libbpf. Its maps and programs belong to it:
@@ -16,7 +21,10 @@ export class BpfObject {
   readonly path: string;
   private handle: unknown;
   private readonly maps = new Map<string, BpfMap>();
-  private links: { program: string; link: unknown }[] = [];
+  /** What attach() did, each with the way to undo it, in order. */
+  private attachments: { program: string; undo: () => void }[] = [];
+  /** The clsact hooks of our tc filters, by ifindex. */
+  private readonly tcHooks = new Map<number, TcHook>();
   private parsedBtf: Btf | undefined | null = null;
 
   private constructor(path: string, handle: unknown) {
@@ -87,65 +95,138 @@ export class BpfObject {
     return o.readUInt32LE(56);
   }
 
-  /** The programs of the object: name and ELF section (which says how libbpf attaches it). */
-  programs(): { name: string; section: string }[] {
-    const out: { name: string; section: string }[] = [];
+  /** The programs of the object: name, ELF section (which says how libbpf attaches it) and program type (enum bpf_prog_type). */
+  programs(): { name: string; section: string; type: number }[] {
+    const out: { name: string; section: string; type: number }[] = [];
     for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
-      out.push({ name: native.programName(p), section: native.programSectionName(p) });
+      out.push({ name: native.programName(p), section: native.programSectionName(p), type: native.programType(p) });
     }
     return out;
   }
 
   /**
    * Attach every program by its section (tracepoint, raw_tracepoint, kprobe/kretprobe, fentry/fexit,
-   * uprobe with a target in the section, perf_event...); XDP programs to the interfaces named in
-   * `xdp` (program name -> interface). Sections libbpf cannot attach by themselves, and programs
-   * meant only for test runs (`raw_tp` without a tracepoint), are skipped and returned. Links are
-   * destroyed by close().
+   * uprobe with a target in the section...); XDP programs to the interfaces named in `xdp` (program
+   * name -> interface); tc programs (sections tc and classifier) to the clsact hook `tc` names;
+   * perf_event programs to the event `perf_event` describes, on every online CPU. Programs whose
+   * option is not given, sections libbpf cannot attach by themselves, and programs meant only for
+   * test runs (`raw_tp` without a tracepoint) are skipped and returned. Everything attached is
+   * undone by detach() or close(). A failure undoes what this call attached before it throws.
    */
-  attach(opts: { xdp?: Readonly<Record<string, string>> } = {}): { attached: string[]; skipped: string[] } {
+  attach(opts: { xdp?: Readonly<Record<string, string>>; tc?: TcSpec; perfEvent?: PerfEventSpec } = {}): { attached: string[]; skipped: string[] } {
     const attached: string[] = [];
     const skipped: string[] = [];
-    for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
-      const name = native.programName(p);
-      const section = native.programSectionName(p);
-      let link: unknown;
-      if (isXdpSection(section)) {
-        const ifname = opts.xdp?.[name];
-        if (ifname === undefined) {
+    const before = this.attachments.length;
+    try {
+      for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
+        const name = native.programName(p);
+        const section = native.programSectionName(p);
+        const type = native.programType(p);
+        if (isXdpSection(section)) {
+          const ifname = opts.xdp?.[name];
+          if (ifname === undefined) {
+            skipped.push(name);
+            continue;
+          }
+          this.attachXdp(p, name, ifname);
+        } else if (type === BPF_PROG_TYPE_SCHED_CLS) {
+          if (opts.tc === undefined) {
+            skipped.push(name);
+            continue;
+          }
+          this.attachTc(p, name, opts.tc);
+        } else if (type === BPF_PROG_TYPE_PERF_EVENT) {
+          if (opts.perfEvent === undefined) {
+            skipped.push(name);
+            continue;
+          }
+          this.attachPerfEvent(p, name, opts.perfEvent);
+        } else if (!/[/:]/.test(section)) {
+          // Without a target in the section (raw_tp, kprobe, tracepoint alone) libbpf cannot attach it.
           skipped.push(name);
           continue;
+        } else {
+          if (section.startsWith('tp/') || section.startsWith('tracepoint/')) ensureTracefs();
+          const link = native.programAttach(p);
+          if (link === null) throw new BpfError(`attach program ${name} (section ${section})`, lastErrno() || Errno.EINVAL, { map: this.path });
+          this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
         }
-        const ifindex = interfaceIndex(ifname, `attach XDP program ${name}`, this.path);
-        // No mode flags: the kernel takes native (driver) mode when the driver implements XDP, else generic (skb).
-        link = native.programAttachXdp(p, ifindex);
-        if (link === null) {
-          const errno = lastErrno() || Errno.EINVAL;
-          // The kernel refuses a second XDP program (or link) in the same mode on an interface.
-          const detail = errno === Errno.EBUSY ? `interface ${ifname} already has an XDP program; see ip link show ${ifname}` : undefined;
-          throw new BpfError(`attach XDP program ${name} to interface ${ifname}`, errno, { map: this.path, detail });
-        }
-      } else if (!/[/:]/.test(section)) {
-        // Without a target in the section (raw_tp, kprobe, tracepoint alone) libbpf cannot attach it.
-        skipped.push(name);
-        continue;
-      } else {
-        if (section.startsWith('tp/') || section.startsWith('tracepoint/')) ensureTracefs();
-        link = native.programAttach(p);
+        attached.push(name);
       }
-      if (link === null) {
-        throw new BpfError(`attach program ${name} (section ${section})`, lastErrno() || Errno.EINVAL, { map: this.path });
-      }
-      this.links.push({ program: name, link });
-      attached.push(name);
+    } catch (e) {
+      this.undo(before);
+      throw e;
     }
     return { attached, skipped };
   }
 
+  private attachXdp(p: unknown, name: string, ifname: string): void {
+    const ifindex = interfaceIndex(ifname, `attach XDP program ${name} to interface ${ifname}`, this.path);
+    // No mode flags: the kernel takes native (driver) mode when the driver implements XDP, else generic (skb).
+    const link = native.programAttachXdp(p, ifindex);
+    if (link === null) {
+      const errno = lastErrno() || Errno.EINVAL;
+      // The kernel refuses a second XDP program (or link) in the same mode on an interface.
+      const detail = errno === Errno.EBUSY ? `interface ${ifname} already has an XDP program; see ip link show ${ifname}` : undefined;
+      throw new BpfError(`attach XDP program ${name} to interface ${ifname}`, errno, { map: this.path, detail });
+    }
+    this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
+  }
+
+  private attachTc(p: unknown, name: string, tc: TcSpec): void {
+    const op = `attach tc program ${name} to interface ${tc.interface} ${tc.direction}`;
+    const ifindex = interfaceIndex(tc.interface, op, this.path);
+    // One hook per interface for the object's filters; the qdisc goes with the last of them, if it was ours.
+    let hook = this.tcHooks.get(ifindex);
+    if (hook === undefined) {
+      hook = TcHook.open(tc.interface, ifindex, this.path);
+      this.tcHooks.set(ifindex, hook);
+    }
+    const h = hook;
+    let detach: () => void;
+    try {
+      detach = h.attach(native.programFd(p), tc.direction, name, this.path);
+    } catch (e) {
+      h.release();
+      if (!h.inUse) this.tcHooks.delete(ifindex);
+      throw e;
+    }
+    this.attachments.push({
+      program: name,
+      undo: () => {
+        detach();
+        h.release();
+      },
+    });
+  }
+
+  private attachPerfEvent(p: unknown, name: string, spec: PerfEventSpec): void {
+    for (const cpu of onlineCpus()) {
+      const op = `attach perf_event program ${name} to ${describePerfEvent(spec)} on CPU ${cpu}`;
+      const pfd = openPerfEvent(spec, cpu, op, this.path);
+      const link = native.programAttachPerfEvent(p, pfd);
+      if (link === null) {
+        const errno = lastErrno() || Errno.EINVAL;
+        // No link took the event: it is still ours to close.
+        closePerfEvent(pfd);
+        throw new BpfError(op, errno, { map: this.path });
+      }
+      // The link owns the event fd: destroying it disables the event and closes the fd.
+      this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
+    }
+  }
+
+  /** Undo attachments from index `from` on, newest first. */
+  private undo(from: number): void {
+    const gone = this.attachments.splice(from);
+    for (let i = gone.length - 1; i >= 0; i--) gone[i].undo();
+    // A hook without filters of ours is forgotten: its qdisc is gone if it was ours, and the next attach looks afresh.
+    for (const [ifindex, hook] of this.tcHooks) if (!hook.inUse) this.tcHooks.delete(ifindex);
+  }
+
   /** Detach every program this object attached. */
   detach(): void {
-    for (const { link } of this.links) native.linkDestroy(link);
-    this.links = [];
+    this.undo(0);
   }
 
   close(): void {
@@ -183,7 +264,7 @@ function isInterfaceXdpSection(section: string): boolean {
 
 /**
  * The index of interface `ifname` in the exporter's network namespace (sysfs shows that one), or a
- * BpfError of `op` naming the interface.
+ * BpfError of `op` (which names the interface).
  */
 function interfaceIndex(ifname: string, op: string, path: string): number {
   // A name with a slash (or . and ..) would read another sysfs file; the kernel allows none of them.
@@ -193,7 +274,7 @@ function interfaceIndex(ifname: string, op: string, path: string): number {
   } catch {
     // Reported below, as for an invalid name.
   }
-  throw new BpfError(`${op} to interface ${ifname}`, Errno.ENOENT, { map: path, detail: `no network interface named ${ifname} in this network namespace` });
+  throw new BpfError(op, Errno.ENOENT, { map: path, detail: `no network interface named ${ifname} in this network namespace` });
 }
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -228,10 +309,19 @@ function statErrno(path: string): number {
   }
 }
 
-/** How the registry attaches an object's programs. */
+/** How the registry attaches an object's programs; every option unset leaves those programs detached. */
 export interface AttachOptions {
-  /** The interface every XDP program of the object is attached to; unset: they are left detached. */
+  /** The interface every XDP program of the object (sections xdp, xdp.frags) is attached to. */
   xdp?: string;
+  /** The clsact hook every tc program of the object (sections tc, classifier) is attached to. */
+  tc?: TcSpec;
+  /** The event every perf_event program of the object samples, on every online CPU. */
+  perf_event?: PerfEventSpec;
+}
+
+/** Options as one comparable text (keys in a fixed order). */
+function optionsKey(opts: AttachOptions): string {
+  return JSON.stringify([opts.xdp ?? null, opts.tc === undefined ? null : [opts.tc.interface, opts.tc.direction], opts.perf_event === undefined ? null : [opts.perf_event.event, opts.perf_event.frequency ?? null, opts.perf_event.period ?? null]]);
 }
 
 /**
@@ -241,28 +331,29 @@ export interface AttachOptions {
  * them, the object's programs are re-attached and its maps (and what they hold) kept.
  */
 export class ObjectRegistry {
-  private readonly objects = new Map<string, { obj: BpfObject; xdp: string | undefined }>();
+  /** `attached`: the options key the object is attached with, or null when its last attach failed (nothing is attached then). */
+  private readonly objects = new Map<string, { obj: BpfObject; attached: string | null }>();
 
-  /** The loaded object of `path`, attached as `opts` say. An object that cannot be attached so is closed. */
+  /**
+   * The loaded object of `path`, attached as `opts` say. When the attach fails (an interface that
+   * does not exist yet, say), nothing stays attached and the error is thrown, but the object stays
+   * loaded: the next call tries the attach again without loading and verifying the object anew.
+   */
   get(path: string, opts: AttachOptions = {}): BpfObject {
+    const key = optionsKey(opts);
     const known = this.objects.get(path);
-    if (known !== undefined && known.xdp === opts.xdp) return known.obj;
+    if (known?.attached === key) return known.obj;
     let obj: BpfObject;
     if (known === undefined) {
       obj = BpfObject.load(path);
     } else {
       obj = known.obj;
       obj.detach();
-      this.objects.delete(path);
     }
-    try {
-      attachAs(obj, opts);
-    } catch (e) {
-      // Half attached is worse than not loaded: the next use loads it afresh, with the error again if it stays.
-      obj.close();
-      throw e;
-    }
-    this.objects.set(path, { obj, xdp: opts.xdp });
+    this.objects.set(path, { obj, attached: null });
+    // attach() undoes its own work when it fails: never half attached.
+    attachAs(obj, opts);
+    this.objects.set(path, { obj, attached: key });
     return obj;
   }
 
@@ -280,17 +371,34 @@ export class ObjectRegistry {
   }
 }
 
-/** Attach every program of `obj`, its XDP programs (sections xdp and xdp.frags) to `opts.xdp`. */
+/**
+ * Attach every program of `obj`: its XDP programs (sections xdp and xdp.frags) to `opts.xdp`, its
+ * tc programs to `opts.tc`, its perf_event programs to `opts.perf_event`. An option given for an
+ * object without such programs is refused: the config probably names the wrong object. Interfaces
+ * are looked up first, so that a missing one costs no attach and detach of the other programs.
+ */
 function attachAs(obj: BpfObject, opts: AttachOptions): void {
+  const programs = obj.programs();
   const ifname = opts.xdp;
-  if (ifname === undefined) {
-    obj.attach();
-    return;
+  let xdp: Record<string, string> | undefined;
+  if (ifname !== undefined) {
+    const found = programs.filter((p) => isInterfaceXdpSection(p.section));
+    if (found.length === 0) {
+      throw new BpfError(`attach XDP programs to interface ${ifname}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
+    }
+    interfaceIndex(ifname, `attach XDP program ${found[0].name} to interface ${ifname}`, obj.path);
+    xdp = Object.fromEntries(found.map((p) => [p.name, ifname]));
   }
-  const xdp = obj.programs().filter((p) => isInterfaceXdpSection(p.section));
-  if (xdp.length === 0) {
-    // xdp was written for a reason: an object without XDP programs is probably not the one meant.
-    throw new BpfError(`attach XDP programs to interface ${ifname}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
+  if (opts.tc !== undefined) {
+    const { interface: dev, direction } = opts.tc;
+    const found = programs.filter((p) => p.type === BPF_PROG_TYPE_SCHED_CLS);
+    if (found.length === 0) {
+      throw new BpfError(`attach tc programs to interface ${dev} ${direction}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a tc or classifier section' });
+    }
+    interfaceIndex(dev, `attach tc program ${found[0].name} to interface ${dev} ${direction}`, obj.path);
   }
-  obj.attach({ xdp: Object.fromEntries(xdp.map((p) => [p.name, ifname])) });
+  if (opts.perf_event !== undefined && !programs.some((p) => p.type === BPF_PROG_TYPE_PERF_EVENT)) {
+    throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a perf_event section' });
+  }
+  obj.attach({ xdp, tc: opts.tc, perfEvent: opts.perf_event });
 }

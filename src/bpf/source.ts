@@ -1,8 +1,14 @@
 import { BpfMap } from './map.js';
 import { BpfObject, type ObjectRegistry } from './object.js';
+import type { TcSpec } from './tc.js';
+import type { PerfEventSpec } from './perf-event.js';
 
-/** Where a map comes from, as a config names it. */
-export type MapSourceRef = { pinned: string } | { id: number } | { name: string } | { object: string; map: string; xdp?: string };
+/** Where a map comes from, as a config names it; an object source also says where its XDP, tc and perf_event programs attach. */
+export type MapSourceRef =
+  | { pinned: string }
+  | { id: number }
+  | { name: string }
+  | { object: string; map: string; xdp?: string; tc?: TcSpec; perf_event?: PerfEventSpec };
 
 export interface OpenedMap {
   map: BpfMap;
@@ -12,8 +18,8 @@ export interface OpenedMap {
 
 /**
  * Open the map a source names: read-only unless `write` (drains). An object source takes the map
- * from the registry's loaded and attached object when one is given (the daemon; its XDP programs to
- * the source's `xdp` interface), or loads the object privately, without attaching anything, for as
+ * from the registry's loaded and attached object when one is given (the daemon; its XDP, tc and
+ * perf_event programs where the source's `xdp`, `tc` and `perf_event` say), or loads the object privately, without attaching anything, for as
  * long as the map is open (check, dump).
  */
 export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry } = {}): OpenedMap {
@@ -22,7 +28,7 @@ export function openSource(source: MapSourceRef, opts: { write?: boolean; object
   if ('name' in source) return own(BpfMap.openByName(source.name, opts));
   if (opts.objects !== undefined) {
     // The registry owns the object and its maps: closing the job leaves them be.
-    return { map: opts.objects.get(source.object, { xdp: source.xdp }).map(source.map), close: () => {} };
+    return { map: opts.objects.get(source.object, { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event }).map(source.map), close: () => {} };
   }
   const obj = BpfObject.load(source.object);
   try {

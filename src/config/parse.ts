@@ -9,7 +9,7 @@ import { ConfigError, ConfigErrors, formatPath } from './errors.js';
 import { Locator } from './locate.js';
 import { checkRules, type RawConfig } from './rules.js';
 import { CONFIG_SCHEMA } from './schema.js';
-import type { BucketSpec, Config, MapSource, MapSpec, MetricSpec, OtelSpec } from './types.js';
+import type { BucketSpec, Config, MapSource, MapSpec, MetricSpec, OtelSpec, PerfEventSource } from './types.js';
 import { Validator } from './validate.js';
 
 /** Parse and validate a config; `file` names it in messages and anchors relative paths in it. */
@@ -97,7 +97,18 @@ function build(raw: Complete, file: string, loc: Locator): Config {
 
 function sourceOf(s: MapSource, folder: string): MapSource {
   if (!('object' in s)) return s;
-  return { object: resolve(folder, s.object), map: s.map, ...(s.xdp === undefined ? {} : { xdp: s.xdp }) };
+  return {
+    object: resolve(folder, s.object),
+    map: s.map,
+    ...(s.xdp === undefined ? {} : { xdp: s.xdp }),
+    ...(s.tc === undefined ? {} : { tc: { interface: s.tc.interface, direction: s.tc.direction } }),
+    ...(s.perf_event === undefined ? {} : { perf_event: perfEventOf(s.perf_event) }),
+  };
+}
+
+/** Keys in one order, whichever order they were written in: sources compare as JSON (all.yaml's test, reloads). */
+function perfEventOf(p: PerfEventSource): PerfEventSource {
+  return { event: p.event, ...(p.frequency === undefined ? {} : { frequency: p.frequency }), ...(p.period === undefined ? {} : { period: p.period }) };
 }
 
 /** Fixed buckets have no min/max of their own: they span the listed keys. */

@@ -55,6 +55,33 @@ function noField(what: string, name: string, choices: string[], listed: string):
 /** The inventory's metrics (the exporter's self-metrics all start with bpf_map_exporter_). */
 const RESERVED = new Set(['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes']);
 
+type RawSource = NonNullable<NonNullable<NonNullable<RawConfig['maps']>[number]>['source']>;
+
+/**
+ * The attach options of an object source: each described as words for messages (`eth0`,
+ * `eth0 ingress`, `cpu-clock at 99 Hz`), or undefined when not written or not complete.
+ */
+const ATTACH_OPTIONS: { key: string; programs: string; describe(source: RawSource): string | undefined }[] = [
+  { key: 'xdp', programs: 'XDP', describe: (s) => ('xdp' in s ? s.xdp : undefined) },
+  {
+    key: 'tc',
+    programs: 'tc',
+    describe: (s) => {
+      const tc = 'tc' in s ? s.tc : undefined;
+      return tc?.interface === undefined || tc.direction === undefined ? undefined : `${tc.interface} ${tc.direction}`;
+    },
+  },
+  {
+    key: 'perf_event',
+    programs: 'perf_event',
+    describe: (s) => {
+      const p = 'perf_event' in s ? s.perf_event : undefined;
+      if (p?.event === undefined || (p.frequency === undefined) === (p.period === undefined)) return undefined;
+      return p.frequency !== undefined ? `${p.event} at ${p.frequency} Hz` : `${p.event} every ${p.period} events`;
+    },
+  },
+];
+
 const rules: Rule[] = [
   function mapNamesAreUnique(config, ctx) {
     unique(ctx, 'map name', (config.maps ?? []).map((m, i) => [m?.name, ['maps', i, 'name']]), 'a unique name');
@@ -155,33 +182,36 @@ const rules: Rule[] = [
     });
   },
 
-  // The exporter loads an object once however many jobs read its maps, and attaches its XDP programs
-  // once: two jobs asking for different interfaces (or one for none) cannot both be right.
-  function xdpAgreesPerObject(config, ctx) {
-    const first = new Map<string, { index: number; name: string | undefined; xdp: string | undefined }>();
-    (config.maps ?? []).forEach((m, i) => {
-      const source = m?.source;
-      if (source === undefined || !('object' in source) || source.object === undefined) return;
-      const at: ConfigPath = ['maps', i, 'source'];
-      const xdp = 'xdp' in source ? source.xdp : undefined;
-      // Written wrong: reported already, and its value unknown.
-      if (xdp === undefined && ctx.written([...at, 'xdp'])) return;
-      const path = resolve(ctx.folder, source.object);
-      const earlier = first.get(path);
-      if (earlier === undefined) {
-        first.set(path, { index: i, name: m?.name, xdp });
-        return;
-      }
-      if (earlier.xdp === xdp) return;
-      const job = (name: string | undefined, index: number): string => (name === undefined ? `maps[${index}]` : `job "${name}"`);
-      const mine = xdp === undefined ? `names ${source.object} without xdp` : `attaches the XDP programs of ${source.object} to ${xdp}`;
-      const theirs = earlier.xdp === undefined ? 'names it without xdp' : `attaches ${xdp === undefined ? 'its XDP programs' : 'them'} to ${earlier.xdp}`;
-      ctx.report(
-        xdp === undefined ? at : [...at, 'xdp'],
-        `${job(m?.name, i)} ${mine}, but ${job(earlier.name, earlier.index)} (maps[${earlier.index}], line ${ctx.line(['maps', earlier.index])}) ${theirs}, ` +
-          'expected the same xdp in every job naming that object (it is loaded and attached once)',
-      );
-    });
+  // The exporter loads an object once however many jobs read its maps, and attaches its XDP, tc and
+  // perf_event programs once: two jobs asking for different places (or one for none) cannot both be right.
+  function attachAgreesPerObject(config, ctx) {
+    for (const option of ATTACH_OPTIONS) {
+      const first = new Map<string, { index: number; name: string | undefined; value: string | undefined }>();
+      (config.maps ?? []).forEach((m, i) => {
+        const source = m?.source;
+        if (source === undefined || !('object' in source) || source.object === undefined) return;
+        const at: ConfigPath = ['maps', i, 'source'];
+        const value = option.describe(source);
+        // Written wrong (or in part): reported already, and its value unknown.
+        if (value === undefined && ctx.written([...at, option.key])) return;
+        const path = resolve(ctx.folder, source.object);
+        const earlier = first.get(path);
+        if (earlier === undefined) {
+          first.set(path, { index: i, name: m?.name, value });
+          return;
+        }
+        if (earlier.value === value) return;
+        const job = (name: string | undefined, index: number): string => (name === undefined ? `maps[${index}]` : `job "${name}"`);
+        const { key, programs } = option;
+        const mine = value === undefined ? `names ${source.object} without ${key}` : `attaches the ${programs} programs of ${source.object} to ${value}`;
+        const theirs = earlier.value === undefined ? `names it without ${key}` : `attaches ${value === undefined ? `its ${programs} programs` : 'them'} to ${earlier.value}`;
+        ctx.report(
+          value === undefined ? at : [...at, key],
+          `${job(m?.name, i)} ${mine}, but ${job(earlier.name, earlier.index)} (maps[${earlier.index}], line ${ctx.line(['maps', earlier.index])}) ${theirs}, ` +
+            `expected the same ${key} in every job naming that object (it is loaded and attached once)`,
+        );
+      });
+    }
   },
 
   function bucketRangeIsInOrder(config, ctx) {

@@ -5,6 +5,7 @@
  * maps, fields a metric refers to) are in rules.ts; they cannot be said per key.
  */
 import { parseFieldType } from '../layout/field-type.js';
+import { PERF_EVENT_NAMES } from '../bpf/perf-event-names.js';
 
 /** What one value may be. */
 export type Shape =
@@ -142,6 +143,39 @@ const fields = (what: string): Prop => ({
   description: `The map's ${what}, field by field; the sizes must add up to its ${what}_size. Omit it when the map carries BTF.`,
 });
 
+const interfaceName: StringShape = { type: 'string', check: checkInterfaceName, pattern: INTERFACE_NAME, expected: 'a network interface name (1 to 15 characters, none of them /, : or blank)' };
+
+const tc: ObjectShape = {
+  type: 'object',
+  props: {
+    interface: { shape: interfaceName, required: true, description: 'The network interface whose clsact hook the tc programs are attached to, e.g. eth0.' },
+    direction: {
+      shape: { type: 'string', enum: ['ingress', 'egress'] },
+      required: true,
+      description: 'ingress (packets the interface receives) or egress (packets it sends).',
+    },
+  },
+};
+
+const perfEvent: ObjectShape = {
+  type: 'object',
+  exactlyOne: ['frequency', 'period'],
+  props: {
+    event: {
+      shape: { type: 'string', enum: PERF_EVENT_NAMES },
+      required: true,
+      description:
+        'The event sampled, by its perf name: software events (cpu-clock, task-clock, page-faults, context-switches, cpu-migrations, minor-faults, major-faults, alignment-faults, emulation-faults) exist everywhere; ' +
+        'hardware events (cpu-cycles, instructions, cache-references, cache-misses, branch-instructions, branch-misses, bus-cycles, stalled-cycles-frontend, stalled-cycles-backend, ref-cycles) need a PMU, which most VMs lack.',
+    },
+    frequency: {
+      shape: { type: 'integer', min: 1 },
+      description: 'Samples per second on each CPU (perf -F); at most kernel.perf_event_max_sample_rate. For cpu-clock the kernel turns it into a fixed period of 1e9/frequency ns.',
+    },
+    period: { shape: { type: 'integer', min: 1 }, description: 'A sample every this many events on each CPU (perf -c); for cpu-clock and task-clock, nanoseconds.' },
+  },
+};
+
 const source: ObjectShape = {
   type: 'object',
   exactlyOne: ['pinned', 'id', 'name', 'object'],
@@ -152,12 +186,27 @@ const source: ObjectShape = {
     object: { shape: nonEmpty, description: 'A compiled BPF object (.bpf.o) the exporter loads and attaches, relative to the config file\'s folder.' },
     map: { shape: nonEmpty, when: { key: 'object', required: true }, description: 'With object: the name of the map in that object.' },
     xdp: {
-      shape: { type: 'string', check: checkInterfaceName, pattern: INTERFACE_NAME, expected: 'a network interface name (1 to 15 characters, none of them /, : or blank)' },
+      shape: interfaceName,
       when: { key: 'object' },
       description:
         'With object: the network interface every XDP program of the object (sections xdp and xdp.frags) is attached to, e.g. eth0. ' +
         'libbpf\'s bpf_program__attach_xdp makes a BPF link without mode flags, so the kernel picks native (driver) mode when the interface\'s driver supports XDP, else generic (skb) mode. ' +
         'Every job naming the object must give the same xdp. The programs are detached when the exporter exits.',
+    },
+    tc: {
+      shape: tc,
+      when: { key: 'object' },
+      description:
+        'With object: where every tc program of the object (sections tc and classifier) is attached, e.g. { interface: eth0, direction: ingress }: ' +
+        'a direct-action cls_bpf filter each, on the interface\'s clsact qdisc (created when the interface has none). ' +
+        'Every job naming the object must give the same tc. On exit the filters are removed, and the qdisc too when the exporter created it.',
+    },
+    perf_event: {
+      shape: perfEvent,
+      when: { key: 'object' },
+      description:
+        'With object: the perf event every perf_event program of the object samples, on every online CPU and every task, e.g. { event: cpu-clock, frequency: 99 }. ' +
+        'Every job naming the object must give the same perf_event. The events are closed when the exporter exits.',
     },
   },
 };
@@ -240,7 +289,7 @@ const map: ObjectShape = {
   at: true,
   props: {
     name: { shape: nonEmpty, required: true, description: 'The job\'s name in self-metrics, logs and `dump --map`; unique.' },
-    source: { shape: source, required: true, description: 'Where the map is: exactly one of pinned, id, name, or object with map (and, for its XDP programs, xdp).' },
+    source: { shape: source, required: true, description: 'Where the map is: exactly one of pinned, id, name, or object with map (and, for its XDP, tc and perf_event programs, xdp, tc and perf_event).' },
     mode: {
       shape: { type: 'string', enum: ['read', 'drain'] },
       default: 'read',

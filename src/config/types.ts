@@ -2,6 +2,7 @@
  * A validated configuration, as the rest of the exporter sees it. Every default is applied and
  * every duration is in milliseconds; `at` says where each part was written, for later messages.
  */
+import type { PerfEventName } from '../bpf/perf-event-names.js';
 
 /** A position in a config file; line and column are 1-based. */
 export interface SourceRef {
@@ -11,10 +12,30 @@ export interface SourceRef {
 }
 
 /**
- * Where a map comes from. An object path is resolved relative to the config file's folder; `xdp`
- * names the interface the object's XDP programs are attached to (unset: they are not attached).
+ * Where a map comes from. An object path is resolved relative to the config file's folder; `xdp`,
+ * `tc` and `perf_event` say where the object's XDP, tc and perf_event programs are attached (unset:
+ * those programs are not attached).
  */
-export type MapSource = { pinned: string } | { id: number } | { name: string } | { object: string; map: string; xdp?: string };
+export type MapSource =
+  | { pinned: string }
+  | { id: number }
+  | { name: string }
+  | { object: string; map: string; xdp?: string; tc?: TcSource; perf_event?: PerfEventSource };
+
+/** Where an object's tc programs are attached: the clsact hook of an interface, one direction. */
+export interface TcSource {
+  interface: string;
+  direction: 'ingress' | 'egress';
+}
+
+/** What an object's perf_event programs sample, on every online CPU: exactly one of frequency and period is set. */
+export interface PerfEventSource {
+  event: PerfEventName;
+  /** Samples per second per CPU. */
+  frequency?: number;
+  /** A sample every this many events per CPU. */
+  period?: number;
+}
 
 /** One field of a key or value layout. */
 export interface FieldSpec {

@@ -1,0 +1,96 @@
+/**
+ * Perf events for `perf_event` programs: one sampling event per online CPU (every task on it, pid
+ * -1), opened through perf_event_open(2) with a struct perf_event_attr built here byte by byte.
+ */
+import { readFileSync } from 'node:fs';
+import { closeNativeFd, perfEventOpen } from './libbpf.js';
+import { BpfError, Errno } from './errors.js';
+import { parseCpuList } from './cpus.js';
+import { PERF_EVENTS, PERF_TYPE_HARDWARE, type PerfEventSpec } from './perf-event-names.js';
+
+export { PERF_EVENTS, type PerfEventName, type PerfEventSpec } from './perf-event-names.js';
+
+// PERF_ATTR_SIZE_VER7: the struct up to sig_data, as the uapi header of this libbpf's era has it.
+// Newer kernels accept an older size (the fields it lacks read as zero).
+const ATTR_SIZE = 128;
+const ATTR_DISABLED = 1n << 0n;
+const ATTR_FREQ = 1n << 10n;
+const PERF_FLAG_FD_CLOEXEC = 8;
+
+/**
+ * struct perf_event_attr: type@0 size@4 config@8 sample_period|sample_freq@16 sample_type@24
+ * read_format@32, the flag bitfield@40 (disabled bit 0, freq bit 10). Opened disabled: libbpf
+ * enables the event once the program is attached, so no sample comes before.
+ */
+export function perfEventAttr(spec: PerfEventSpec): Buffer {
+  const [type, config] = PERF_EVENTS[spec.event];
+  const attr = Buffer.alloc(ATTR_SIZE);
+  attr.writeUInt32LE(type, 0);
+  attr.writeUInt32LE(ATTR_SIZE, 4);
+  attr.writeBigUInt64LE(BigInt(config), 8);
+  attr.writeBigUInt64LE(BigInt(spec.frequency ?? spec.period ?? 0), 16);
+  attr.writeBigUInt64LE(ATTR_DISABLED | (spec.frequency !== undefined ? ATTR_FREQ : 0n), 40);
+  return attr;
+}
+
+/** Online CPU ids now (/sys/devices/system/cpu/online); a CPU brought online later is not sampled. */
+export function onlineCpus(): number[] {
+  return parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+}
+
+/** The event as the user wrote it, for messages: `cpu-clock at 99 Hz`, `cpu-cycles every 1000000`. */
+export function describePerfEvent(spec: PerfEventSpec): string {
+  return spec.frequency !== undefined ? `${spec.event} at ${spec.frequency} Hz` : `${spec.event} every ${spec.period ?? 0}`;
+}
+
+/**
+ * Open `spec` on `cpu` for every task. Returns the fd; a failure is a BpfError of `op` whose detail
+ * says what the errno means for perf events (a VM without hardware counters, a frequency above the
+ * kernel's limit, perf_event_paranoid).
+ */
+export function openPerfEvent(spec: PerfEventSpec, cpu: number, op: string, path: string): number {
+  const fd = perfEventOpen(perfEventAttr(spec), -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd >= 0) return fd;
+  throw new BpfError(op, -fd, { map: path, detail: perfEventHint(spec, -fd) });
+}
+
+export function closePerfEvent(fd: number): void {
+  closeNativeFd(fd);
+}
+
+function perfEventHint(spec: PerfEventSpec, errno: number): string | undefined {
+  const hardware = PERF_EVENTS[spec.event][0] === PERF_TYPE_HARDWARE;
+  switch (errno) {
+    case Errno.ENOENT:
+      return hardware
+        ? `no PMU of this machine counts ${spec.event}: hardware events are often missing in a VM; a software event such as cpu-clock samples everywhere`
+        : `the kernel does not know the software event ${spec.event}`;
+    case Errno.EOPNOTSUPP:
+      return `the PMU counts ${spec.event} but cannot sample it (no overflow interrupt, as in many VMs); a software event such as cpu-clock samples everywhere`;
+    case Errno.EINVAL: {
+      const limit = readNumber('/proc/sys/kernel/perf_event_max_sample_rate');
+      if (spec.frequency !== undefined && limit !== undefined && spec.frequency > limit) {
+        return `frequency ${spec.frequency} Hz is above kernel.perf_event_max_sample_rate (${limit})`;
+      }
+      return 'the kernel refused the event\'s attributes';
+    }
+    case Errno.EACCES:
+    case Errno.EPERM: {
+      const paranoid = readNumber('/proc/sys/kernel/perf_event_paranoid');
+      return `sampling every task of a CPU needs CAP_PERFMON (or CAP_SYS_ADMIN)${paranoid === undefined ? '' : ` with kernel.perf_event_paranoid = ${paranoid}`}`;
+    }
+    case 38: // ENOSYS
+      return `perf_event_open has no syscall number known to the exporter on ${process.arch}, or the kernel lacks perf events`;
+    default:
+      return undefined;
+  }
+}
+
+function readNumber(path: string): number | undefined {
+  try {
+    const n = Number(readFileSync(path, 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * tc (cls_bpf) attachment through libbpf's bpf_tc_* calls: a clsact qdisc on the interface (the
+ * "hook"), then one direct-action filter per program at the ingress or egress of it. What we add
+ * is removed by exactly what we remember: the filters by handle and priority, the qdisc only when
+ * we created it.
+ */
+import { native } from './libbpf.js';
+import { BpfError, Errno } from './errors.js';
+import { logger } from '../log.js';
+
+export type TcDirection = 'ingress' | 'egress';
+
+/** Where a tc source attaches its programs. */
+export interface TcSpec {
+  interface: string;
+  direction: TcDirection;
+}
+
+// enum bpf_tc_attach_point
+const BPF_TC_INGRESS = 1;
+const BPF_TC_EGRESS = 2;
+
+/**
+ * struct bpf_tc_hook (libbpf 1.1): sz@0 (size_t) ifindex@8 (int) attach_point@12 (enum) parent@16
+ * (u32), padded to 24. attach_point ingress|egress names the clsact qdisc itself.
+ */
+function tcHook(ifindex: number, attachPoint: number): Buffer {
+  const hook = Buffer.alloc(24);
+  hook.writeBigUInt64LE(24n, 0);
+  hook.writeInt32LE(ifindex, 8);
+  hook.writeUInt32LE(attachPoint, 12);
+  return hook;
+}
+
+/**
+ * struct bpf_tc_opts (libbpf 1.1): sz@0 (size_t) prog_fd@8 (int) flags@12 prog_id@16 handle@20
+ * priority@24 (u32 each), padded to 32.
+ */
+function tcOpts(fields: { progFd?: number; handle?: number; priority?: number }): Buffer {
+  const opts = Buffer.alloc(32);
+  opts.writeBigUInt64LE(32n, 0);
+  opts.writeInt32LE(fields.progFd ?? 0, 8);
+  opts.writeUInt32LE(fields.handle ?? 0, 20);
+  opts.writeUInt32LE(fields.priority ?? 0, 24);
+  return opts;
+}
+
+/** A clsact qdisc on an interface: made by us (and so removed by us) or found there. */
+export class TcHook {
+  readonly ifname: string;
+  readonly ifindex: number;
+  readonly created: boolean;
+  private filters = 0;
+
+  private constructor(ifname: string, ifindex: number, created: boolean) {
+    this.ifname = ifname;
+    this.ifindex = ifindex;
+    this.created = created;
+  }
+
+  /** The clsact qdisc of `ifindex`, created unless the interface has one already (EEXIST: someone else's, left alone). */
+  static open(ifname: string, ifindex: number, path: string): TcHook {
+    const ret = native.tcHookCreate(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS));
+    if (ret === 0) return new TcHook(ifname, ifindex, true);
+    if (-ret === Errno.EEXIST) return new TcHook(ifname, ifindex, false);
+    throw new BpfError(`create the clsact qdisc of interface ${ifname}`, -ret, { map: path, detail: ret === -Errno.EPERM ? 'changing qdiscs needs CAP_NET_ADMIN' : undefined });
+  }
+
+  /**
+   * Attach `progFd` as a direct-action filter at `direction`; the kernel picks a free handle and
+   * priority, which the returned function uses to remove exactly this filter.
+   */
+  attach(progFd: number, direction: TcDirection, program: string, path: string): () => void {
+    const point = direction === 'ingress' ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+    const hook = tcHook(this.ifindex, point);
+    const opts = tcOpts({ progFd });
+    const ret = native.tcAttach(hook, opts);
+    if (ret < 0) {
+      const detail = ret === -Errno.EEXIST ? `a filter with the same handle and priority is already at ${direction} of ${this.ifname}; see tc filter show dev ${this.ifname} ${direction}` : undefined;
+      throw new BpfError(`attach tc program ${program} to interface ${this.ifname} ${direction}`, -ret, { map: path, detail });
+    }
+    const handle = opts.readUInt32LE(20);
+    const priority = opts.readUInt32LE(24);
+    this.filters++;
+    return () => {
+      this.filters--;
+      const r = native.tcDetach(hook, tcOpts({ handle, priority }));
+      // ENOENT/ENODEV: the interface (and its filters) went away before us; nothing is left to remove.
+      if (r < 0) logger.debug({ source: 'tc', interface: this.ifname, direction, handle, priority, errno: -r }, 'tc filter already gone');
+    };
+  }
+
+  /** Whether filters of ours are on the hook. */
+  get inUse(): boolean {
+    return this.filters > 0;
+  }
+
+  /** Remove the qdisc if we created it, once our filters are gone. */
+  release(): void {
+    if (!this.created || this.filters > 0) return;
+    const r = native.tcHookDestroy(tcHook(this.ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS));
+    if (r < 0) logger.debug({ source: 'tc', interface: this.ifname, errno: -r }, 'clsact qdisc already gone');
+  }
+}
