@@ -9,9 +9,11 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  run [--config FILE] [--web.listen-address HOST:PORT] [--inventory] [--log.level LEVEL]
+  run [--config FILE] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--inventory] [--log.level LEVEL]
                                                      the exporter: /metrics on :9435 (and OTLP push when
-                                                     OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory
+                                                     OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
+                                                     --web.config.file: TLS, basic auth and headers in the
+                                                     Prometheus exporter-toolkit format (docs/web-config.md)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
   dump --config FILE [--map NAME] [--format json|table]
                                                      print the series the config yields right now
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
       map: { type: 'string' },
       format: { type: 'string', default: 'json' },
       'web.listen-address': { type: 'string', default: ':9435' },
+      'web.config.file': { type: 'string' },
       inventory: { type: 'boolean', default: false },
       'log.level': { type: 'string' },
     },
@@ -56,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'run') {
     const { run } = await import('./run.js');
-    return run({ config: values.config, listen: values['web.listen-address'], inventory: values.inventory, version: version() });
+    return run({ config: values.config, listen: values['web.listen-address'], webConfig: values['web.config.file'], inventory: values.inventory, version: version() });
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.

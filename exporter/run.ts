@@ -8,11 +8,14 @@ import { ExpositionCache } from '../src/publish/prometheus.js';
 import { SelfMetrics } from '../src/publish/self-metrics.js';
 import { SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
 import { createExporterServer } from '../src/server/http.js';
+import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
 import { logger } from '../src/log.js';
 
 export interface RunOptions {
   config?: string;
   listen: string;
+  /** TLS, headers and basic auth (exporter-toolkit's web config format). */
+  webConfig?: string;
   inventory: boolean;
   version: string;
 }
@@ -42,6 +45,17 @@ export async function run(opts: RunOptions): Promise<number> {
     console.error(`bpf-map-exporter: --web.listen-address must be HOST:PORT or :PORT, not ${JSON.stringify(opts.listen)}`);
     return 2;
   }
+  // Checked before anything starts: a broken web config is exit 2 with its lines, like a broken config.
+  let web: LoadedWeb | undefined;
+  if (opts.webConfig !== undefined) {
+    try {
+      web = loadWeb(opts.webConfig);
+    } catch (e) {
+      if (!(e instanceof ConfigErrors)) throw e;
+      for (const err of e.errors) console.error(err.message);
+      return 2;
+    }
+  }
 
   const registry = new Registry();
   const exposition = new ExpositionCache(registry);
@@ -61,7 +75,9 @@ export async function run(opts: RunOptions): Promise<number> {
   }
   const otel: Otel | undefined = producer === undefined ? undefined : startOtel(producer, { ...config.otel, serviceVersion: opts.version });
 
-  const server = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version });
+  const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
+  const http = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version, web: live });
+  const server = http.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
@@ -70,7 +86,11 @@ export async function run(opts: RunOptions): Promise<number> {
     process.exit(1);
   });
   const addr = server.address();
-  logger.info({ address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, maps: config.maps.length, config: opts.config ?? null }, 'listening');
+  logger.info(
+    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maps: config.maps.length, config: opts.config ?? null, ...(web === undefined ? {} : describeWeb(web)) },
+    'listening',
+  );
+  if (web !== undefined) warnValidity(web);
 
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
@@ -100,8 +120,7 @@ export async function run(opts: RunOptions): Promise<number> {
         resolve(1);
       }, STOP_DEADLINE_MS);
       deadline.unref();
-      server.close();
-      server.closeAllConnections();
+      http.close();
       reloading
         .then(() => daemon.stop())
         .then(() => otel?.shutdown())

@@ -1,13 +1,47 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { ExpositionCache } from '../publish/prometheus.js';
 import { negotiate, wantsGzip } from '../publish/negotiate.js';
 import { logger } from '../log.js';
+import type { LiveWeb } from './reload.js';
+import { clientCertRefusal, type TlsMaterial } from './tls.js';
 
 export interface ServerOptions {
   exposition: ExpositionCache;
   /** Ready once every map job has finished its first cycle. */
   ready: () => boolean;
   version: string;
+  /** TLS, headers and basic auth from a web config file; absent: plain HTTP, open to all. */
+  web?: LiveWeb;
+}
+
+export interface ExporterServer {
+  /** The listening socket's server: listen(), address(), 'error'. */
+  readonly server: NetServer;
+  readonly scheme: 'http' | 'https';
+  /** Stop listening and end every open connection. */
+  close(): void;
+}
+
+/** Paths answered without basic auth: Kubernetes probes cannot easily send credentials, and they tell nothing. */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
+/** What the handler needs of a request and a response: met by HTTP/1.1's and HTTP/2's compatibility objects alike. */
+interface Req {
+  method?: string;
+  url?: string;
+  headers: IncomingHttpHeaders;
+}
+interface Res {
+  readonly headersSent: boolean;
+  setHeader(name: string, value: string): unknown;
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(): unknown;
+  end(body: Buffer): unknown;
+  destroy(): unknown;
 }
 
 const LANDING = (version: string) => `<!doctype html>
@@ -20,35 +54,110 @@ const LANDING = (version: string) => `<!doctype html>
 
 /**
  * The HTTP face of the exporter: /metrics served from the exposition cache (a scrape never reads a
- * map), /healthz, /readyz and a landing page; GET and HEAD only.
+ * map), /healthz, /readyz and a landing page; GET and HEAD only. With a web config: HTTPS (HTTP/2
+ * offered by ALPN unless turned off), certificates that follow their files, client certificate
+ * policies, extra headers and basic auth on every path but the probes.
  */
-export function createExporterServer(opts: ServerOptions): Server {
-  const server = createServer((req, res) => {
-    handle(req, res, opts).catch((err: unknown) => {
+export function createExporterServer(opts: ServerOptions): ExporterServer {
+  const onRequest = (req: Req, res: Res) => {
+    respond(req, res, opts).catch((err: unknown) => {
       logger.error({ err, url: req.url }, 'request failed');
       if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
+  };
+  const web = opts.web;
+  const tls = web?.current.tls;
+  let server: NetServer;
+  if (web === undefined || tls === undefined) {
+    server = createHttpServer(onRequest);
+  } else if (web.current.config.http2) {
+    const h2: Http2SecureServer = createSecureServer({ ...tls.options, allowHTTP1: true, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized }, onRequest);
+    // Idle HTTP/2 sessions are closed after this long.
+    h2.setTimeout(15_000);
+    server = h2;
+  } else {
+    server = createHttpsServer({ ...tls.options, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized }, onRequest);
+  }
+  // Bounded waits: a slow or stuck client cannot hold a connection open. (HTTP/1.1 on an HTTP/2
+  // server is served by the same code and reads the same fields.)
+  const h1 = server as HttpServer & HttpsServer;
+  h1.headersTimeout = 10_000;
+  h1.requestTimeout = 15_000;
+  h1.keepAliveTimeout = 5_000;
+
+  const sockets = new Set<Socket>();
+  // Prepended: it runs before Node wraps the socket in TLS, so a certificate replaced on disk is
+  // already in the context this very connection gets.
+  server.prependListener('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    web?.refresh();
   });
-  // Bounded waits: a slow or stuck client cannot hold a connection open.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.keepAliveTimeout = 5_000;
-  return server;
+  if (tls !== undefined && web !== undefined) {
+    web.onTls = (next) => applyTls(server, next);
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const t = web.current.tls;
+      const why = t === undefined ? undefined : clientCertRefusal(socket, t);
+      if (why === undefined) return;
+      logger.warn({ remote: socket.remoteAddress, reason: why }, 'TLS connection refused by client_auth_type');
+      socket.destroy();
+    });
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      logger.debug({ remote: socket.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed');
+    });
+  }
+  return {
+    server,
+    scheme: tls === undefined ? 'http' : 'https',
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
-function send(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+/** Put new TLS material into a running server: new connections get it, open ones keep theirs. */
+function applyTls(server: NetServer, tls: TlsMaterial): void {
+  const s = server as TlsServer & { requestCert?: boolean; rejectUnauthorized?: boolean };
+  s.setSecureContext(tls.options);
+  // Read by Node for every new connection.
+  s.requestCert = tls.requestCert;
+  s.rejectUnauthorized = tls.rejectUnauthorized;
+}
+
+function send(res: Res, req: Req, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(buf.length), ...headers });
-  res.end(req.method === 'HEAD' ? undefined : buf);
+  if (req.method === 'HEAD') res.end();
+  else res.end(buf);
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: ServerOptions): Promise<void> {
+async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
+  const web = opts.web;
+  web?.refresh();
+  const state = web?.current;
+  if (state !== undefined) for (const [name, value] of Object.entries(state.config.headers)) res.setHeader(name, value);
+  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+  if (state?.auth !== undefined && !OPEN_PATHS.has(path)) {
+    const auth = await state.auth.check(req.headers.authorization);
+    if (auth === 'busy') {
+      send(res, req, 503, 'text/plain; charset=utf-8', 'too many authentication attempts at once\n', { 'Retry-After': '1' });
+      return;
+    }
+    if (auth === 'denied') {
+      send(res, req, 401, 'text/plain; charset=utf-8', 'unauthorized\n', { 'WWW-Authenticate': 'Basic' });
+      return;
+    }
+  }
+  await handle(req, res, opts, path);
+}
+
+async function handle(req: Req, res: Res, opts: ServerOptions, path: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: 'GET, HEAD' });
     return;
   }
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
   switch (path) {
     case '/metrics': {
       const { format, contentType } = negotiate(req.headers.accept);

@@ -1,0 +1,289 @@
+/**
+ * The web config file (`--web.config.file`): TLS, HTTP headers and basic auth for the exporter's
+ * HTTP server, in the format of the Prometheus exporter-toolkit, so that what Prometheus users
+ * already write for node_exporter works here. Parsed with positions like the main config: every
+ * problem is one `FILE:LINE:COLUMN: path: what is wrong` line (a ConfigErrors).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, LineCounter, parseDocument, YAMLMap } from 'yaml';
+import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
+import { Locator } from '../config/locate.js';
+import type { ObjectShape } from '../config/schema.js';
+import type { SourceRef } from '../config/types.js';
+import { Validator } from '../config/validate.js';
+
+export const CLIENT_AUTH_TYPES = ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'] as const;
+export type ClientAuthType = (typeof CLIENT_AUTH_TYPES)[number];
+
+/** exporter-toolkit's version names and Node's (tls.SecureVersion). */
+export const TLS_VERSIONS = { TLS10: 'TLSv1', TLS11: 'TLSv1.1', TLS12: 'TLSv1.2', TLS13: 'TLSv1.3' } as const;
+export type TlsVersionName = keyof typeof TLS_VERSIONS;
+
+/**
+ * Cipher suites by the names Go (and so exporter-toolkit) accepts, with OpenSSL's name for each.
+ * Go's list of secure suites plus its CBC/RSA-key-exchange ones that OpenSSL still offers; RC4 and
+ * 3DES are not here (Go refuses them too). The TLS 1.3 suites keep their names in OpenSSL.
+ */
+export const CIPHER_SUITES: Readonly<Record<string, string>> = {
+  TLS_AES_128_GCM_SHA256: 'TLS_AES_128_GCM_SHA256',
+  TLS_AES_256_GCM_SHA384: 'TLS_AES_256_GCM_SHA384',
+  TLS_CHACHA20_POLY1305_SHA256: 'TLS_CHACHA20_POLY1305_SHA256',
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: 'ECDHE-ECDSA-AES128-GCM-SHA256',
+  TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: 'ECDHE-RSA-AES128-GCM-SHA256',
+  TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: 'ECDHE-RSA-AES256-GCM-SHA384',
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: 'ECDHE-ECDSA-CHACHA20-POLY1305',
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: 'ECDHE-RSA-CHACHA20-POLY1305',
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305: 'ECDHE-ECDSA-CHACHA20-POLY1305',
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305: 'ECDHE-RSA-CHACHA20-POLY1305',
+  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: 'ECDHE-ECDSA-AES128-SHA',
+  TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA: 'ECDHE-ECDSA-AES256-SHA',
+  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: 'ECDHE-RSA-AES128-SHA',
+  TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA: 'ECDHE-RSA-AES256-SHA',
+  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256: 'ECDHE-ECDSA-AES128-SHA256',
+  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256: 'ECDHE-RSA-AES128-SHA256',
+  TLS_RSA_WITH_AES_128_GCM_SHA256: 'AES128-GCM-SHA256',
+  TLS_RSA_WITH_AES_256_GCM_SHA384: 'AES256-GCM-SHA384',
+  TLS_RSA_WITH_AES_128_CBC_SHA: 'AES128-SHA',
+  TLS_RSA_WITH_AES_256_CBC_SHA: 'AES256-SHA',
+  TLS_RSA_WITH_AES_128_CBC_SHA256: 'AES128-SHA256',
+};
+
+/** Go's curve names and OpenSSL's. */
+export const CURVES: Readonly<Record<string, string>> = { CurveP256: 'P-256', CurveP384: 'P-384', CurveP521: 'P-521', X25519: 'X25519' };
+
+/**
+ * Headers a web config may add to every response, and the values allowed where the header has a
+ * fixed set (exporter-toolkit keeps this list closed so exporters behave alike).
+ */
+export const EXTRA_HEADERS: Readonly<Record<string, readonly string[] | undefined>> = {
+  'Strict-Transport-Security': undefined,
+  'X-Content-Type-Options': ['nosniff'],
+  'X-Frame-Options': ['deny', 'sameorigin'],
+  'X-XSS-Protection': undefined,
+  'Content-Security-Policy': undefined,
+};
+
+export interface TlsServerSettings {
+  /** Absolute paths (relative ones are taken from the web config file's folder), or inline PEM. */
+  certFile?: string;
+  cert?: string;
+  keyFile?: string;
+  key?: string;
+  clientAuthType: ClientAuthType;
+  clientCaFile?: string;
+  clientCa?: string;
+  clientAllowedSans?: readonly string[];
+  minVersion: TlsVersionName;
+  maxVersion: TlsVersionName;
+  /** Go names, as written. */
+  cipherSuites?: readonly string[];
+  preferServerCipherSuites: boolean;
+  curvePreferences?: readonly string[];
+}
+
+export interface WebConfig {
+  file: string;
+  /** Absent: plain HTTP. */
+  tls?: TlsServerSettings;
+  /** HTTP/2 over TLS (ALPN h2, HTTP/1.1 still served); ignored without TLS. */
+  http2: boolean;
+  /** Extra response headers (blank ones dropped). */
+  headers: Readonly<Record<string, string>>;
+  /** user -> bcrypt hash; empty: no basic auth. */
+  users: ReadonlyMap<string, string>;
+  /** Where a key path is written, for problems found later (a certificate that does not load). */
+  where(path: ConfigPath): SourceRef;
+}
+
+const str = (description: string) => ({ shape: { type: 'string' as const, nonEmpty: true }, description });
+const names = (known: readonly string[], what: string) => ({
+  type: 'list' as const,
+  minItems: 1,
+  items: { type: 'string' as const, check: (v: string) => (known.includes(v) ? undefined : `unknown ${what} "${v}", expected one of ${known.join(', ')}`) },
+});
+
+const TLS_SHAPE: ObjectShape = {
+  type: 'object',
+  props: {
+    cert: str('The server certificate as PEM text (instead of cert_file).'),
+    key: str('The server key as PEM text (instead of key_file).'),
+    client_ca: str('CA certificates for client certificates as PEM text (instead of client_ca_file).'),
+    cert_file: str('The server certificate (PEM; a chain may follow it), relative to the web config file.'),
+    key_file: str('The server key (PEM, unencrypted), relative to the web config file.'),
+    client_auth_type: { shape: { type: 'string', enum: CLIENT_AUTH_TYPES }, default: 'NoClientCert', description: 'Whether clients must present a certificate, and whether it is verified.' },
+    client_ca_file: str('CA certificates that client certificates are verified against.'),
+    client_allowed_sans: { shape: { type: 'list', minItems: 1, items: { type: 'string', nonEmpty: true } }, description: 'A client certificate must carry one of these subject alternative names.' },
+    min_version: { shape: { type: 'string', enum: Object.keys(TLS_VERSIONS) }, default: 'TLS12', description: 'Lowest TLS version accepted.' },
+    max_version: { shape: { type: 'string', enum: Object.keys(TLS_VERSIONS) }, default: 'TLS13', description: 'Highest TLS version accepted.' },
+    cipher_suites: { shape: names(Object.keys(CIPHER_SUITES), 'cipher suite'), description: 'Cipher suites for TLS 1.2 and lower, by their Go names.' },
+    prefer_server_cipher_suites: { shape: { type: 'boolean' }, default: true, description: 'The server picks the suite by its own order.' },
+    curve_preferences: { shape: names(Object.keys(CURVES), 'curve'), description: 'Key exchange curves, in order of preference.' },
+  },
+};
+
+const WEB_CONFIG_SHAPE: ObjectShape = {
+  type: 'object',
+  props: {
+    tls_server_config: { shape: TLS_SHAPE, description: 'Serve HTTPS.' },
+    http_server_config: {
+      shape: {
+        type: 'object',
+        props: {
+          http2: { shape: { type: 'boolean' }, default: true, description: 'Offer HTTP/2 over TLS. Needs a restart to change.' },
+          headers: { shape: { type: 'dict', keys: 'string' }, description: 'Extra response headers.' },
+        },
+      },
+      description: 'HTTP settings.',
+    },
+    basic_auth_users: { shape: { type: 'dict', keys: 'string' }, description: 'User names and their bcrypt hashes.' },
+    rate_limit: { shape: { type: 'object', props: {} }, description: 'Not supported.' },
+  },
+};
+
+/** `$2a$`, `$2b$` or `$2y$`, a two-digit cost, then 22 characters of salt and 31 of hash. */
+const BCRYPT = /^\$2[aby]?\$(\d\d)\$[./A-Za-z0-9]{53}$/;
+/** What Node lets a header value be (no CR, LF or other control characters). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+interface RawTls {
+  cert?: string; key?: string; client_ca?: string; cert_file?: string; key_file?: string;
+  client_auth_type: ClientAuthType; client_ca_file?: string; client_allowed_sans?: string[];
+  min_version: TlsVersionName; max_version: TlsVersionName; cipher_suites?: string[];
+  prefer_server_cipher_suites: boolean; curve_preferences?: string[];
+}
+interface RawWeb {
+  tls_server_config?: RawTls;
+  http_server_config?: { http2: boolean; headers?: Record<string, string> };
+  basic_auth_users?: Record<string, string>;
+}
+
+/** Parse and validate a web config; `file` names it in messages and anchors relative paths. */
+export function parseWebConfig(text: string, file: string): WebConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) {
+    throw new ConfigErrors(
+      yamlProblems.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
+      }),
+    );
+  }
+  const loc = new Locator(doc, lines, file);
+  const validator = new Validator(loc);
+  const raw = validator.document(WEB_CONFIG_SHAPE, doc.contents ?? new YAMLMap()) as RawWeb | undefined;
+  const report = (path: ConfigPath, message: string, at: 'key' | 'value' = 'value') => {
+    const f = loc.find(path);
+    validator.report(at === 'key' && f.key !== null ? loc.pos(f.key) : loc.valuePos(f), path, message);
+  };
+
+  if (loc.find(['rate_limit']).depth === 1) {
+    // Reported instead of the validator's remarks about its contents.
+    validator.problems.splice(0, validator.problems.length, ...validator.problems.filter((p) => p.path[0] !== 'rate_limit'));
+    report(['rate_limit'], 'not supported by bpf-map-exporter; limit the request rate in a proxy in front of it', 'key');
+  }
+  if (raw?.tls_server_config !== undefined) checkTls(raw.tls_server_config, report);
+  if (raw?.http_server_config?.headers !== undefined) checkHeaders(raw.http_server_config.headers, report);
+  if (raw?.basic_auth_users !== undefined) checkUsers(raw.basic_auth_users, report);
+  // An empty `tls_server_config:` reads as nothing: exporter-toolkit takes that as no TLS.
+  const tlsWritten = isMap(loc.find(['tls_server_config']).value);
+
+  if (validator.problems.length > 0 || raw === undefined) {
+    throw new ConfigErrors(validator.problems.map((p) => new ConfigError(p.at, formatPath(p.path), p.message)));
+  }
+  const folder = dirname(file);
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(folder, p));
+  const t = raw.tls_server_config;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw.http_server_config?.headers ?? {})) if (v.trim() !== '') headers[k] = v;
+  return {
+    file,
+    ...(t === undefined || !tlsWritten
+      ? {}
+      : {
+          tls: {
+            ...(t.cert_file === undefined ? { cert: t.cert } : { certFile: abs(t.cert_file) }),
+            ...(t.key_file === undefined ? { key: t.key } : { keyFile: abs(t.key_file) }),
+            ...(t.client_ca_file !== undefined ? { clientCaFile: abs(t.client_ca_file) } : t.client_ca !== undefined ? { clientCa: t.client_ca } : {}),
+            clientAuthType: t.client_auth_type,
+            ...(t.client_allowed_sans === undefined ? {} : { clientAllowedSans: t.client_allowed_sans }),
+            minVersion: t.min_version,
+            maxVersion: t.max_version,
+            ...(t.cipher_suites === undefined ? {} : { cipherSuites: t.cipher_suites }),
+            preferServerCipherSuites: t.prefer_server_cipher_suites,
+            ...(t.curve_preferences === undefined ? {} : { curvePreferences: t.curve_preferences }),
+          },
+        }),
+    http2: raw.http_server_config?.http2 ?? true,
+    headers,
+    users: new Map(Object.entries(raw.basic_auth_users ?? {})),
+    where: (path) => loc.where(path),
+  };
+}
+
+/** Read and parse a web config file. */
+export function loadWebConfig(path: string): WebConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new ConfigErrors([new ConfigError({ file: path, line: 0, column: 0 }, '', `cannot read: ${code}`)]);
+  }
+  return parseWebConfig(text, path);
+}
+
+type Report = (path: ConfigPath, message: string, at?: 'key' | 'value') => void;
+
+function checkTls(t: RawTls, report: Report): void {
+  const base = ['tls_server_config'];
+  const pair = (inline: 'cert' | 'key', fileKey: 'cert_file' | 'key_file') => {
+    if (t[inline] !== undefined && t[fileKey] !== undefined) report([...base, inline], `conflicts with ${fileKey}, expected one of ${inline} or ${fileKey}`, 'key');
+    else if (t[inline] === undefined && t[fileKey] === undefined) report(base, `missing required key "${fileKey}" (or "${inline}" with the PEM text)`, 'key');
+  };
+  pair('cert', 'cert_file');
+  pair('key', 'key_file');
+  if (t.client_ca !== undefined && t.client_ca_file !== undefined) report([...base, 'client_ca'], 'conflicts with client_ca_file, expected one of client_ca or client_ca_file', 'key');
+  const ca = t.client_ca_file !== undefined ? 'client_ca_file' : t.client_ca !== undefined ? 'client_ca' : undefined;
+  const auth = t.client_auth_type;
+  if (ca !== undefined && auth === 'NoClientCert') {
+    report([...base, ca], 'client CAs are given but client_auth_type is NoClientCert, expected a client_auth_type that asks for client certificates (RequireAndVerifyClientCert)', 'key');
+  }
+  if (ca === undefined && (auth === 'VerifyClientCertIfGiven' || auth === 'RequireAndVerifyClientCert')) {
+    // Node would verify against its bundle of public CAs, which is almost never what is meant.
+    report([...base, 'client_auth_type'], `${auth} needs client_ca_file (or client_ca), the CAs client certificates are verified against`);
+  }
+  if (t.client_allowed_sans !== undefined && auth !== 'RequireAnyClientCert' && auth !== 'RequireAndVerifyClientCert') {
+    report([...base, 'client_allowed_sans'], `needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert (a client without a certificate has no names to match), not ${auth}`, 'key');
+  }
+  const order = Object.keys(TLS_VERSIONS);
+  if (order.indexOf(t.min_version) > order.indexOf(t.max_version)) report([...base, 'max_version'], `${t.max_version} is lower than min_version ${t.min_version}`);
+}
+
+function checkHeaders(headers: Record<string, string>, report: Report): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const path = ['http_server_config', 'headers', name];
+    if (!Object.hasOwn(EXTRA_HEADERS, name)) {
+      report(path, `header "${name}" cannot be configured, expected one of ${Object.keys(EXTRA_HEADERS).join(', ')}`, 'key');
+      continue;
+    }
+    const allowed = EXTRA_HEADERS[name];
+    if (value.trim() === '') continue;
+    if (!HEADER_VALUE.test(value)) report(path, 'the value has control characters, which a header cannot carry');
+    else if (allowed !== undefined && !allowed.includes(value)) report(path, `"${value}" is not allowed, expected one of ${allowed.join(', ')}`);
+  }
+}
+
+function checkUsers(users: Record<string, string>, report: Report): void {
+  for (const [user, hash] of Object.entries(users)) {
+    const path = ['basic_auth_users', user];
+    if (user.includes(':')) report(path, 'a user name cannot contain ":" (basic auth splits user and password at the first one)', 'key');
+    else if (user === '') report(path, 'a user name cannot be empty', 'key');
+    const m = BCRYPT.exec(hash);
+    if (m === null) report(path, 'not a bcrypt hash, expected one like $2y$10$ followed by 53 characters (make one with htpasswd -nBC 10 USER)');
+    else if (Number(m[1]) < 4 || Number(m[1]) > 31) report(path, `bcrypt cost ${m[1]} is out of range, expected 04 to 31`);
+  }
+}
