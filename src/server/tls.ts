@@ -66,8 +66,8 @@ export function loadTlsMaterial(t: TlsServerSettings, web: Pick<WebConfig, 'file
     try {
       key = createPrivateKey(keyText.pem);
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      problem([base, keyText.key], code === 'ERR_MISSING_PASSPHRASE' ? 'the key is encrypted, expected an unencrypted PEM key' : `no private key: ${opensslReason(e)}`);
+      const encrypted = (e as { code?: string }).code === 'ERR_MISSING_PASSPHRASE' || /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText.pem);
+      problem([base, keyText.key], encrypted ? 'the key is encrypted, expected an unencrypted PEM key' : `no private key: ${opensslReason(e)}`);
     }
   }
   if (cert !== undefined && key !== undefined && !cert.checkPrivateKey(key)) {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap, LineCounter, parseDocument, YAMLMap } from 'yaml';
+import { isScalar, LineCounter, parseDocument, YAMLMap } from 'yaml';
 import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
 import { Locator } from '../config/locate.js';
 import type { ObjectShape } from '../config/schema.js';
@@ -101,7 +101,10 @@ const str = (description: string) => ({ shape: { type: 'string' as const, nonEmp
 const names = (known: readonly string[], what: string) => ({
   type: 'list' as const,
   minItems: 1,
-  items: { type: 'string' as const, check: (v: string) => (known.includes(v) ? undefined : `unknown ${what} "${v}", expected one of ${known.join(', ')}`) },
+  items: {
+    type: 'string' as const,
+    check: (v: string) => (known.includes(v) ? undefined : known.length > 8 ? `unknown ${what} "${v}", expected a name from docs/web-config.md like ${known[5]}` : `unknown ${what} "${v}", expected one of ${known.join(', ')}`),
+  },
 });
 
 const TLS_SHAPE: ObjectShape = {
@@ -172,6 +175,11 @@ export function parseWebConfig(text: string, file: string): WebConfig {
       }),
     );
   }
+  // A key written with nothing after it means what leaving it out means (no TLS, no users), as in exporter-toolkit.
+  for (const path of [['tls_server_config'], ['http_server_config', 'headers'], ['http_server_config'], ['basic_auth_users']]) {
+    const node = doc.getIn(path, true);
+    if (node === null || (isScalar(node) && node.value === null)) doc.deleteIn(path);
+  }
   const loc = new Locator(doc, lines, file);
   const validator = new Validator(loc);
   const raw = validator.document(WEB_CONFIG_SHAPE, doc.contents ?? new YAMLMap()) as RawWeb | undefined;
@@ -185,11 +193,10 @@ export function parseWebConfig(text: string, file: string): WebConfig {
     validator.problems.splice(0, validator.problems.length, ...validator.problems.filter((p) => p.path[0] !== 'rate_limit'));
     report(['rate_limit'], 'not supported by bpf-map-exporter; limit the request rate in a proxy in front of it', 'key');
   }
-  if (raw?.tls_server_config !== undefined) checkTls(raw.tls_server_config, report);
+  // Rules across TLS keys are judged once the keys themselves are right (a misspelt cert_file is not also missing).
+  if (raw?.tls_server_config !== undefined && !validator.problems.some((p) => p.path[0] === 'tls_server_config')) checkTls(raw.tls_server_config, report);
   if (raw?.http_server_config?.headers !== undefined) checkHeaders(raw.http_server_config.headers, report);
   if (raw?.basic_auth_users !== undefined) checkUsers(raw.basic_auth_users, report);
-  // An empty `tls_server_config:` reads as nothing: exporter-toolkit takes that as no TLS.
-  const tlsWritten = isMap(loc.find(['tls_server_config']).value);
 
   if (validator.problems.length > 0 || raw === undefined) {
     throw new ConfigErrors(validator.problems.map((p) => new ConfigError(p.at, formatPath(p.path), p.message)));
@@ -201,7 +208,7 @@ export function parseWebConfig(text: string, file: string): WebConfig {
   for (const [k, v] of Object.entries(raw.http_server_config?.headers ?? {})) if (v.trim() !== '') headers[k] = v;
   return {
     file,
-    ...(t === undefined || !tlsWritten
+    ...(t === undefined
       ? {}
       : {
           tls: {
