@@ -111,19 +111,24 @@ const printBuf = Buffer.alloc(256 * 1024);
 const LEVELS = ['warn', 'info', 'debug'] as const;
 
 let captured: string[] | undefined;
+let quiet = false;
 
 /**
  * Run `fn` and return what libbpf printed meanwhile (as well as logging it): the verifier's log of
  * a failed load, say. libbpf prints synchronously from the calls `fn` makes.
  */
-export function captureLibbpfOutput<T>(fn: () => T): { result: T; output: string[] } {
+export function captureLibbpfOutput<T>(fn: () => T, opts: { quiet?: boolean } = {}): { result: T; output: string[] } {
   const outer = captured;
+  const outerQuiet = quiet;
   captured = [];
+  // quiet: the caller judges the messages (an expected refusal) and logs what matters itself.
+  quiet = opts.quiet === true;
   const output = captured;
   try {
     return { result: fn(), output };
   } finally {
     captured = outer;
+    quiet = outerQuiet;
   }
 }
 
@@ -132,6 +137,7 @@ function onLibbpfPrint(level: number, fmt: unknown, ap: unknown): number {
     const n = vsnprintf(printBuf, printBuf.length, fmt, ap);
     const text = printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))).trimEnd();
     captured?.push(text);
+    if (quiet) return n;
     const method = LEVELS[level] ?? 'debug';
     logger[method]({ source: 'libbpf' }, text);
     return n;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
@@ -37,10 +37,13 @@ export class BpfObject {
     const handle = native.objectOpenFile(path, null);
     if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path });
     const obj = new BpfObject(path, handle);
+    const sections = new Map(obj.programs().map((p) => [p.name, p.section]));
     const { result: ret, output } = captureLibbpfOutput(() => native.objectLoad(handle));
     if (ret < 0) {
       obj.close();
-      throw new BpfError('load BPF object', -ret, { map: path, detail: verifierExcerpt(output) });
+      const hint = loadHint(-ret, output, sections);
+      const excerpt = verifierExcerpt(output);
+      throw new BpfError('load BPF object', -ret, { map: path, detail: hint === undefined ? excerpt : excerpt === undefined ? hint : `${hint}; ${excerpt}` });
     }
     return obj;
   }
@@ -148,7 +151,10 @@ export class BpfObject {
         } else {
           if (section.startsWith('tp/') || section.startsWith('tracepoint/')) ensureTracefs();
           const link = native.programAttach(p);
-          if (link === null) throw new BpfError(`attach program ${name} (section ${section})`, lastErrno() || Errno.EINVAL, { map: this.path });
+          if (link === null) {
+            const errno = lastErrno() || Errno.EINVAL;
+            throw new BpfError(`attach program ${name} (section ${section})`, errno, { map: this.path, detail: attachHint(section, errno) });
+          }
           this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
         }
         attached.push(name);
@@ -250,6 +256,38 @@ function verifierExcerpt(output: readonly string[]): string | undefined {
   if (lines.length === 0) return undefined;
   const shown = lines.length > VERIFIER_TAIL ? [`... ${lines.length - VERIFIER_TAIL} earlier lines of libbpf's output cut ...`, ...lines.slice(-VERIFIER_TAIL)] : lines;
   return `libbpf said:\n  ${shown.join('\n  ')}`;
+}
+
+const TRACING_SECTION = /^(fentry|fexit|fmod_ret|tp_btf|lsm|iter)(\.s)?[/+]/;
+
+/**
+ * What a failed load means beyond libbpf's words, when libbpf names the program that failed: a
+ * kernel that refuses tracing programs even to root says EPERM, which libbpf reads as a memlock limit.
+ */
+function loadHint(errno: number, output: readonly string[], sections: ReadonlyMap<string, string>): string | undefined {
+  const failed = output.map((l) => /prog '([^']+)': BPF program load failed/.exec(l)?.[1]).find((x) => x !== undefined);
+  const section = failed === undefined ? undefined : sections.get(failed);
+  if (failed === undefined || section === undefined) return undefined;
+  if (errno === Errno.EPERM && TRACING_SECTION.test(section)) {
+    return `the kernel refused program ${failed} (section ${section}): a kernel that allows no BPF_PROG_TYPE_TRACING programs (fentry, fexit, tp_btf) says EPERM even to root; \`bpftool feature probe kernel | grep tracing\` tells whether it allows them`;
+  }
+  return undefined;
+}
+
+/** What a failed attach by section means, for the sections whose errno alone misleads. */
+function attachHint(section: string, errno: number): string | undefined {
+  const kind = /^[a-z_.]+/.exec(section)?.[0] ?? '';
+  if ((kind === 'kprobe' || kind === 'kretprobe') && errno === Errno.ENOENT) {
+    // libbpf tries the kprobe PMU, then tracefs' kprobe_events: a kernel without CONFIG_KPROBES has neither.
+    const haveKprobes = existsSync('/sys/bus/event_source/devices/kprobe') || existsSync(`${TRACEFS}/kprobe_events`) || existsSync('/sys/kernel/debug/tracing/kprobe_events');
+    const target = section.slice(section.indexOf('/') + 1);
+    return haveKprobes
+      ? `no kernel function ${target} to probe; /proc/kallsyms lists them`
+      : 'this kernel has no kprobes: no kprobe PMU in /sys/bus/event_source/devices and no kprobe_events in tracefs (built without CONFIG_KPROBES)';
+  }
+  if ((kind === 'uprobe' || kind === 'uretprobe') && errno === Errno.ENOENT) return 'the binary or its function named in the section was not found';
+  if ((kind === 'tp' || kind === 'tracepoint') && errno === Errno.ENOENT) return `no tracepoint ${section.slice(section.indexOf('/') + 1)}; ${TRACEFS}/available_events lists them`;
+  return undefined;
 }
 
 /** XDP sections as libbpf names them: xdp, xdp.frags, xdp/cpumap, xdp/devmap... */

@@ -4,7 +4,7 @@
  * is removed by exactly what we remember: the filters by handle and priority, the qdisc only when
  * we created it.
  */
-import { native } from './libbpf.js';
+import { captureLibbpfOutput, native } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { logger } from '../log.js';
 
@@ -60,10 +60,16 @@ export class TcHook {
 
   /** The clsact qdisc of `ifindex`, created unless the interface has one already (EEXIST: someone else's, left alone). */
   static open(ifname: string, ifindex: number, path: string): TcHook {
-    const ret = native.tcHookCreate(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS));
+    // libbpf warns about the kernel's refusal of an exclusive create, which is expected when the qdisc exists.
+    const { result: ret, output } = captureLibbpfOutput(() => native.tcHookCreate(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)), { quiet: true });
     if (ret === 0) return new TcHook(ifname, ifindex, true);
-    if (-ret === Errno.EEXIST) return new TcHook(ifname, ifindex, false);
-    throw new BpfError(`create the clsact qdisc of interface ${ifname}`, -ret, { map: path, detail: ret === -Errno.EPERM ? 'changing qdiscs needs CAP_NET_ADMIN' : undefined });
+    if (-ret === Errno.EEXIST) {
+      logger.debug({ source: 'tc', interface: ifname }, 'the interface has a clsact qdisc already: adding filters to it, and leaving it in place');
+      return new TcHook(ifname, ifindex, false);
+    }
+    const said = output.map((l) => l.replace(/^libbpf: /, '').trim()).filter((l) => l !== '').join('; ');
+    const detail = ret === -Errno.EPERM ? 'changing qdiscs needs CAP_NET_ADMIN' : said === '' ? undefined : `libbpf said: ${said}`;
+    throw new BpfError(`create the clsact qdisc of interface ${ifname}`, -ret, { map: path, detail });
   }
 
   /**
@@ -74,9 +80,15 @@ export class TcHook {
     const point = direction === 'ingress' ? BPF_TC_INGRESS : BPF_TC_EGRESS;
     const hook = tcHook(this.ifindex, point);
     const opts = tcOpts({ progFd });
-    const ret = native.tcAttach(hook, opts);
+    const { result: ret, output } = captureLibbpfOutput(() => native.tcAttach(hook, opts));
     if (ret < 0) {
-      const detail = ret === -Errno.EEXIST ? `a filter with the same handle and priority is already at ${direction} of ${this.ifname}; see tc filter show dev ${this.ifname} ${direction}` : undefined;
+      const said = output.map((l) => l.replace(/^libbpf: /, '').trim()).filter((l) => l !== '').join('; ');
+      const detail =
+        ret === -Errno.EEXIST
+          ? `a filter with the same handle and priority is already at ${direction} of ${this.ifname}; see tc filter show dev ${this.ifname} ${direction}`
+          : ret === -Errno.EPERM
+            ? 'adding tc filters needs CAP_NET_ADMIN'
+            : said === '' ? undefined : `libbpf said: ${said}`;
       throw new BpfError(`attach tc program ${program} to interface ${this.ifname} ${direction}`, -ret, { map: path, detail });
     }
     const handle = opts.readUInt32LE(20);
