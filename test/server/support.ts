@@ -2,7 +2,7 @@
  * The exporter as a process with a web config, on a free loopback port, and clients for it:
  * Node's https/http (agent-less, every request a new connection) and curl.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,17 @@ export function curl(args: string[]): { code: number | null; status: string; ver
   const r = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', '--max-time', '5', ...args], { encoding: 'utf8', timeout: 10_000 });
   const [status, version] = r.stdout.trim().split(' ');
   return { code: r.status, status: status ?? '', version: version ?? '', stderr: r.stderr };
+}
+
+/** curl without blocking this process: for servers that run in the test's own event loop. */
+export function curlAsync(args: string[]): Promise<{ code: number | null; status: string; version: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', '--max-time', '5', ...args], { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
+      const [status, version] = stdout.trim().split(' ');
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      resolve({ code, status: status ?? '', version: version ?? '', stderr });
+    });
+  });
 }
 
 /** Poll (bounded) until `pred` holds for an answer; returns the last answer. */
