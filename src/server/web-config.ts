@@ -268,6 +268,10 @@ function checkTls(t: RawTls, report: Report): void {
   }
   const order = Object.keys(TLS_VERSIONS);
   if (order.indexOf(t.min_version) > order.indexOf(t.max_version)) report([...base, 'max_version'], `${t.max_version} is lower than min_version ${t.min_version}`);
+  else if (t.max_version === 'TLS10' || t.max_version === 'TLS11') {
+    // Accepted as a minimum (TLS 1.2 and 1.3 still work), but as the maximum no client could connect.
+    report([...base, 'max_version'], `${t.max_version} cannot work: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level, expected TLS12 or TLS13`);
+  }
 }
 
 function checkHeaders(headers: Record<string, string>, report: Report): void {

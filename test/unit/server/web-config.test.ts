@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigErrors } from '../../../src/config/errors.js';
 import { parseWebConfig } from '../../../src/server/web-config.js';
 
-const HASH = '$2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze';
+const HASH = '$2y$10$X1xnSFZXU7g5OwQWwyu43uZUAqStjcwq5r5lqlhuYCeZ0LgP8BQ7y';
 
 /** The lines a broken web config gives. */
 function problems(text: string): string[] {
@@ -97,6 +97,9 @@ basic_auth_users:
       'web.yml:4:3: tls_server_config.client_allowed_sans: needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert (a client without a certificate has no names to match), not NoClientCert',
     ]);
     expect(problems('tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n')).toEqual(['web.yml:5:16: tls_server_config.max_version: TLS12 is lower than min_version TLS13']);
+    expect(problems('tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n  max_version: TLS11\n')).toEqual([
+      'web.yml:5:16: tls_server_config.max_version: TLS11 cannot work: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level, expected TLS12 or TLS13',
+    ]);
   });
 
   it('knows Go\'s cipher suite and curve names, and only those', () => {
@@ -114,7 +117,7 @@ basic_auth_users:
   });
 
   it('wants bcrypt hashes and user names basic auth can carry', () => {
-    expect(problems(`basic_auth_users:\n  alice: secret\n  "a:b": ${HASH}\n  carol: $2y$03$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n`)).toEqual([
+    expect(problems(`basic_auth_users:\n  alice: secret\n  "a:b": ${HASH}\n  carol: $2y$03$X1xnSFZXU7g5OwQWwyu43uZUAqStjcwq5r5lqlhuYCeZ0LgP8BQ7y\n`)).toEqual([
       'web.yml:2:10: basic_auth_users.alice: not a bcrypt hash, expected one like $2y$10$ followed by 53 characters (make one with htpasswd -nBC 10 USER)',
       'web.yml:3:3: basic_auth_users.a:b: a user name cannot contain ":" (basic auth splits user and password at the first one)',
       'web.yml:4:10: basic_auth_users.carol: bcrypt cost 03 is out of range, expected 04 to 31',
