@@ -4,50 +4,18 @@
  * example's XDP program to the host-side veth; exactly N pings from the namespace give exact packet
  * and byte counts on /metrics, the map is drained empty, and SIGTERM leaves no program behind.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfError } from '../../src/bpf/errors.js';
 import { ObjectRegistry } from '../../src/bpf/object.js';
-import { kernelDescribe } from '../kernel/support.js';
 import { buildExamples, root, sample, sleep, startExporter } from './support.js';
+import { freeSubnet, ip, networkDescribe, programs, tryIp } from './network.js';
 
 const PROGRAM = 'count_packets';
 const object = join(root, 'config/examples/xdp-packets.bpf.o');
-
-// ip and ping are not part of a minimal Debian: iproute2 and iputils-ping provide them.
-const TOOLS: [string, string][] = [['ip', 'iproute2'], ['ping', 'iputils-ping']];
-const missingTools = TOOLS.filter(([tool]) => spawnSync(tool, ['-V'], { stdio: 'ignore' }).error !== undefined);
-
-/** kernelDescribe, and like it: without ip or ping a failure under REQUIRE_BPF=1 (CI), else a loud skip. */
-function networkDescribe(name: string, fn: () => void): void {
-  if (missingTools.length === 0) {
-    kernelDescribe(name, fn);
-    return;
-  }
-  const what = missingTools.map(([tool, pkg]) => `${tool} (Debian package ${pkg})`).join(' and ');
-  if (process.env.REQUIRE_BPF === '1') {
-    describe(name, () => {
-      it('has ip and ping (REQUIRE_BPF=1)', () => {
-        throw new Error(`the XDP test needs ${what}, not found on PATH; install with: apt-get install ${missingTools.map(([, pkg]) => pkg).join(' ')}`);
-      });
-    });
-  } else {
-    console.warn(`SKIPPING "${name}": ${what} not found on PATH; set REQUIRE_BPF=1 to fail instead`);
-    describe.skip(name, fn);
-  }
-}
-
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { stdio: 'pipe' }).toString();
-}
-
-/** Run, ignoring failure: for cleanup of what may not exist. */
-function tryIp(...args: string[]): void {
-  spawnSync('ip', args, { stdio: 'ignore' });
-}
 
 interface LinkXdp {
   mode: number;
@@ -56,26 +24,6 @@ interface LinkXdp {
 
 function linkXdp(ifname: string): LinkXdp | undefined {
   return (JSON.parse(ip('-j', 'link', 'show', 'dev', ifname)) as { xdp?: LinkXdp }[])[0]?.xdp;
-}
-
-function programs(): { id: number; name?: string; map_ids?: number[] }[] {
-  return JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show']).toString()) as { id: number; name?: string; map_ids?: number[] }[];
-}
-
-/** 10.200.X.0/24 with X picked from the pid, moved on past any subnet this host already has addresses in. */
-function freeSubnet(): number {
-  const used = new Set(
-    (JSON.parse(ip('-j', '-4', 'addr', 'show')) as { addr_info?: { local: string }[] }[])
-      .flatMap((l) => l.addr_info ?? [])
-      .map((a) => /^10\.200\.(\d+)\./.exec(a.local)?.[1])
-      .filter((x) => x !== undefined)
-      .map(Number),
-  );
-  for (let i = 0; i < 254; i++) {
-    const x = ((process.pid + i) % 254) + 1;
-    if (!used.has(x)) return x;
-  }
-  throw new Error('every 10.200.X.0/24 subnet has an address on this host');
 }
 
 networkDescribe('the XDP example', () => {
