@@ -26,7 +26,10 @@ export interface ExporterServer {
   close(): void;
 }
 
-/** Paths answered without basic auth: Kubernetes probes cannot easily send credentials, and they tell nothing. */
+/**
+ * Paths answered without basic auth or rate limit: Kubernetes probes cannot easily send credentials,
+ * they tell nothing, and a probe refused for the rate would get a healthy pod restarted.
+ */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 /** What the handler needs of a request and a response: met by HTTP/1.1's and HTTP/2's compatibility objects alike. */
@@ -139,6 +142,10 @@ async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
   const state = web?.current;
   if (state !== undefined) for (const [name, value] of Object.entries(state.config.headers)) res.setHeader(name, value);
   const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+  if (state?.limiter !== undefined && !OPEN_PATHS.has(path) && !state.limiter.allow()) {
+    send(res, req, 429, 'text/plain; charset=utf-8', 'too many requests\n', { 'Retry-After': '1' });
+    return;
+  }
   if (state?.auth !== undefined && !OPEN_PATHS.has(path)) {
     const auth = await state.auth.check(req.headers.authorization);
     if (auth === 'busy') {

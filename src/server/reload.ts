@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import { ConfigErrors } from '../config/errors.js';
 import { logger } from '../log.js';
 import { BasicAuth } from './auth.js';
+import { RateLimiter } from './rate-limit.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls.js';
 import { loadWebConfig, type WebConfig } from './web-config.js';
 
@@ -17,6 +18,7 @@ export interface LoadedWeb {
   config: WebConfig;
   tls?: TlsMaterial;
   auth?: BasicAuth;
+  limiter?: RateLimiter;
   /** The stamps of the files this state was read from, in a fixed order. */
   stamps: string;
 }
@@ -47,6 +49,7 @@ export function loadWeb(file: string): LoadedWeb {
     config,
     ...(tls === undefined ? {} : { tls }),
     ...(config.users.size === 0 ? {} : { auth: new BasicAuth(config.users) }),
+    ...(config.rateLimit === undefined ? {} : { limiter: new RateLimiter(config.rateLimit.intervalMs, config.rateLimit.burst) }),
     stamps: [own, ...theirs].join('\n'),
   };
 }
@@ -58,6 +61,7 @@ export function describeWeb(w: LoadedWeb): Record<string, unknown> {
     tls: w.tls !== undefined,
     ...(w.tls === undefined ? {} : { http2: w.config.http2, clientAuth: w.tls.clientAuthType, certificateValidTo: w.tls.validTo, certificateSha256: w.tls.fingerprint }),
     basicAuthUsers: w.config.users.size,
+    ...(w.config.rateLimit === undefined ? {} : { rateLimit: w.config.rateLimit }),
   };
 }
 

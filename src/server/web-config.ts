@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { isScalar, LineCounter, parseDocument, YAMLMap } from 'yaml';
 import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
 import { Locator } from '../config/locate.js';
-import type { ObjectShape } from '../config/schema.js';
+import { parseDuration, type ObjectShape } from '../config/schema.js';
 import type { SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
 
@@ -93,6 +93,8 @@ export interface WebConfig {
   headers: Readonly<Record<string, string>>;
   /** user -> bcrypt hash; empty: no basic auth. */
   users: ReadonlyMap<string, string>;
+  /** A token bucket: one request per `intervalMs`, bursts of `burst`; absent: no limit. */
+  rateLimit?: { intervalMs: number; burst: number };
   /** Where a key path is written, for problems found later (a certificate that does not load). */
   where(path: ConfigPath): SourceRef;
 }
@@ -141,7 +143,16 @@ const WEB_CONFIG_SHAPE: ObjectShape = {
       description: 'HTTP settings.',
     },
     basic_auth_users: { shape: { type: 'dict', keys: 'string' }, description: 'User names and their bcrypt hashes.' },
-    rate_limit: { shape: { type: 'object', props: {} }, description: 'Not supported.' },
+    rate_limit: {
+      shape: {
+        type: 'object',
+        props: {
+          interval: { shape: { type: 'text' }, description: 'Time between two requests, as a duration (500ms, 1s); 0 turns the limit off.' },
+          burst: { shape: { type: 'integer', min: 0 }, description: 'Requests allowed at once after a quiet time.' },
+        },
+      },
+      description: 'Limit the request rate (429 beyond it).',
+    },
   },
 };
 
@@ -160,6 +171,7 @@ interface RawWeb {
   tls_server_config?: RawTls;
   http_server_config?: { http2: boolean; headers?: Record<string, string> };
   basic_auth_users?: Record<string, string>;
+  rate_limit?: { interval?: string; burst?: number };
 }
 
 /** Parse and validate a web config; `file` names it in messages and anchors relative paths. */
@@ -176,7 +188,7 @@ export function parseWebConfig(text: string, file: string): WebConfig {
     );
   }
   // A key written with nothing after it means what leaving it out means (no TLS, no users), as in exporter-toolkit.
-  for (const path of [['tls_server_config'], ['http_server_config', 'headers'], ['http_server_config'], ['basic_auth_users']]) {
+  for (const path of [['tls_server_config'], ['http_server_config', 'headers'], ['http_server_config'], ['basic_auth_users'], ['rate_limit']]) {
     const node = doc.getIn(path, true);
     if (node === null || (isScalar(node) && node.value === null)) doc.deleteIn(path);
   }
@@ -188,11 +200,7 @@ export function parseWebConfig(text: string, file: string): WebConfig {
     validator.report(at === 'key' && f.key !== null ? loc.pos(f.key) : loc.valuePos(f), path, message);
   };
 
-  if (loc.find(['rate_limit']).depth === 1) {
-    // Reported instead of the validator's remarks about its contents.
-    validator.problems.splice(0, validator.problems.length, ...validator.problems.filter((p) => p.path[0] !== 'rate_limit'));
-    report(['rate_limit'], 'not supported by bpf-map-exporter; limit the request rate in a proxy in front of it', 'key');
-  }
+  const rateLimit = raw?.rate_limit === undefined || validator.problems.some((p) => p.path[0] === 'rate_limit') ? undefined : checkRateLimit(raw.rate_limit, report);
   // Rules across TLS keys are judged once the keys themselves are right (a misspelt cert_file is not also missing).
   if (raw?.tls_server_config !== undefined && !validator.problems.some((p) => p.path[0] === 'tls_server_config')) checkTls(raw.tls_server_config, report);
   if (raw?.http_server_config?.headers !== undefined) checkHeaders(raw.http_server_config.headers, report);
@@ -227,6 +235,7 @@ export function parseWebConfig(text: string, file: string): WebConfig {
     http2: raw.http_server_config?.http2 ?? true,
     headers,
     users: new Map(Object.entries(raw.basic_auth_users ?? {})),
+    ...(rateLimit === undefined ? {} : { rateLimit }),
     where: (path) => loc.where(path),
   };
 }
@@ -272,6 +281,23 @@ function checkTls(t: RawTls, report: Report): void {
     // Accepted as a minimum (TLS 1.2 and 1.3 still work), but as the maximum no client could connect.
     report([...base, 'max_version'], `${t.max_version} cannot work: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level, expected TLS12 or TLS13`);
   }
+}
+
+/** Go's time.Duration text as the toolkit reads it: a duration with units, or 0 for off. */
+function checkRateLimit(r: { interval?: string; burst?: number }, report: Report): { intervalMs: number; burst: number } | undefined {
+  const text = (r.interval ?? '0').trim();
+  if (/^0+(?:\.0+)?(?:h|m|s|ms)?$/.test(text)) return undefined;
+  const ms = parseDuration(text);
+  if (typeof ms === 'string') {
+    report(['rate_limit', 'interval'], ms);
+    return undefined;
+  }
+  const burst = r.burst ?? 0;
+  if (burst < 1) {
+    report(r.burst === undefined ? ['rate_limit'] : ['rate_limit', 'burst'], `burst ${burst} would refuse every request, expected at least 1 when interval is set`, r.burst === undefined ? 'key' : 'value');
+    return undefined;
+  }
+  return { intervalMs: ms, burst };
 }
 
 function checkHeaders(headers: Record<string, string>, report: Report): void {

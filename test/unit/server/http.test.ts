@@ -82,6 +82,16 @@ describe('the HTTP server with a web config', () => {
     expect((await curl(['--cacert', certs.ca, '--tls-max', '1.2', `${base}/healthz`])).status).toBe('000');
   });
 
+  it('answers 429 beyond rate_limit, but never to the probes', async () => {
+    const base = await serve('rate.yml', 'rate_limit:\n  interval: 1h\n  burst: 2\n');
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await get(`${base}/metrics`)).status);
+    expect(codes).toEqual([200, 200, 429]);
+    const limited = await get(`${base}/`);
+    expect([limited.status, limited.headers!['retry-after']]).toEqual([429, '1']);
+    for (let i = 0; i < 3; i++) expect((await get(`${base}/healthz`)).status).toBe(200);
+  });
+
   it('answers HEAD and refuses other methods only once the password is right', async () => {
     const base = await serve('auth.yml', `basic_auth_users:\n  alice: ${bcrypt.hashSync('pw', 4)}\n`);
     expect((await curl(['-I', '-u', 'alice:pw', `${base}/metrics`])).status).toBe('200');

@@ -124,7 +124,13 @@ basic_auth_users:
     ]);
   });
 
-  it('refuses rate_limit clearly instead of ignoring it', () => {
-    expect(problems('rate_limit:\n  interval: 1s\n  burst: 20\n')).toEqual(['web.yml:1:1: rate_limit: not supported by bpf-map-exporter; limit the request rate in a proxy in front of it']);
+  it('reads rate_limit as exporter-toolkit does: an interval between requests and a burst, 0 for off', () => {
+    expect(parseWebConfig('rate_limit:\n  interval: 500ms\n  burst: 20\n', 'web.yml').rateLimit).toEqual({ intervalMs: 500, burst: 20 });
+    expect(parseWebConfig('rate_limit:\n  interval: 0\n  burst: 20\n', 'web.yml').rateLimit).toBeUndefined();
+    expect(parseWebConfig('rate_limit:\n', 'web.yml').rateLimit).toBeUndefined();
+    expect(problems('rate_limit:\n  interval: 1\n  burst: 5\n')).toEqual(['web.yml:2:13: rate_limit.interval: invalid duration "1", expected a number with a unit like 500ms, 5s, 1m, 1h or 1m30s']);
+    expect(problems('rate_limit:\n  interval: 1s\n')).toEqual(['web.yml:1:1: rate_limit: burst 0 would refuse every request, expected at least 1 when interval is set']);
+    expect(problems('rate_limit:\n  interval: 1s\n  burst: -1\n')[0]).toBe('web.yml:3:10: rate_limit.burst: -1 is out of range, expected an integer of at least 0');
+    expect(problems('rate_limit:\n  interval: 1s\n  brust: 3\n')[0]).toBe('web.yml:3:3: rate_limit.brust: unknown key, did you mean "burst"?');
   });
 });
