@@ -296,3 +296,16 @@ export function metricNames(expr: string): string[] {
   }
   return [...names];
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real command line: arguments that a manifest or unit passes must parse. `--version` makes
+// the CLI exit 0 right after parsing (before any BPF), so no privilege is needed; an unknown flag
+// exits 2 first.
+
+export function cliParses(args: readonly string[]): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'exporter/main.ts'), ...args, '--version'], { encoding: 'utf8', cwd: root });
+  return { status: r.status, output: r.stdout + r.stderr };
+}
+
+/** Split a shell-free command line (systemd ExecStart, no quotes used) into words. */
+export const words = (line: string): string[] => line.trim().split(/\s+/);
