@@ -134,10 +134,18 @@ export class LiveWeb {
       logger.error({ webConfig: this.file }, `web config reload refused: ${restart} needs a restart; the old web config stays in effect`);
       return;
     }
+    // Unchanged parts keep their state: the remembered passwords, the rate limiter's bucket.
+    if (old.auth !== undefined && sameEntries(old.config.users, next.config.users)) next.auth = old.auth;
+    const [a, b] = [old.config.rateLimit, next.config.rateLimit];
+    if (old.limiter !== undefined && a !== undefined && b !== undefined && a.intervalMs === b.intervalMs && a.burst === b.burst) next.limiter = old.limiter;
     if (next.tls !== undefined) this.onTls?.(next.tls);
     this.state = next;
     this.failed = undefined;
     logger.info(describeWeb(next), 'web config reloaded');
     warnValidity(next);
   }
+}
+
+function sameEntries(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  return a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 }

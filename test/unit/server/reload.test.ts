@@ -55,6 +55,12 @@ describe('the live web config', () => {
     tick();
     web.refresh();
     expect(web.current).toBe(after);
+    // A change elsewhere keeps the users' state (remembered passwords) when the users are the same.
+    replace(file, `basic_auth_users:\n  bob: ${[...after.config.users.values()][0]}\n`);
+    tick();
+    web.refresh();
+    expect(web.current).not.toBe(after);
+    expect(web.current.auth).toBe(after.auth);
   });
 
   it('keeps the old state when the new file is broken, logging once until it changes again', () => {
