@@ -253,7 +253,7 @@ describe('the ConfigMaps', () => {
   it('programs: config/examples/all.yaml with the objects where the image has them, plus the state file', () => {
     const fromMap = parseConfig(configOf(render('overlays/programs')), '/etc/bpf-map-exporter/config.yaml');
     const all = parseConfig(readFileSync(join(root, 'config/examples/all.yaml'), 'utf8'), '/opt/bpf-map-exporter/config/examples/all.yaml');
-    expect(strip(fromMap)).toEqual(strip(all));
+    expect(strip(fromMap), 'run node deploy/kubernetes/components/programs/generate-configmap.mjs after a change of all.yaml').toEqual(strip(all));
     expect(fromMap.maps.length).toBeGreaterThan(0);
     for (const m of fromMap.maps) expect('object' in m.source && m.source.object.startsWith('/opt/bpf-map-exporter/config/examples/'), m.name).toBe(true);
   });
