@@ -15,6 +15,8 @@ commands:
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
+  check --web.config.file FILE                       validate a web config and the certificate files it names
+                                                     (both flags may be given together)
   dump --config FILE [--map NAME] [--format json|table]
                                                      print the series the config yields right now
   maps [--json]                                      list every BPF map on this host (id, name, type, sizes, entries, fill)
@@ -68,6 +70,15 @@ async function main(argv: string[]): Promise<number> {
     const rows = inventory();
     console.log(values.json === true ? JSON.stringify(rows, null, 2) : formatMapTable(rows));
     return 0;
+  }
+  if (command === 'check' && values['web.config.file'] !== undefined) {
+    const { checkWeb } = await import('../src/server/web-check.js');
+    const web = checkWeb(values['web.config.file']);
+    const { check } = await import('./config-commands.js');
+    const r = values.config === undefined ? { out: [], err: [], code: 0 } : check(values.config);
+    for (const line of [...r.out, ...web.out]) console.log(line);
+    for (const line of [...r.err, ...web.err]) console.error(line);
+    return Math.max(r.code, web.code);
   }
   if (command === 'check' || command === 'dump') {
     if (values.config === undefined) return usageError(`${command} needs --config FILE`);

@@ -176,6 +176,13 @@ http_server_config:
       expect(r.stderr, name).toBe(`${join(dir, line)}\n`);
       expect(r.stdout, name).toBe('');
     }
+    // check says the same without starting anything, and what a good file sets up.
+    const checked = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--web.config.file', join(dir, 'missing.yml')], { encoding: 'utf8', timeout: 30_000 });
+    expect([checked.status, checked.stderr]).toEqual([2, `${join(dir, 'missing.yml')}:2:14: tls_server_config.cert_file: cannot read ${join(dir, 'gone.crt')}: ENOENT\n`]);
+    const good = web('good.yml', `tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: ${bcrypt.hashSync('x', 4)}\n`);
+    const ok = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--config', config, '--web.config.file', good], { encoding: 'utf8', timeout: 30_000 });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`${good}: ok \\(TLS, NoClientCert, certificate valid until .* GMT; 1 basic auth user\\)\n$`));
     const gone = spawnSync(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.config.file', join(dir, 'absent.yml')], { encoding: 'utf8', timeout: 30_000 });
     expect(gone.status).toBe(2);
     expect(gone.stderr).toBe(`${join(dir, 'absent.yml')}: cannot read: ENOENT\n`);
