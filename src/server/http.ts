@@ -100,8 +100,13 @@ export function createExporterServer(opts: ServerOptions): ExporterServer {
   if (tls !== undefined && web !== undefined) {
     web.onTls = (next) => applyTls(server, next);
     server.on('secureConnection', (socket: TLSSocket) => {
-      const t = web.current.tls;
-      const why = t === undefined ? undefined : clientCertRefusal(socket, t);
+      let why: string | undefined;
+      try {
+        const t = web.current.tls;
+        why = t === undefined ? undefined : clientCertRefusal(socket, t);
+      } catch (err) {
+        why = `client certificate unreadable: ${(err as Error).message}`;
+      }
       if (why === undefined) return;
       logger.warn({ remote: socket.remoteAddress, reason: why }, 'TLS connection refused by client_auth_type');
       socket.destroy();

@@ -152,13 +152,22 @@ export function clientCertRefusal(socket: Pick<TLSSocket, 'getPeerCertificate' |
   return undefined;
 }
 
+/** Node quotes names with commas or quotes as JSON strings. */
+function unquote(v: string): string {
+  try {
+    return JSON.parse(v) as string;
+  } catch {
+    return v;
+  }
+}
+
 /** Node's `DNS:a, IP Address:1.2.3.4, URI:"x,y"` -> `['a', '1.2.3.4', 'x,y']`. */
 export function subjectAltNames(text: string): string[] {
   const out: string[] = [];
   const re = /(?:^|, )(?:DNS|IP Address|email|URI|othername|DirName|Registered ID):("(?:[^"\\]|\\.)*"|[^,]*)/g;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
     const v = m[1];
-    out.push(v.startsWith('"') ? (JSON.parse(v) as string) : v);
+    out.push(v.startsWith('"') ? unquote(v) : v);
   }
   return out;
 }
