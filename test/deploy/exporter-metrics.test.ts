@@ -1,0 +1,183 @@
+/**
+ * The exporter started as a process the way the DaemonSet runs it (needs BPF and root): in a private
+ * mount namespace where every file system is read-only, bpffs included, but for a tmpfs standing in
+ * for the state volume (and one for tsx's transform cache, which the built image does not have).
+ * With an inventory, a pinned map read, a pinned map drained and a pin that is missing, its real
+ * /metrics must hold every metric that the PrometheusRule and the Grafana dashboard query; the probes
+ * answer on their paths; the drain empties the map through the read-only mount; the state file is
+ * written in its volume and nowhere else can be.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BpfMap } from '../../src/bpf/map.js';
+import { MapType } from '../../src/bpf/map-types.js';
+import { kernelDescribe, pinDir } from '../kernel/support.js';
+import { metricNames, render, root, type K8sObject } from './support.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const le32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+const le64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
+
+/** Counters that get a sample only once their event happens (an overrun, a truncated walk, a drain's EFAULT, a failed inventory). */
+const ONLY_ON_EVENT = new Set([
+  'bpf_map_exporter_map_read_overruns_total', 'bpf_map_exporter_map_iterations_truncated_total',
+  'bpf_map_exporter_drain_possible_loss_total', 'bpf_map_exporter_inventory_errors_total',
+]);
+
+/** Every metric name the PrometheusRule and the dashboard query, but Prometheus's own `up`. */
+function queriedMetrics(): string[] {
+  const rule = render('.').find((o) => o.kind === 'PrometheusRule') as K8sObject & { spec: { groups: { rules: { expr: string }[] }[] } };
+  const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/bpf-map-exporter.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+  const exprs = [...rule.spec.groups.flatMap((g) => g.rules.map((r) => r.expr)), ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr))];
+  return [...new Set(exprs.flatMap(metricNames))].filter((m) => m !== 'up').sort();
+}
+
+kernelDescribe('the exporter under the DaemonSet\'s file system constraints', () => {
+  let pins: string;
+  let dir: string;
+  const maps: BpfMap[] = [];
+  let proc: ChildProcess | undefined;
+  let log = '';
+  let exited: Promise<number | null>;
+
+  beforeAll(() => {
+    pins = pinDir('deploy');
+    dir = mkdtempSync(join(tmpdir(), 'bme-deploy-'));
+    mkdirSync(join(dir, 'state'));
+    mkdirSync(join(dir, 'tsx'));
+    const counts = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 16 });
+    counts.update(le32(3), le64(42));
+    counts.pin(`${pins}/counts`);
+    const events = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 16 });
+    events.update(le32(1), le64(7));
+    events.update(le32(2), le64(5));
+    events.pin(`${pins}/events`);
+    maps.push(counts, events);
+    writeFileSync(join(dir, 'config.yaml'), `
+interval: 200ms
+inventory: true
+state_file: ${dir}/state/state.json
+maps:
+  - name: counts
+    source: { pinned: ${pins}/counts }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: deploy_value, type: gauge, help: A pinned map read, value: n, labels: [ { name: id, from: id } ] }
+  - name: events
+    source: { pinned: ${pins}/events }
+    mode: drain
+    key: [ { name: kind, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: deploy_events_total, type: counter, help: A pinned map drained, value: n, labels: [ { name: kind, from: kind } ] }
+  - name: missing
+    source: { pinned: ${pins}/missing }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: deploy_missing, type: gauge, help: A pin that does not exist, value: n }
+`);
+  });
+
+  afterAll(async () => {
+    if (proc !== undefined && proc.exitCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    for (const m of maps) m.close();
+    rmSync(pins, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves every metric the rules and the dashboard query, drains through a read-only bpffs, and writes only its state volume', async () => {
+    const state = join(dir, 'state');
+    const tsx = join(dir, 'tsx');
+    // In the private namespace: the two tmpfs volumes, then every other mount read-only (but /proc
+    // and /dev, as in a container), then proof that the root, this checkout and bpffs refuse writes.
+    const script = `
+set -e
+mount --make-rprivate /
+mount -t tmpfs -o size=16m,mode=0700 bme-state "$STATE"
+mount -t tmpfs -o size=512m bme-tsx "$TSX"
+for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+  case "$m" in /proc|/proc/*|/dev|/dev/*|"$STATE"|"$TSX") ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac
+done
+for p in /bme-probe "$ROOT/bme-probe" "$PINS/bme-probe" "$CONFIG_DIR/bme-probe"; do
+  if touch "$p" 2>/dev/null; then rm -f "$p"; echo "PROBE: $p is writable" >&2; exit 97; fi
+done
+echo "PROBE: read-only" >&2
+TMPDIR="$TSX" node --import tsx "$ROOT/exporter/main.ts" run --config "$CONFIG_DIR/config.yaml" --web.listen-address 127.0.0.1:0 &
+pid=$!
+trap 'kill -TERM $pid' TERM
+set +e
+wait $pid; wait $pid; rc=$?
+echo "STATE FILES: $(ls -A "$STATE")" >&2
+echo "STATE: $(cat "$STATE/state.json")" >&2
+exit $rc
+`;
+    proc = spawn('unshare', ['--mount', 'sh', '-c', script], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'info', STATE: state, TSX: tsx, ROOT: root.replace(/\/$/, ''), PINS: pins, CONFIG_DIR: dir },
+    });
+    proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    exited = new Promise((r) => proc!.once('exit', (c) => r(c)));
+
+    let base: string | undefined;
+    for (let i = 0; i < 400 && base === undefined && proc.exitCode === null; i++) {
+      const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(log);
+      if (m !== null) base = `http://127.0.0.1:${m[1]}`;
+      else await sleep(50);
+    }
+    expect(base, log).toBeDefined();
+    expect(log).toContain('PROBE: read-only');
+
+    // The probes' paths; readiness once every job and the inventory have run.
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    let ready = 0;
+    for (let i = 0; i < 200 && ready !== 200; i++) {
+      ready = (await fetch(`${base}/readyz`)).status;
+      if (ready !== 200) await sleep(50);
+    }
+    expect(ready, log).toBe(200);
+
+    // Wait (bounded) for the drained totals, the missing pin's error and a good checkpoint.
+    let text = '';
+    const done = (t: string) => t.includes('deploy_events_total{kind="1"} 7') && t.includes('deploy_events_total{kind="2"} 5')
+      && /bpf_map_exporter_map_read_errors_total\{errno="ENOENT",map="missing"\} [1-9]/.test(t) && /^bpf_map_info\{/m.test(t);
+    for (let i = 0; i < 200 && !done(text); i++) {
+      text = await (await fetch(`${base}/metrics`)).text();
+      if (!done(text)) await sleep(50);
+    }
+    expect(done(text), text).toBe(true);
+    expect(text).toContain('deploy_value{id="3"} 42');
+    // The drain took the entries out of the map, through the read-only bind mount of bpffs.
+    expect(maps[1].lookup(le32(1))).toBeUndefined();
+    expect(maps[1].lookup(le32(2))).toBeUndefined();
+    expect(text).toMatch(/^bpf_map_exporter_checkpoint_errors_total 0$/m);
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+
+    // Every metric the rules and the dashboard query is declared, and has samples unless it only
+    // gets one on an event.
+    const queried = queriedMetrics();
+    expect(queried.length).toBeGreaterThan(15);
+    for (const m of queried) {
+      expect(text, `# TYPE ${m}`).toMatch(new RegExp(`^# TYPE ${m} (gauge|counter)$`, 'm'));
+      if (!ONLY_ON_EVENT.has(m)) expect(text, `a sample of ${m}`).toMatch(new RegExp(`^${m}(\\{[^}]*\\})? \\S+$`, 'm'));
+    }
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    if (lint.error === undefined) expect(lint.stdout + lint.stderr).toBe('');
+
+    // SIGTERM: a final drain and checkpoint, exit 0; the state file is the one thing in its volume.
+    proc.kill('SIGTERM');
+    expect(await exited, log).toBe(0);
+    expect(log).toContain('STATE FILES: state.json\n');
+    const saved = JSON.parse(/^STATE: (.*)$/m.exec(log)![1]) as { version: number; jobs: Record<string, unknown> };
+    expect(saved.version).toBe(1);
+    expect(Object.keys(saved.jobs)).toEqual(['events']);
+  }, 120_000);
+});
