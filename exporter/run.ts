@@ -94,6 +94,8 @@ export async function run(opts: RunOptions): Promise<number> {
 
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
+    // The web config is followed on its own; a SIGHUP makes it look at once.
+    live?.refresh('now');
     reloading = reloading.then(async () => {
       if (opts.config === undefined) return;
       let next: Config;

@@ -103,10 +103,10 @@ export class LiveWeb {
     return this.state;
   }
 
-  /** Look at the files if the last look is old enough, and reload what changed. Never throws. */
-  refresh(): void {
+  /** Look at the files if the last look is old enough (or `now` is asked for), and reload what changed. Never throws. */
+  refresh(at: 'when-due' | 'now' = 'when-due'): void {
     const now = this.now();
-    if (now - this.lastLook < this.intervalMs) return;
+    if (at === 'when-due' && now - this.lastLook < this.intervalMs) return;
     this.lastLook = now;
     try {
       this.reloadIfChanged();

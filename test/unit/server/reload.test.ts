@@ -47,8 +47,7 @@ describe('the live web config', () => {
     tick(500);
     web.refresh();
     expect(web.current).toBe(before);
-    tick(500);
-    web.refresh();
+    web.refresh('now');
     expect([...web.current.config.users.keys()]).toEqual(['bob']);
     expect(web.current.config.headers).toEqual({ 'X-Content-Type-Options': 'nosniff' });
     const after = web.current;
