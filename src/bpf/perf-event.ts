@@ -1,47 +1,26 @@
 /**
  * Perf events for `perf_event` programs: one sampling event per online CPU (every task on it, pid
- * -1), opened through perf_event_open(2) with a struct perf_event_attr built here byte by byte.
+ * -1), opened through perf_event_open(2) with the struct perf_event_attr of perf-event-attr.ts.
  */
 import { readFileSync } from 'node:fs';
 import { closeNativeFd, perfEventOpen } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { parseCpuList } from './cpus.js';
-import { PERF_EVENTS, PERF_TYPE_HARDWARE, type PerfEventSpec } from './perf-event-names.js';
+import { PERF_EVENTS, PERF_TYPE_HARDWARE, perfEventAttr, type PerfEventSpec } from './perf-event-attr.js';
 
-export { PERF_EVENTS, type PerfEventName, type PerfEventSpec } from './perf-event-names.js';
-
-// PERF_ATTR_SIZE_VER7: the struct up to sig_data, as the uapi header of this libbpf's era has it.
-// Newer kernels accept an older size (the fields it lacks read as zero).
-const ATTR_SIZE = 128;
-const ATTR_DISABLED = 1n << 0n;
-const ATTR_FREQ = 1n << 10n;
-const PERF_FLAG_FD_CLOEXEC = 8;
-
-/**
- * struct perf_event_attr: type@0 size@4 config@8 sample_period|sample_freq@16 sample_type@24
- * read_format@32, the flag bitfield@40 (disabled bit 0, freq bit 10). Opened disabled: libbpf
- * enables the event once the program is attached, so no sample comes before.
- */
-export function perfEventAttr(spec: PerfEventSpec): Buffer {
-  const [type, config] = PERF_EVENTS[spec.event];
-  const attr = Buffer.alloc(ATTR_SIZE);
-  attr.writeUInt32LE(type, 0);
-  attr.writeUInt32LE(ATTR_SIZE, 4);
-  attr.writeBigUInt64LE(BigInt(config), 8);
-  attr.writeBigUInt64LE(BigInt(spec.frequency ?? spec.period ?? 0), 16);
-  attr.writeBigUInt64LE(ATTR_DISABLED | (spec.frequency !== undefined ? ATTR_FREQ : 0n), 40);
-  return attr;
-}
+export { PERF_EVENTS, type PerfEventName, type PerfEventSpec } from './perf-event-attr.js';
 
 /** Online CPU ids now (/sys/devices/system/cpu/online); a CPU brought online later is not sampled. */
 export function onlineCpus(): number[] {
   return parseCpuList(readFileSync('/sys/devices/system/cpu/online', 'utf8'));
 }
 
-/** The event as the user wrote it, for messages: `cpu-clock at 99 Hz`, `cpu-cycles every 1000000`. */
+/** The event as the user wrote it, for messages: `cpu-clock at 99 Hz`, `cpu-cycles every 1000000 events`. */
 export function describePerfEvent(spec: PerfEventSpec): string {
-  return spec.frequency !== undefined ? `${spec.event} at ${spec.frequency} Hz` : `${spec.event} every ${spec.period ?? 0}`;
+  return spec.frequency !== undefined ? `${spec.event} at ${spec.frequency} Hz` : `${spec.event} every ${spec.period ?? 0} events`;
 }
+
+const PERF_FLAG_FD_CLOEXEC = 8;
 
 /**
  * Open `spec` on `cpu` for every task. Returns the fd; a failure is a BpfError of `op` whose detail

@@ -5,6 +5,7 @@
  * we created it.
  */
 import { captureLibbpfOutput, native } from './libbpf.js';
+import { BPF_TC_EGRESS, BPF_TC_INGRESS, tcHook, tcOpts, tcOptsResult } from './tc-structs.js';
 import { BpfError, Errno } from './errors.js';
 import { logger } from '../log.js';
 
@@ -14,35 +15,6 @@ export type TcDirection = 'ingress' | 'egress';
 export interface TcSpec {
   interface: string;
   direction: TcDirection;
-}
-
-// enum bpf_tc_attach_point
-const BPF_TC_INGRESS = 1;
-const BPF_TC_EGRESS = 2;
-
-/**
- * struct bpf_tc_hook (libbpf 1.1): sz@0 (size_t) ifindex@8 (int) attach_point@12 (enum) parent@16
- * (u32), padded to 24. attach_point ingress|egress names the clsact qdisc itself.
- */
-function tcHook(ifindex: number, attachPoint: number): Buffer {
-  const hook = Buffer.alloc(24);
-  hook.writeBigUInt64LE(24n, 0);
-  hook.writeInt32LE(ifindex, 8);
-  hook.writeUInt32LE(attachPoint, 12);
-  return hook;
-}
-
-/**
- * struct bpf_tc_opts (libbpf 1.1): sz@0 (size_t) prog_fd@8 (int) flags@12 prog_id@16 handle@20
- * priority@24 (u32 each), padded to 32.
- */
-function tcOpts(fields: { progFd?: number; handle?: number; priority?: number }): Buffer {
-  const opts = Buffer.alloc(32);
-  opts.writeBigUInt64LE(32n, 0);
-  opts.writeInt32LE(fields.progFd ?? 0, 8);
-  opts.writeUInt32LE(fields.handle ?? 0, 20);
-  opts.writeUInt32LE(fields.priority ?? 0, 24);
-  return opts;
 }
 
 /** A clsact qdisc on an interface: made by us (and so removed by us) or found there. */
@@ -91,8 +63,7 @@ export class TcHook {
             : said === '' ? undefined : `libbpf said: ${said}`;
       throw new BpfError(`attach tc program ${program} to interface ${this.ifname} ${direction}`, -ret, { map: path, detail });
     }
-    const handle = opts.readUInt32LE(20);
-    const priority = opts.readUInt32LE(24);
+    const { handle, priority } = tcOptsResult(opts);
     this.filters++;
     return () => {
       this.filters--;

@@ -5,7 +5,7 @@
  * maps, fields a metric refers to) are in rules.ts; they cannot be said per key.
  */
 import { parseFieldType } from '../layout/field-type.js';
-import { PERF_EVENT_NAMES } from '../bpf/perf-event-names.js';
+import { PERF_EVENT_NAMES } from '../bpf/perf-event-attr.js';
 
 /** What one value may be. */
 export type Shape =

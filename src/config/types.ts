@@ -2,7 +2,7 @@
  * A validated configuration, as the rest of the exporter sees it. Every default is applied and
  * every duration is in milliseconds; `at` says where each part was written, for later messages.
  */
-import type { PerfEventName } from '../bpf/perf-event-names.js';
+import type { PerfEventName } from '../bpf/perf-event-attr.js';
 
 /** A position in a config file; line and column are 1-based. */
 export interface SourceRef {

@@ -1,6 +1,7 @@
 /**
- * The perf events a perf_event source may name, with their perf_event_attr type and config. No
- * native code here: the config's schema takes its list of names from this table.
+ * The perf events a perf_event source may name, with their perf_event_attr type and config, and the
+ * struct perf_event_attr that opens one. No native code here: the config's schema takes its list of
+ * names from this table, and unit tests compare the struct with C's.
  */
 export const PERF_TYPE_HARDWARE = 0;
 const PERF_TYPE_SOFTWARE = 1;
@@ -37,6 +38,27 @@ export interface PerfEventSpec {
   period?: number;
 }
 
-
 /** The event names, in the table's order (hardware first). */
 export const PERF_EVENT_NAMES = Object.keys(PERF_EVENTS) as PerfEventName[];
+
+// PERF_ATTR_SIZE_VER7: the struct up to sig_data, as the uapi header of this libbpf's era has it.
+// Newer kernels accept an older size (the fields it lacks read as zero).
+const ATTR_SIZE = 128;
+const ATTR_DISABLED = 1n << 0n;
+const ATTR_FREQ = 1n << 10n;
+
+/**
+ * struct perf_event_attr: type@0 size@4 config@8 sample_period|sample_freq@16 sample_type@24
+ * read_format@32, the flag bitfield@40 (disabled bit 0, freq bit 10). Opened disabled: libbpf
+ * enables the event once the program is attached, so no sample comes before.
+ */
+export function perfEventAttr(spec: PerfEventSpec): Buffer {
+  const [type, config] = PERF_EVENTS[spec.event];
+  const attr = Buffer.alloc(ATTR_SIZE);
+  attr.writeUInt32LE(type, 0);
+  attr.writeUInt32LE(ATTR_SIZE, 4);
+  attr.writeBigUInt64LE(BigInt(config), 8);
+  attr.writeBigUInt64LE(BigInt(spec.frequency ?? spec.period ?? 0), 16);
+  attr.writeBigUInt64LE(ATTR_DISABLED | (spec.frequency !== undefined ? ATTR_FREQ : 0n), 40);
+  return attr;
+}
