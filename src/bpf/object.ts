@@ -6,6 +6,7 @@ import { BpfMap } from './map.js';
 import { parseLibbpfBtf } from './btf.js';
 import type { Btf } from './btf-parse.js';
 import { TcHook, type TcSpec } from './tc.js';
+import { logger } from '../log.js';
 import { closePerfEvent, describePerfEvent, onlineCpus, openPerfEvent, type PerfEventSpec } from './perf-event.js';
 
 const BPF_F_TEST_RUN_ON_CPU = 1;
@@ -390,8 +391,10 @@ export class ObjectRegistry {
     }
     this.objects.set(path, { obj, attached: null });
     // attach() undoes its own work when it fails: never half attached.
-    attachAs(obj, opts);
+    const { attached, skipped } = attachAs(obj, opts);
     this.objects.set(path, { obj, attached: key });
+    // Skipped programs are no error (an object may carry programs for other uses), but say which.
+    logger.info({ object: path, attached, skipped }, skipped.length === 0 ? 'attached every program of the object' : 'attached the object\'s programs; the skipped ones need an option the source does not give (xdp, tc, perf_event) or a target in their section');
     return obj;
   }
 
@@ -415,7 +418,7 @@ export class ObjectRegistry {
  * object without such programs is refused: the config probably names the wrong object. Interfaces
  * are looked up first, so that a missing one costs no attach and detach of the other programs.
  */
-function attachAs(obj: BpfObject, opts: AttachOptions): void {
+function attachAs(obj: BpfObject, opts: AttachOptions): { attached: string[]; skipped: string[] } {
   const programs = obj.programs();
   const ifname = opts.xdp;
   let xdp: Record<string, string> | undefined;
@@ -438,5 +441,5 @@ function attachAs(obj: BpfObject, opts: AttachOptions): void {
   if (opts.perf_event !== undefined && !programs.some((p) => p.type === BPF_PROG_TYPE_PERF_EVENT)) {
     throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a perf_event section' });
   }
-  obj.attach({ xdp, tc: opts.tc, perfEvent: opts.perf_event });
+  return obj.attach({ xdp, tc: opts.tc, perfEvent: opts.perf_event });
 }
