@@ -1,0 +1,222 @@
+/**
+ * The capability sets of the deployments, measured on this kernel (needs root and BPF, as the kernel
+ * tests): the exporter runs under setpriv with exactly the capabilities of a rendered manifest or of
+ * the systemd unit, as the uid that deployment uses (uid 0 in Kubernetes; a non-root uid with ambient
+ * capabilities under systemd), with the config that variant ships, and every job and the inventory
+ * must come up. Controls show the rows of the docs' table: no capability still reads and drains
+ * pinned maps, and the inventory fails with EPERM without CAP_SYS_ADMIN (CAP_BPF alone included).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BpfMap } from '../../src/bpf/map.js';
+import { MapType } from '../../src/bpf/map-types.js';
+import { kernelDescribe, pinDir } from '../kernel/support.js';
+import { buildExamples } from '../e2e/support.js';
+import { deploymentCapabilities, featureCapabilities, render, root, type K8sObject } from './support.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const NOBODY = 65534;
+
+interface Run { proc: ChildProcess; base: string; log: () => string; exited: Promise<number | null> }
+
+/** setpriv arguments for `caps` (CAP_ names): as uid 0 the bounding set alone; as another uid, ambient capabilities. */
+function privileges(uid: number, caps: readonly string[]): string[] {
+  const list = `-all${caps.map((c) => `,+${c.replace(/^CAP_/, '').toLowerCase()}`).join('')}`;
+  if (uid === 0) return [`--bounding-set=${list}`, '--inh-caps=-all'];
+  return ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`];
+}
+
+async function start(config: string, uid: number, caps: readonly string[], tsxCache: string): Promise<Run> {
+  const proc = spawn('setpriv', [...privileges(uid, caps), process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
+    cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info', TMPDIR: tsxCache },
+  });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  for (let i = 0; i < 400 && proc.exitCode === null; i++) {
+    const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(log);
+    if (m !== null) return { proc, base: `http://127.0.0.1:${m[1]}`, log: () => log, exited };
+    await sleep(50);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`the exporter did not listen:\n${log}`);
+}
+
+/** Poll /metrics (bounded) until every job named has run once, then the text. */
+async function settled(run: Run, jobs: readonly string[]): Promise<string> {
+  let text = '';
+  const done = (t: string) => jobs.every((j) => new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} [01]$`, 'm').test(t)) && /^bpf_map_exporter_inventory_up [01]$/m.test(t);
+  for (let i = 0; i < 300 && !done(text); i++) {
+    text = await (await fetch(`${run.base}/metrics`)).text();
+    if (!done(text)) await sleep(50);
+  }
+  expect(done(text), `${text}\n${run.log()}`).toBe(true);
+  return text;
+}
+
+async function stop(run: Run): Promise<void> {
+  run.proc.kill('SIGTERM');
+  expect(await run.exited, run.log()).toBe(0);
+}
+
+const configMap = (variant: string) => (render(variant).find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> }).data['config.yaml'];
+const capsOf = (variant: string) => {
+  const ds = render(variant).find((o) => o.kind === 'DaemonSet') as K8sObject & { spec: { template: { spec: { containers: { securityContext: { capabilities: { add: string[] } } }[] } } } };
+  return ds.spec.template.spec.containers[0].securityContext.capabilities.add.map((c) => `CAP_${c}`);
+};
+const jobNames = (config: string) => [...config.matchAll(/^ {2}- name: (\S+)$/gm)].map((m) => m[1]);
+
+kernelDescribe('the deployments\' capability sets, measured', () => {
+  let pins: string;
+  let dir: string;
+  let cache: string;
+  const maps: BpfMap[] = [];
+
+  /**
+   * The base ConfigMap's config with its commented pinned-map and drain jobs (and `inventory: true`)
+   * uncommented, the pins under this test's folder, the state file in `stateDir`.
+   */
+  const baseWithPins = (stateDir: string) => {
+    const text = configMap('base');
+    const jobs = text.split('\n').filter((l) => /^# {3}\S|^# {5}/.test(l)).map((l) => l.slice(2));
+    return text
+      .replace('# inventory: true', 'inventory: true')
+      .replace('state_file: /var/lib/bpf-map-exporter/state.json', `state_file: ${stateDir}/state.json`)
+      .replace(/^maps: \[\]$/m, `maps:\n${jobs.join('\n')}`)
+      .replaceAll('/sys/fs/bpf/', `${pins}/`);
+  };
+  const programs = (stateDir: string) => configMap('overlays/programs')
+    .replace('state_file: /var/lib/bpf-map-exporter/state.json', `state_file: ${stateDir}/state.json`)
+    .replaceAll('/opt/bpf-map-exporter/config/examples/', `${root}config/examples/`);
+
+  /** A folder for one run, owned by its uid, with the config in it. */
+  const runDir = (uid: number, config: (state: string) => string) => {
+    const d = mkdtempSync(join(dir, 'run-'));
+    chmodSync(d, 0o755);
+    chownSync(d, uid, uid);
+    writeFileSync(join(d, 'config.yaml'), config(d), { mode: 0o644 });
+    return join(d, 'config.yaml');
+  };
+
+  beforeAll(() => {
+    buildExamples();
+    pins = pinDir('caps');
+    dir = mkdtempSync(join(tmpdir(), 'bme-caps-'));
+    chmodSync(dir, 0o755);
+    cache = mkdtempSync(join(tmpdir(), 'bme-caps-tsx-'));
+    chmodSync(cache, 0o1777);
+    // The layouts of the ConfigMap's commented jobs: syscall_counts {u32 pid, u32 nr} -> u64 calls; events u32 -> u64.
+    const counts = BpfMap.create({ type: MapType.hash, keySize: 8, valueSize: 8, maxEntries: 64 });
+    const k = Buffer.alloc(8);
+    k.writeUInt32LE(1, 0);
+    k.writeUInt32LE(39, 4);
+    counts.update(k, Buffer.from([9, 0, 0, 0, 0, 0, 0, 0]));
+    counts.pin(`${pins}/syscall_counts`);
+    const events = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 64 });
+    events.pin(`${pins}/events`);
+    maps.push(counts, events);
+  }, 180_000);
+
+  afterAll(() => {
+    for (const m of maps) m.close();
+    rmSync(pins, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cache, { recursive: true, force: true });
+  });
+
+  /** The pins owned by `uid`, mode 0600: only the file mode lets that uid read and drain them. */
+  const ownPins = (uid: number) => {
+    for (const p of ['syscall_counts', 'events']) chownSync(`${pins}/${p}`, uid, uid);
+  };
+
+  it('Kubernetes base (uid 0, its capabilities): the inventory, a pinned map and a drain all come up', async () => {
+    const caps = capsOf('base');
+    expect(caps.sort()).toEqual(deploymentCapabilities().get('kubernetes/base')!.capabilities.slice().sort());
+    ownPins(0);
+    const config = runDir(0, baseWithPins);
+    const run = await start(config, 0, caps, cache);
+    const text = await settled(run, ['syscalls', 'events']);
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+    expect(text).toMatch(/^bpf_map_exporter_map_up\{map="syscalls"\} 1$/m);
+    expect(text).toMatch(/^bpf_map_exporter_map_up\{map="events"\} 1$/m);
+    expect(text).toMatch(/^syscalls_total\{pid="1",syscall="\w+"\} 9$/m);
+    await stop(run);
+  }, 120_000);
+
+  it('Kubernetes programs overlay (uid 0, its capabilities): every bundled example and the inventory come up', async () => {
+    const caps = capsOf('overlays/programs');
+    expect(caps.sort()).toEqual(deploymentCapabilities().get('kubernetes/overlays/programs')!.capabilities.slice().sort());
+    const config = runDir(0, programs);
+    const run = await start(config, 0, caps, cache);
+    const jobs = jobNames(readFileSync(config, 'utf8'));
+    expect(jobs.length).toBeGreaterThanOrEqual(4);
+    const text = await settled(run, jobs);
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+    for (const j of jobs) expect(text, `${j}\n${run.log()}`).toMatch(new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} 1$`, 'm'));
+    await stop(run);
+  }, 120_000);
+
+  it('systemd unit (a non-root uid, ambient capabilities): the inventory, and pinned maps readable by their file mode', async () => {
+    const caps = deploymentCapabilities().get('systemd')!.capabilities;
+    ownPins(NOBODY);
+    const config = runDir(NOBODY, baseWithPins);
+    const run = await start(config, NOBODY, caps, cache);
+    const text = await settled(run, ['syscalls', 'events']);
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+    expect(text).toMatch(/^bpf_map_exporter_map_up\{map="syscalls"\} 1$/m);
+    expect(text).toMatch(/^bpf_map_exporter_map_up\{map="events"\} 1$/m);
+    await stop(run);
+    ownPins(0);
+  }, 120_000);
+
+  it('systemd unit with programs.conf (a non-root uid, ambient capabilities): every bundled example comes up', async () => {
+    const caps = deploymentCapabilities().get('systemd+programs.conf')!.capabilities;
+    const config = runDir(NOBODY, programs);
+    const run = await start(config, NOBODY, caps, cache);
+    const jobs = jobNames(readFileSync(config, 'utf8'));
+    const text = await settled(run, jobs);
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+    for (const j of jobs) expect(text, `${j}\n${run.log()}`).toMatch(new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} 1$`, 'm'));
+    await stop(run);
+  }, 120_000);
+
+  it('controls: without capabilities pinned maps are still read and drained; the inventory needs CAP_SYS_ADMIN, and CAP_BPF alone gets EPERM', async () => {
+    ownPins(0);
+    for (const caps of [[], ['CAP_BPF']]) {
+      const config = runDir(0, baseWithPins);
+      const run = await start(config, 0, caps, cache);
+      const text = await settled(run, ['syscalls', 'events']);
+      expect(text, `caps ${caps.join(' ')}`).toMatch(/^bpf_map_exporter_map_up\{map="syscalls"\} 1$/m);
+      expect(text).toMatch(/^bpf_map_exporter_map_up\{map="events"\} 1$/m);
+      expect(text).toMatch(/^bpf_map_exporter_inventory_up 0$/m);
+      expect(text).toMatch(/^bpf_map_exporter_inventory_errors_total\{errno="EPERM"\} [1-9]/m);
+      await stop(run);
+    }
+  }, 120_000);
+
+  it('control: the examples load with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN alone (no CAP_SYS_ADMIN), while the inventory then fails', async () => {
+    const features = featureCapabilities();
+    const caps = ['load', 'trace', 'net'].flatMap((f) => features.get(f)!);
+    expect(caps).not.toContain('CAP_SYS_ADMIN');
+    const config = runDir(0, programs);
+    const run = await start(config, 0, caps, cache);
+    const jobs = jobNames(readFileSync(config, 'utf8'));
+    const text = await settled(run, jobs);
+    for (const j of jobs) expect(text, `${j}\n${run.log()}`).toMatch(new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} 1$`, 'm'));
+    expect(text).toMatch(/^bpf_map_exporter_inventory_up 0$/m);
+    await stop(run);
+  }, 120_000);
+
+  it('control: a non-root uid loading tracing programs without CAP_DAC_READ_SEARCH cannot attach (tracefs is root\'s)', async () => {
+    const caps = deploymentCapabilities().get('systemd+programs.conf')!.capabilities.filter((c) => c !== 'CAP_DAC_READ_SEARCH');
+    const config = runDir(NOBODY, programs);
+    const run = await start(config, NOBODY, caps, cache);
+    const text = await settled(run, ['syscalls']);
+    expect(text).toMatch(/^bpf_map_exporter_map_up\{map="syscalls"\} 0$/m);
+    expect(run.log()).toContain('tracefs');
+    await stop(run);
+  }, 120_000);
+});
