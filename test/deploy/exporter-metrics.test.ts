@@ -1,11 +1,12 @@
 /**
- * The exporter started as a process the way the DaemonSet runs it (needs BPF and root): in a private
- * mount namespace where every file system is read-only, bpffs included, but for a tmpfs standing in
- * for the state volume (and one for tsx's transform cache, which the built image does not have).
- * With an inventory, a pinned map read, a pinned map drained and a pin that is missing, its real
- * /metrics must hold every metric that the PrometheusRule and the Grafana dashboard query; the probes
- * answer on their paths; the drain empties the map through the read-only mount; the state file is
- * written in its volume and nowhere else can be.
+ * The exporter run the way the image and the DaemonSet run it (needs BPF and root): the image's
+ * runtime layout (package.json, dist/ built by tsc, config/, production node_modules only) started
+ * by the Dockerfile's ENTRYPOINT, as uid 0 with only the base DaemonSet's capabilities, in a private
+ * mount namespace where every file system is read-only, bpffs and the image included, but for a
+ * tmpfs standing in for the state volume. With an inventory, a pinned map read, a pinned map drained
+ * and a pin that is missing, its real /metrics must hold every metric that the PrometheusRule and
+ * the Grafana dashboard query; the probes answer on their paths; the drain empties the map through
+ * the read-only mount; the state file is written in its volume and nowhere else can be.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { BpfMap } from '../../src/bpf/map.js';
 import { MapType } from '../../src/bpf/map-types.js';
 import { kernelDescribe, pinDir } from '../kernel/support.js';
-import { metricNames, render, root, type K8sObject } from './support.js';
+import { IMAGE_HOME, imageCommand, imageLayout, metricNames, render, root, type K8sObject } from './support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const le32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
@@ -42,12 +43,13 @@ kernelDescribe('the exporter under the DaemonSet\'s file system constraints', ()
   let proc: ChildProcess | undefined;
   let log = '';
   let exited: Promise<number | null>;
+  let home: string;
 
   beforeAll(() => {
     pins = pinDir('deploy');
     dir = mkdtempSync(join(tmpdir(), 'bme-deploy-'));
     mkdirSync(join(dir, 'state'));
-    mkdirSync(join(dir, 'tsx'));
+    home = imageLayout(join(dir, 'image'));
     const counts = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 16 });
     counts.update(le32(3), le64(42));
     counts.pin(`${pins}/counts`);
@@ -81,7 +83,7 @@ maps:
     metrics:
       - { name: deploy_missing, type: gauge, help: A pin that does not exist, value: n }
 `);
-  });
+  }, 120_000);
 
   afterAll(async () => {
     if (proc !== undefined && proc.exitCode === null) {
@@ -95,22 +97,29 @@ maps:
 
   it('serves every metric the rules and the dashboard query, drains through a read-only bpffs, and writes only its state volume', async () => {
     const state = join(dir, 'state');
-    const tsx = join(dir, 'tsx');
-    // In the private namespace: the two tmpfs volumes, then every other mount read-only (but /proc
-    // and /dev, as in a container), then proof that the root, this checkout and bpffs refuse writes.
+    // The image's command: ENTRYPOINT (its paths under the layout), then the DaemonSet's arguments
+    // with this test's config and a loopback address.
+    const { entrypoint } = imageCommand();
+    expect(entrypoint[0]).toBe('node');
+    const command = [process.execPath, ...entrypoint.slice(1).map((a) => a.replace(IMAGE_HOME, home)), '--config', join(dir, 'config.yaml'), '--web.listen-address', '127.0.0.1:0'];
+    const caps = (render('base').find((o) => o.kind === 'DaemonSet') as K8sObject & { spec: { template: { spec: { containers: { securityContext: { capabilities: { add: string[] } } }[] } } } })
+      .spec.template.spec.containers[0].securityContext.capabilities.add;
+    const bounding = `-all${caps.map((c) => `,+${c.toLowerCase()}`).join('')}`;
+    // In the private namespace: the tmpfs volume, then every other mount read-only (but /proc and
+    // /dev, as in a container), then proof that the root, the checkout, the image and bpffs refuse
+    // writes; then the exporter as uid 0 with the DaemonSet's capabilities only.
     const script = `
 set -e
 mount --make-rprivate /
 mount -t tmpfs -o size=16m,mode=0700 bme-state "$STATE"
-mount -t tmpfs -o size=512m bme-tsx "$TSX"
 for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
-  case "$m" in /proc|/proc/*|/dev|/dev/*|"$STATE"|"$TSX") ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac
+  case "$m" in /proc|/proc/*|/dev|/dev/*|"$STATE") ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac
 done
-for p in /bme-probe "$ROOT/bme-probe" "$PINS/bme-probe" "$CONFIG_DIR/bme-probe"; do
+for p in /bme-probe "$ROOT/bme-probe" "$PINS/bme-probe" "$CONFIG_DIR/bme-probe" "$HOME_DIR/bme-probe"; do
   if touch "$p" 2>/dev/null; then rm -f "$p"; echo "PROBE: $p is writable" >&2; exit 97; fi
 done
 echo "PROBE: read-only" >&2
-TMPDIR="$TSX" node --import tsx "$ROOT/exporter/main.ts" run --config "$CONFIG_DIR/config.yaml" --web.listen-address 127.0.0.1:0 &
+setpriv --bounding-set="$BOUNDING" --inh-caps=-all "$@" &
 pid=$!
 trap 'kill -TERM $pid' TERM
 set +e
@@ -119,10 +128,10 @@ echo "STATE FILES: $(ls -A "$STATE")" >&2
 echo "STATE: $(cat "$STATE/state.json")" >&2
 exit $rc
 `;
-    proc = spawn('unshare', ['--mount', 'sh', '-c', script], {
-      cwd: root,
+    proc = spawn('unshare', ['--mount', 'sh', '-c', script, 'sh', ...command], {
+      cwd: '/',
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'info', STATE: state, TSX: tsx, ROOT: root.replace(/\/$/, ''), PINS: pins, CONFIG_DIR: dir },
+      env: { ...process.env, LOG_LEVEL: 'info', STATE: state, ROOT: root.replace(/\/$/, ''), PINS: pins, CONFIG_DIR: dir, HOME_DIR: home, BOUNDING: bounding },
     });
     proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     exited = new Promise((r) => proc!.once('exit', (c) => r(c)));
@@ -160,6 +169,9 @@ exit $rc
     expect(maps[1].lookup(le32(2))).toBeUndefined();
     expect(text).toMatch(/^bpf_map_exporter_checkpoint_errors_total 0$/m);
     expect(text).toMatch(/^bpf_map_exporter_inventory_up 1$/m);
+    // The version is found from the image's package.json.
+    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(text).toMatch(new RegExp(`^bpf_map_exporter_build_info\\{nodejs="[^"]+",version="${version.replaceAll('.', '\\.')}"\\} 1$`, 'm'));
 
     // Every metric the rules and the dashboard query is declared, and has samples unless it only
     // gets one on an event.

@@ -5,7 +5,7 @@
  * metric names that PromQL expressions use.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
@@ -310,3 +310,40 @@ export function cliParses(args: readonly string[]): { status: number | null; out
 
 /** Split a shell-free command line (systemd ExecStart, no quotes used) into words. */
 export const words = (line: string): string[] => line.trim().split(/\s+/);
+
+// ---------------------------------------------------------------------------------------------
+// The image's runtime stage, laid out without a container runtime: what deploy/image/Dockerfile's
+// final stage holds under /opt/bpf-map-exporter (package.json, dist/ from the TypeScript build,
+// config/, and the node_modules that `npm ci --omit=dev` installs: the lock file's entries not marked
+// dev, for this platform), under `dir` instead of /.
+
+export const IMAGE_HOME = '/opt/bpf-map-exporter';
+
+/** ENTRYPOINT and CMD of the Dockerfile's final stage (exec form). */
+export function imageCommand(): { entrypoint: string[]; cmd: string[] } {
+  const text = readFileSync(join(root, 'deploy/image/Dockerfile'), 'utf8');
+  const last = (op: string) => {
+    const all = [...text.matchAll(new RegExp(`^${op} (\\[.*\\])$`, 'gm'))];
+    if (all.length === 0) throw new Error(`no ${op} in the Dockerfile`);
+    return JSON.parse(all.at(-1)![1]) as string[];
+  };
+  return { entrypoint: last('ENTRYPOINT'), cmd: last('CMD') };
+}
+
+export function imageLayout(dir: string): string {
+  const home = join(dir, IMAGE_HOME);
+  mkdirSync(home, { recursive: true });
+  copyFileSync(join(root, 'package.json'), join(home, 'package.json'));
+  cpSync(join(root, 'config'), join(home, 'config'), { recursive: true });
+  // tsc emits even where files in progress elsewhere in the checkout have type errors; what the
+  // image needs is that the entry point was emitted.
+  spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(home, 'dist')], { stdio: 'ignore' });
+  if (!existsSync(join(home, 'dist/exporter/main.js'))) throw new Error('the TypeScript build emitted no dist/exporter/main.js');
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    // Other platforms' optional packages are not installed here, as they would not be in the image.
+    if (path === '' || entry.dev === true || !existsSync(join(root, path))) continue;
+    cpSync(join(root, path), join(home, path), { recursive: true, filter: (src) => !src.slice(join(root, path).length).includes('/node_modules/') });
+  }
+  return home;
+}
