@@ -210,6 +210,37 @@ kernelDescribe('the deployments\' capability sets, measured', () => {
     await stop(run);
   }, 120_000);
 
+  it('the ksym row: kernel symbols are named with CAP_SYSLOG, and only addresses without it', async () => {
+    expect(featureCapabilities().get('ksym')).toEqual(['CAP_SYSLOG']);
+    // A text symbol whose address no other symbol shares, read as root (with CAP_SYSLOG).
+    const seen = new Map<string, string[]>();
+    for (const line of readFileSync('/proc/kallsyms', 'utf8').split('\n')) {
+      const [addr, type, name, mod] = line.split(/\s+/);
+      if (mod !== undefined || addr === undefined || /^0+$/.test(addr)) continue;
+      seen.set(addr, [...(seen.get(addr) ?? []), type === 'T' || type === 't' ? name : '']);
+    }
+    const [addr, names] = [...seen].find(([, n]) => n.length === 1 && /^[a-z_]\w+$/.test(n[0]))!;
+    const m = BpfMap.create({ type: MapType.hash, keySize: 8, valueSize: 8, maxEntries: 4 });
+    maps.push(m);
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(BigInt(`0x${addr}`));
+    m.update(key, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+    m.pin(`${pins}/ksyms`);
+    const config = (state: string) => `interval: 200ms\nstate_file: ${state}/state.json\nmaps:\n  - name: ksyms\n    source: { pinned: ${pins}/ksyms }\n`
+      + '    key: [ { name: addr, type: u64 } ]\n    value: [ { name: n, type: u64 } ]\n'
+      + '    metrics:\n      - { name: deploy_ksym, type: gauge, help: Kernel symbols, value: n, labels: [ { name: sym, from: addr, decoder: ksym } ] }\n';
+    for (const [caps, label] of [[[], `unknown_addr:0x${BigInt(`0x${addr}`).toString(16)}`], [['CAP_SYSLOG'], names[0]]] as const) {
+      const run = await start(runDir(0, config), 0, caps, cache);
+      let text = '';
+      for (let i = 0; i < 200 && !/^deploy_ksym\{/m.test(text); i++) {
+        text = await (await fetch(`${run.base}/metrics`)).text();
+        if (!/^deploy_ksym\{/m.test(text)) await sleep(50);
+      }
+      expect(text, `caps ${caps.join(' ')}`).toMatch(new RegExp(`^deploy_ksym\\{sym="${label}"\\} 1$`, 'm'));
+      await stop(run);
+    }
+  }, 120_000);
+
   it('control: a non-root uid loading tracing programs without CAP_DAC_READ_SEARCH cannot attach (tracefs is root\'s)', async () => {
     const caps = deploymentCapabilities().get('systemd+programs.conf')!.capabilities.filter((c) => c !== 'CAP_DAC_READ_SEARCH');
     const config = runDir(NOBODY, programs);

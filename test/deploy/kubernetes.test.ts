@@ -76,7 +76,7 @@ describe('the capability tables of docs/deployment.md', () => {
   it('give every deployment exactly the union of its features\' capabilities', () => {
     const features = featureCapabilities();
     const deployments = deploymentCapabilities();
-    expect([...features.keys()]).toEqual(['pinned', 'inventory', 'load', 'trace', 'net', 'tracefs-nonroot']);
+    expect([...features.keys()]).toEqual(['pinned', 'inventory', 'load', 'trace', 'net', 'tracefs-nonroot', 'ksym']);
     expect(features.get('pinned')).toEqual([]);
     expect(features.get('inventory')).toEqual(['CAP_SYS_ADMIN']);
     expect([...deployments.keys()]).toEqual(['kubernetes/base', 'kubernetes/overlays/programs', 'systemd', 'systemd+programs.conf']);
