@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfMap } from '../../src/bpf/map.js';
@@ -60,6 +60,24 @@ async function settled(run: Run, jobs: readonly string[]): Promise<string> {
 async function stop(run: Run): Promise<void> {
   run.proc.kill('SIGTERM');
   expect(await run.exited, run.log()).toBe(0);
+}
+
+/** The access mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) of every BPF map fd a process holds, by map id. */
+function mapFdModes(pid: number): Map<number, number[]> {
+  const modes = new Map<number, number[]>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = /^map_id:\s+(\d+)$/m.exec(info);
+    const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+    if (id === null || flags === null) continue;
+    modes.set(Number(id[1]), [...(modes.get(Number(id[1])) ?? []), parseInt(flags[1], 8) & 3]);
+  }
+  return modes;
 }
 
 const configMap = (variant: string) => (render(variant).find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> }).data['config.yaml'];
@@ -200,6 +218,11 @@ kernelDescribe('the deployments\' capability sets, measured', () => {
       expect(text).toMatch(/^bpf_map_exporter_map_up\{map="events"\} 1$/m);
       expect(text).toMatch(/^bpf_map_exporter_inventory_up 0$/m);
       expect(text).toMatch(/^bpf_map_exporter_inventory_errors_total\{errno="EPERM"\} [1-9]/m);
+      expect(run.log()).toContain('list map ids failed: EPERM (the kernel lets only CAP_SYS_ADMIN list BPF maps and open maps or BTF by id)');
+      // A read job holds a read-only fd (it cannot change the map); the drain job a read-write one.
+      const modes = mapFdModes(run.proc.pid!);
+      expect(modes.get(maps[0].info.id)).toEqual([0]);
+      expect(modes.get(maps[1].info.id)).toEqual([2]);
       await stop(run);
     }
   }, 120_000);
@@ -215,6 +238,12 @@ kernelDescribe('the deployments\' capability sets, measured', () => {
     for (const j of jobs) expect(text, `${j}\n${run.log()}`).toMatch(new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} 1$`, 'm'));
     expect(text).toMatch(/^bpf_map_exporter_inventory_up 0$/m);
     await stop(run);
+
+    // Without CAP_PERFMON the kernel refuses the tracing program at load.
+    const refused = await start(runDir(0, syscallsOnly), 0, caps.filter((c) => c !== 'CAP_PERFMON'), cache);
+    expect(await settled(refused, ['syscalls'])).toMatch(/^bpf_map_exporter_map_up\{map="syscalls"\} 0$/m);
+    expect(refused.log()).toMatch(/load BPF object failed: EPERM/);
+    await stop(refused);
   }, 120_000);
 
   it('the ksym row: kernel symbols are named with CAP_SYSLOG, and only addresses without it', async () => {
