@@ -13,15 +13,19 @@ import { join } from 'node:path';
 import { ObjectRegistry } from '../../src/bpf/object.js';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
 import { kernelDescribe } from '../kernel/support.js';
-import { buildExamples, root, sample, sleep, startExporter } from './support.js';
+import { buildExamples, loadedPrograms, programsHeldBy, root, sample, sleep, startExporter, stillLoaded } from './support.js';
 
 const PROGRAM = 'sample_process';
 const object = join(root, 'config/examples/cpu-samples.bpf.o');
 const FREQUENCY = 1000;
 
-function programIds(): number[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show']).toString()) as { id: number; name?: string }[];
-  return progs.filter((p) => p.name === PROGRAM).map((p) => p.id);
+/**
+ * Ids of our program among those process `pid` holds. By owner, not by name alone: the Prometheus
+ * test runs all.yaml, which loads the same example, alongside.
+ */
+function ourPrograms(pid: number | 'self'): number[] {
+  const held = new Set(programsHeldBy(pid));
+  return loadedPrograms().filter((p) => held.has(p.id) && p.name === PROGRAM).map((p) => p.id);
 }
 
 /** The perf event fds a process holds (each shows as anon_inode:[perf_event]). */
@@ -67,13 +71,14 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
       text = text.replace(from, to);
     }
     writeFileSync(config, text);
-    expect(programIds()).toEqual([]);
 
     const exporter = await startExporter(config);
     const pid = exporter.proc.pid!;
+    let ids: number[] = [];
     try {
       // One event per online CPU, each owned by a link of the one program.
-      expect(programIds(), exporter.log()).toHaveLength(1);
+      ids = ourPrograms(pid);
+      expect(ids, exporter.log()).toHaveLength(1);
       expect(perfEventFds(pid)).toBe(onlineCpus().length);
 
       const CPU_MS = 1500;
@@ -107,38 +112,47 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
       // A reload to a config without the object: its events are closed and its program detached while the exporter runs on.
       writeFileSync(config, 'interval: 200ms\nmaps: []\n');
       exporter.proc.kill('SIGHUP');
-      for (let i = 0; i < 100 && (programIds().length > 0 || perfEventFds(pid) > 0); i++) await sleep(50);
+      for (let i = 0; i < 100 && (ourPrograms(pid).length > 0 || perfEventFds(pid) > 0); i++) await sleep(50);
       expect(perfEventFds(pid)).toBe(0);
-      expect(programIds()).toEqual([]);
+      expect(ourPrograms(pid)).toEqual([]);
+      expect(await stillLoaded(ids)).toEqual([]);
     } finally {
       expect(await exporter.stop(), exporter.log()).toBe(0);
     }
-    expect(programIds()).toEqual([]);
+    expect(await stillLoaded(ids)).toEqual([]);
   }, 120_000);
 
-  it('samples a hardware event where the machine has a PMU, and says in one line that it has none otherwise', () => {
+  it('samples a hardware event where the machine has a PMU, and says in one line that it has none otherwise', async () => {
     const objects = new ObjectRegistry();
+    let ids: number[] = [];
     try {
       if (hardwarePmu()) {
         objects.get(object, { perf_event: { event: 'cpu-cycles', frequency: 99 } });
         expect(perfEventFds('self')).toBe(onlineCpus().length);
+        ids = ourPrograms('self');
+        expect(ids).toHaveLength(1);
       } else {
         expect(() => objects.get(object, { perf_event: { event: 'cpu-cycles', frequency: 99 } })).toThrow(
           `map ${object}: attach perf_event program ${PROGRAM} to cpu-cycles at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
             '(no PMU of this machine counts cpu-cycles: hardware events are often missing in a VM; a software event such as cpu-clock samples everywhere)',
         );
         expect(perfEventFds('self')).toBe(0);
+        // Loaded, not attached: the object waits for a retry.
+        ids = ourPrograms('self');
+        expect(ids).toHaveLength(1);
       }
     } finally {
       objects.closeAll();
     }
     expect(perfEventFds('self')).toBe(0);
-    expect(programIds()).toEqual([]);
+    expect(ourPrograms('self')).toEqual([]);
+    expect(await stillLoaded(ids)).toEqual([]);
   });
 
-  it('refuses a frequency above kernel.perf_event_max_sample_rate, naming the limit, and keeps nothing open', () => {
+  it('refuses a frequency above kernel.perf_event_max_sample_rate, naming the limit, and keeps nothing open', async () => {
     const limit = Number(readFileSync('/proc/sys/kernel/perf_event_max_sample_rate', 'utf8').trim());
     const objects = new ObjectRegistry();
+    let ids: number[] = [];
     try {
       expect(() => objects.get(object, { perf_event: { event: 'cpu-clock', frequency: limit + 1 } })).toThrow(
         `map ${object}: attach perf_event program ${PROGRAM} to cpu-clock at ${limit + 1} Hz on CPU ${onlineCpus()[0]} failed: EINVAL (frequency ${limit + 1} Hz is above kernel.perf_event_max_sample_rate (${limit}))`,
@@ -147,11 +161,13 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
       // The object stays loaded (nothing attached) and attaches as soon as the options are right.
       objects.get(object, { perf_event: { event: 'cpu-clock', period: 10_000_000 } });
       expect(perfEventFds('self')).toBe(onlineCpus().length);
-      expect(programIds()).toHaveLength(1);
+      ids = ourPrograms('self');
+      expect(ids).toHaveLength(1);
     } finally {
       objects.closeAll();
     }
     expect(perfEventFds('self')).toBe(0);
-    expect(programIds()).toEqual([]);
+    expect(ourPrograms('self')).toEqual([]);
+    expect(await stillLoaded(ids)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -65,4 +66,39 @@ export async function freePort(): Promise<number> {
 export function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/**
+ * Ids of the BPF programs process `pid` holds (program fds, and the programs of its link fds), read
+ * from /proc/PID/fdinfo: the programs an exporter loaded, told apart from programs of the same
+ * name that tests running alongside load.
+ */
+export function programsHeldBy(pid: number | 'self'): number[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const id = /^prog_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (id !== undefined) ids.add(Number(id));
+    } catch {
+      // closed while we looked
+    }
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+/** The programs loaded on the host now, as bpftool lists them. */
+export function loadedPrograms(): { id: number; name?: string }[] {
+  return JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show']).toString()) as { id: number; name?: string }[];
+}
+
+/** Which of `ids` are still loaded, once the kernel has had a moment to free them (bounded: 5 s). */
+export async function stillLoaded(ids: readonly number[]): Promise<number[]> {
+  let left = [...ids];
+  for (let i = 0; i < 50; i++) {
+    const now = new Set(loadedPrograms().map((p) => p.id));
+    left = ids.filter((id) => now.has(id));
+    if (left.length === 0) break;
+    await sleep(100);
+  }
+  return left;
 }
