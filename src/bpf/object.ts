@@ -24,8 +24,6 @@ export class BpfObject {
   private readonly maps = new Map<string, BpfMap>();
   /** What attach() did, each with the way to undo it, in order. */
   private attachments: { program: string; undo: () => void }[] = [];
-  /** The clsact hooks of our tc filters, by ifindex. */
-  private readonly tcHooks = new Map<number, TcHook>();
   private parsedBtf: Btf | undefined | null = null;
 
   private constructor(path: string, handle: unknown) {
@@ -183,19 +181,13 @@ export class BpfObject {
   private attachTc(p: unknown, name: string, tc: TcSpec): void {
     const op = `attach tc program ${name} to interface ${tc.interface} ${tc.direction}`;
     const ifindex = interfaceIndex(tc.interface, op, this.path);
-    // One hook per interface for the object's filters; the qdisc goes with the last of them, if it was ours.
-    let hook = this.tcHooks.get(ifindex);
-    if (hook === undefined) {
-      hook = TcHook.open(tc.interface, ifindex, this.path);
-      this.tcHooks.set(ifindex, hook);
-    }
-    const h = hook;
+    // One hook per interface in the process; the qdisc goes with the last of our filters, if it was ours.
+    const h = TcHook.open(tc.interface, ifindex, this.path);
     let detach: () => void;
     try {
       detach = h.attach(native.programFd(p), tc.direction, name, this.path);
     } catch (e) {
       h.release();
-      if (!h.inUse) this.tcHooks.delete(ifindex);
       throw e;
     }
     this.attachments.push({
@@ -227,8 +219,6 @@ export class BpfObject {
   private undo(from: number): void {
     const gone = this.attachments.splice(from);
     for (let i = gone.length - 1; i >= 0; i--) gone[i].undo();
-    // A hook without filters of ours is forgotten: its qdisc is gone if it was ours, and the next attach looks afresh.
-    for (const [ifindex, hook] of this.tcHooks) if (!hook.inUse) this.tcHooks.delete(ifindex);
   }
 
   /** Detach every program this object attached. */

@@ -17,6 +17,12 @@ export interface TcSpec {
   direction: TcDirection;
 }
 
+/**
+ * The clsact hooks this process has filters on, by ifindex: shared by every object, so that the
+ * qdisc we created goes with the last of our filters on it, whichever object added them.
+ */
+const hooks = new Map<number, TcHook>();
+
 /** A clsact qdisc on an interface: made by us (and so removed by us) or found there. */
 export class TcHook {
   readonly ifname: string;
@@ -30,8 +36,19 @@ export class TcHook {
     this.created = created;
   }
 
-  /** The clsact qdisc of `ifindex`, created unless the interface has one already (EEXIST: someone else's, left alone). */
+  /**
+   * The clsact qdisc of `ifindex`: the one this process holds already, else created unless the
+   * interface has one (EEXIST: someone else's, left alone). Call release() after the last detach.
+   */
   static open(ifname: string, ifindex: number, path: string): TcHook {
+    const known = hooks.get(ifindex);
+    if (known !== undefined) return known;
+    const hook = TcHook.create(ifname, ifindex, path);
+    hooks.set(ifindex, hook);
+    return hook;
+  }
+
+  private static create(ifname: string, ifindex: number, path: string): TcHook {
     // libbpf warns about the kernel's refusal of an exclusive create, which is expected when the qdisc exists.
     const { result: ret, output } = captureLibbpfOutput(() => native.tcHookCreate(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)), { quiet: true });
     if (ret === 0) return new TcHook(ifname, ifindex, true);
@@ -73,14 +90,11 @@ export class TcHook {
     };
   }
 
-  /** Whether filters of ours are on the hook. */
-  get inUse(): boolean {
-    return this.filters > 0;
-  }
-
-  /** Remove the qdisc if we created it, once our filters are gone. */
+  /** Once no filter of this process is left on the hook: forget it, and remove the qdisc if we created it. */
   release(): void {
-    if (!this.created || this.filters > 0) return;
+    if (this.filters > 0) return;
+    if (hooks.get(this.ifindex) === this) hooks.delete(this.ifindex);
+    if (!this.created) return;
     const r = native.tcHookDestroy(tcHook(this.ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS));
     if (r < 0) logger.debug({ source: 'tc', interface: this.ifname, errno: -r }, 'clsact qdisc already gone');
   }

@@ -11,7 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildExamples, root, sample, sleep, startExporter, type Exporter } from './support.js';
+import { ObjectRegistry } from '../../src/bpf/object.js';
+import { buildExamples, root, sample, sleep, startExporter, stillLoaded, type Exporter } from './support.js';
 import { networkDescribe, ping, programs, tryIp, vethPair, type Veth } from './network.js';
 
 // As tc lists the filters: the kernel keeps 15 characters of a program's name (bpftool finds the
@@ -163,6 +164,31 @@ maps:
       spawnSync('tc', ['qdisc', 'del', 'dev', net.host, 'clsact'], { stdio: 'ignore' });
     }
   }, 120_000);
+
+  it('shares a clsact qdisc it created between objects: it goes with the last of their filters', async () => {
+    // Two registries load the object twice: two objects, four filters, one qdisc.
+    const first = new ObjectRegistry();
+    const second = new ObjectRegistry();
+    const held: number[] = [];
+    try {
+      expect(qdiscKinds(net.host)).not.toContain('clsact');
+      first.get(object, { tc: { interface: net.host, direction: 'ingress' } });
+      second.get(object, { tc: { interface: net.host, direction: 'ingress' } });
+      held.push(...ourPrograms().map((p) => p.id));
+      expect(held).toHaveLength(4);
+      expect(bpfFilters(net.host, 'ingress')).toEqual([...PROGRAMS, ...PROGRAMS].sort());
+      // The object that created the qdisc goes first: the other's filters, and so the qdisc, stay.
+      first.closeAll();
+      expect(qdiscKinds(net.host)).toContain('clsact');
+      expect(bpfFilters(net.host, 'ingress')).toEqual(PROGRAMS);
+      second.closeAll();
+      expect(qdiscKinds(net.host)).not.toContain('clsact');
+    } finally {
+      first.closeAll();
+      second.closeAll();
+    }
+    expect(await stillLoaded(held)).toEqual([]);
+  });
 
   it('reports a missing interface every cycle without reloading the object, and attaches once it appears', async () => {
     const dev = `bmtl${process.pid}`;
