@@ -409,27 +409,31 @@ export class ObjectRegistry {
  * are looked up first, so that a missing one costs no attach and detach of the other programs.
  */
 function attachAs(obj: BpfObject, opts: AttachOptions): { attached: string[]; skipped: string[] } {
-  const programs = obj.programs();
+  const { xdp, tc } = checkAttachOptions(obj, opts);
+  if (opts.xdp !== undefined) interfaceIndex(opts.xdp, `attach XDP program ${xdp[0]} to interface ${opts.xdp}`, obj.path);
+  if (opts.tc !== undefined) interfaceIndex(opts.tc.interface, `attach tc program ${tc[0]} to interface ${opts.tc.interface} ${opts.tc.direction}`, obj.path);
   const ifname = opts.xdp;
-  let xdp: Record<string, string> | undefined;
-  if (ifname !== undefined) {
-    const found = programs.filter((p) => isInterfaceXdpSection(p.section));
-    if (found.length === 0) {
-      throw new BpfError(`attach XDP programs to interface ${ifname}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
-    }
-    interfaceIndex(ifname, `attach XDP program ${found[0].name} to interface ${ifname}`, obj.path);
-    xdp = Object.fromEntries(found.map((p) => [p.name, ifname]));
+  return obj.attach({ xdp: ifname === undefined ? undefined : Object.fromEntries(xdp.map((name) => [name, ifname])), tc: opts.tc, perfEvent: opts.perf_event });
+}
+
+/**
+ * Refuse (ENOENT) an attach option given for an object without such programs: the config probably
+ * names the wrong object. Used before attaching, and by `check` and `dump`, which load objects
+ * without attaching them. Returns the names of the XDP and tc programs.
+ */
+export function checkAttachOptions(obj: BpfObject, opts: AttachOptions): { xdp: string[]; tc: string[] } {
+  const programs = obj.programs();
+  const xdp = programs.filter((p) => isInterfaceXdpSection(p.section)).map((p) => p.name);
+  const tc = programs.filter((p) => p.type === BPF_PROG_TYPE_SCHED_CLS).map((p) => p.name);
+  if (opts.xdp !== undefined && xdp.length === 0) {
+    throw new BpfError(`attach XDP programs to interface ${opts.xdp}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
   }
-  if (opts.tc !== undefined) {
+  if (opts.tc !== undefined && tc.length === 0) {
     const { interface: dev, direction } = opts.tc;
-    const found = programs.filter((p) => p.type === BPF_PROG_TYPE_SCHED_CLS);
-    if (found.length === 0) {
-      throw new BpfError(`attach tc programs to interface ${dev} ${direction}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a tc or classifier section' });
-    }
-    interfaceIndex(dev, `attach tc program ${found[0].name} to interface ${dev} ${direction}`, obj.path);
+    throw new BpfError(`attach tc programs to interface ${dev} ${direction}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a tc or classifier section' });
   }
   if (opts.perf_event !== undefined && !programs.some((p) => p.type === BPF_PROG_TYPE_PERF_EVENT)) {
     throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a perf_event section' });
   }
-  return obj.attach({ xdp, tc: opts.tc, perfEvent: opts.perf_event });
+  return { xdp, tc };
 }

@@ -1,5 +1,5 @@
 import { BpfMap } from './map.js';
-import { BpfObject, type ObjectRegistry } from './object.js';
+import { BpfObject, checkAttachOptions, type ObjectRegistry } from './object.js';
 import type { TcSpec } from './tc.js';
 import type { PerfEventSpec } from './perf-event.js';
 
@@ -19,8 +19,9 @@ export interface OpenedMap {
 /**
  * Open the map a source names: read-only unless `write` (drains). An object source takes the map
  * from the registry's loaded and attached object when one is given (the daemon; its XDP, tc and
- * perf_event programs where the source's `xdp`, `tc` and `perf_event` say), or loads the object privately, without attaching anything, for as
- * long as the map is open (check, dump).
+ * perf_event programs where the source's `xdp`, `tc` and `perf_event` say), or loads the object
+ * privately, without attaching anything, for as long as the map is open (check, dump). Either way,
+ * an attach option for programs the object lacks fails (ENOENT).
  */
 export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry } = {}): OpenedMap {
   if ('pinned' in source) return own(BpfMap.openPinned(source.pinned, opts));
@@ -32,6 +33,8 @@ export function openSource(source: MapSourceRef, opts: { write?: boolean; object
   }
   const obj = BpfObject.load(source.object);
   try {
+    // Nothing is attached here, but an option for programs the object lacks is wrong already.
+    checkAttachOptions(obj, { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event });
     return { map: obj.map(source.map), close: () => obj.close() };
   } catch (e) {
     obj.close();

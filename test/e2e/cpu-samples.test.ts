@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectRegistry } from '../../src/bpf/object.js';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
+import { openSource } from '../../src/bpf/source.js';
 import { kernelDescribe } from '../kernel/support.js';
 import { buildExamples, loadedPrograms, programsHeldBy, root, sample, sleep, startExporter, stillLoaded } from './support.js';
 
@@ -147,6 +148,21 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
     expect(perfEventFds('self')).toBe(0);
     expect(ourPrograms('self')).toEqual([]);
     expect(await stillLoaded(ids)).toEqual([]);
+  });
+
+  it('is refused by check and dump for an object without perf_event programs, in one line', () => {
+    const syscalls = join(root, 'config/examples/syscalls.bpf.o');
+    expect(() => openSource({ object: syscalls, map: 'syscall_counts', perf_event: { event: 'cpu-clock', frequency: 99 } })).toThrow(
+      `map ${syscalls}: attach perf_event programs to cpu-clock at 99 Hz failed: ENOENT (the object has no program in a perf_event section)`,
+    );
+    // The example itself opens, with nothing attached.
+    const opened = openSource({ object, map: 'samples', perf_event: { event: 'cpu-clock', frequency: 99 } });
+    try {
+      expect(perfEventFds('self')).toBe(0);
+      expect(opened.map.info.name).toBe('samples');
+    } finally {
+      opened.close();
+    }
   });
 
   it('refuses a frequency above kernel.perf_event_max_sample_rate, naming the limit, and keeps nothing open', async () => {
