@@ -15,14 +15,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelDescribe } from '../kernel/support.js';
-import { buildExamples, root, sleep, startExporter } from './support.js';
+import { buildExamples, loadedPrograms, programsHeldBy, root, sleep, startExporter, stillLoaded } from './support.js';
 
 const K = 8;
 const INTERVAL_MS = 200;
 
-function programIds(name: string): number[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show']).toString()) as { id: number; name?: string }[];
-  return progs.filter((p) => p.name === name).map((p) => p.id);
+/**
+ * Ids of the program called `name` among those process `pid` holds. By owner, not by name alone:
+ * tests that run all.yaml load the same example alongside.
+ */
+function programIds(pid: number, name: string): number[] {
+  const held = new Set(programsHeldBy(pid));
+  return loadedPrograms().filter((p) => held.has(p.id) && p.name === name).map((p) => p.id);
 }
 
 /** Every tcp_sockets sample of a /metrics text: labels and value. */
@@ -103,7 +107,6 @@ kernelDescribe('the tcp-states example', () => {
     writeFileSync(config, readFileSync(join(root, 'config/examples/tcp-states.yaml'), 'utf8')
       .replace('interval: 15s', `interval: ${INTERVAL_MS}ms`)
       .replace('object: tcp-states.bpf.o', `object: ${join(root, 'config/examples/tcp-states.bpf.o')}`));
-    expect(programIds('track_tcp_state')).toEqual([]);
 
     // Sockets opened before the program is attached: never counted, and their closing later must not
     // take any count below what is really there.
@@ -112,8 +115,9 @@ kernelDescribe('the tcp-states example', () => {
 
     const exporter = await startExporter(config);
     const scrape = async () => (await fetch(`${exporter.base}/metrics`)).text();
+    const ids = programIds(exporter.proc.pid!, 'track_tcp_state');
     try {
-      expect(programIds('track_tcp_state')).toHaveLength(1);
+      expect(ids).toHaveLength(1);
       // A published cycle: the host's own connections to the exporter (this scrape's) show up.
       let text = '';
       for (let i = 0; i < 100 && gauges(text).length === 0; i++) {
@@ -162,6 +166,6 @@ kernelDescribe('the tcp-states example', () => {
     } finally {
       expect(await exporter.stop()).toBe(0);
     }
-    expect(programIds('track_tcp_state')).toEqual([]);
+    expect(await stillLoaded(ids)).toEqual([]);
   }, 120_000);
 });
