@@ -7,20 +7,17 @@
  * pinned maps, and the inventory fails with EPERM without CAP_SYS_ADMIN (CAP_BPF alone included).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfMap } from '../../src/bpf/map.js';
 import { MapType } from '../../src/bpf/map-types.js';
 import { kernelDescribe, pinDir } from '../kernel/support.js';
-import { buildExamples } from '../e2e/support.js';
+import { buildExamples, startExporter, type Exporter } from '../e2e/support.js';
 import { deploymentCapabilities, featureCapabilities, render, root, type K8sObject } from './support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NOBODY = 65534;
-
-interface Run { proc: ChildProcess; base: string; log: () => string; exited: Promise<number | null> }
 
 /** setpriv arguments for `caps` (CAP_ names): as uid 0 the bounding set alone; as another uid, ambient capabilities. */
 function privileges(uid: number, caps: readonly string[]): string[] {
@@ -29,24 +26,12 @@ function privileges(uid: number, caps: readonly string[]): string[] {
   return ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`];
 }
 
-async function start(config: string, uid: number, caps: readonly string[], tsxCache: string): Promise<Run> {
-  const proc = spawn('setpriv', [...privileges(uid, caps), process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
-    cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info', TMPDIR: tsxCache },
-  });
-  let log = '';
-  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  for (let i = 0; i < 400 && proc.exitCode === null; i++) {
-    const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(log);
-    if (m !== null) return { proc, base: `http://127.0.0.1:${m[1]}`, log: () => log, exited };
-    await sleep(50);
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`the exporter did not listen:\n${log}`);
+function start(config: string, uid: number, caps: readonly string[], tsxCache: string): Promise<Exporter> {
+  return startExporter(config, { TMPDIR: tsxCache }, ['setpriv', ...privileges(uid, caps)]);
 }
 
 /** Poll /metrics (bounded) until every job named has run once, then the text. */
-async function settled(run: Run, jobs: readonly string[]): Promise<string> {
+async function settled(run: Exporter, jobs: readonly string[]): Promise<string> {
   let text = '';
   const done = (t: string) => jobs.every((j) => new RegExp(`^bpf_map_exporter_map_up\\{map="${j}"\\} [01]$`, 'm').test(t)) && /^bpf_map_exporter_inventory_up [01]$/m.test(t);
   for (let i = 0; i < 300 && !done(text); i++) {
@@ -57,9 +42,8 @@ async function settled(run: Run, jobs: readonly string[]): Promise<string> {
   return text;
 }
 
-async function stop(run: Run): Promise<void> {
-  run.proc.kill('SIGTERM');
-  expect(await run.exited, run.log()).toBe(0);
+async function stop(run: Exporter): Promise<void> {
+  expect(await run.stop(), run.log()).toBe(0);
 }
 
 /** The access mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) of every BPF map fd a process holds, by map id. */
