@@ -38,6 +38,8 @@ export class Daemon {
   private readonly sinks: TaskSinks;
   /** BPF objects named by object sources, loaded and attached once, shared by their jobs. */
   private readonly objects = new ObjectRegistry();
+  /** The last failure logged per job, until it reads again. */
+  private readonly lastFailure = new Map<string, string>();
 
   constructor(config: Config, opts: DaemonOptions) {
     this.config = config;
@@ -59,6 +61,7 @@ export class Daemon {
       },
       read: (job, r) => {
         this.firstCycleDone(job);
+        if (this.lastFailure.delete(job)) logger.info({ map: job }, 'the map is read again');
         self.read(job, r);
         const overruns = this.scheduler.state(job)?.overruns ?? 0;
         self.overrun(job, overruns - (this.overrunsSeen.get(job) ?? 0));
@@ -68,7 +71,11 @@ export class Daemon {
       failed: (job, errno, message) => {
         this.firstCycleDone(job);
         self.failed(job, errno);
-        logger.warn({ map: job, errno }, message);
+        // A failure repeated every cycle is logged once (and at debug after); map_up 0 and
+        // read_errors_total keep counting it. A different failure is logged again.
+        const repeated = this.lastFailure.get(job) === message;
+        this.lastFailure.set(job, message);
+        logger[repeated ? 'debug' : 'warn']({ map: job, errno }, message);
         changed();
       },
       lost: (job, n) => self.lost(job, n),
