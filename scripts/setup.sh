@@ -18,4 +18,9 @@ if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
   mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf
 fi
 
+# tracefs for tracepoint programs (the exporter mounts it itself when it may; a deployment's host provides it).
+if [ ! -d /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing
+fi
+
 npm ci --no-audit --no-fund
