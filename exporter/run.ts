@@ -85,12 +85,13 @@ export async function run(opts: RunOptions): Promise<number> {
     console.error(`bpf-map-exporter: cannot listen on ${opts.listen}: ${e.code ?? e.message}`);
     process.exit(1);
   });
+  // Before the listening line, which tests (and people) take as the end of start-up.
+  if (web !== undefined) warnValidity(web);
   const addr = server.address();
   logger.info(
     { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maps: config.maps.length, config: opts.config ?? null, ...(web === undefined ? {} : describeWeb(web)) },
     'listening',
   );
-  if (web !== undefined) warnValidity(web);
 
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {

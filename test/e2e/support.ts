@@ -15,15 +15,20 @@ export interface Exporter {
   stop(): Promise<number | null>;
 }
 
-/**
- * The exporter as a process on a free loopback port, once /readyz says ready; `wrap` is a command the
- * exporter runs under (e.g. setpriv with another uid and capabilities).
- */
-export async function startExporter(config: string, env: Record<string, string> = {}, wrap: string[] = []): Promise<Exporter> {
-  const [cmd, ...args] = [...wrap, process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'];
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  /** A command the exporter runs under (e.g. setpriv with another uid and capabilities). */
+  wrap?: string[];
+  /** More arguments to `run` (e.g. --web.config.file). */
+  args?: string[];
+}
+
+/** The exporter's `run` as a process on a free loopback port, once its log says it listens. */
+export async function spawnExporter(config: string, opts: SpawnOptions = {}): Promise<Exporter & { port: number }> {
+  const [cmd, ...args] = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0', ...(opts.args ?? [])];
   const proc = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
   });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -32,20 +37,25 @@ export async function startExporter(config: string, env: Record<string, string> 
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     return exited;
   };
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 300; i++) {
     const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(log);
-    if (m !== null) {
-      const base = `http://127.0.0.1:${m[1]}`;
-      for (let j = 0; j < 200; j++) {
-        if ((await fetch(`${base}/readyz`)).status === 200) return { proc, base, log: () => log, stop };
-        await sleep(50);
-      }
-    }
+    if (m !== null) return { proc, port: Number(m[1]), base: `http://127.0.0.1:${m[1]}`, log: () => log, stop };
     if (proc.exitCode !== null) break;
     await sleep(50);
   }
   proc.kill('SIGKILL');
-  throw new Error(`the exporter did not become ready:\n${log}`);
+  throw new Error(`the exporter did not start listening:\n${log}`);
+}
+
+/** The exporter as a process on a free loopback port (plain HTTP), once /readyz says ready. */
+export async function startExporter(config: string, env: Record<string, string> = {}, wrap: string[] = []): Promise<Exporter> {
+  const e = await spawnExporter(config, { env, wrap });
+  for (let j = 0; j < 200; j++) {
+    if ((await fetch(`${e.base}/readyz`)).status === 200) return e;
+    await sleep(50);
+  }
+  e.proc.kill('SIGKILL');
+  throw new Error(`the exporter did not become ready:\n${e.log()}`);
 }
 
 /** Build the examples (npm run build:bpf). */

@@ -2,44 +2,20 @@
  * The exporter as a process with a web config, on a free loopback port, and clients for it:
  * Node's https/http (agent-less, every request a new connection) and curl.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import type { TLSSocket } from 'node:tls';
+import { sleep, spawnExporter, type Exporter } from '../e2e/support.js';
 
 export const main = fileURLToPath(new URL('../../exporter/main.ts', import.meta.url));
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export interface Running {
-  proc: ChildProcess;
-  port: number;
-  log(): string;
-  /** SIGTERM and the exit code. */
-  stop(): Promise<number | null>;
-}
+export type Running = Exporter & { port: number };
 
 /** Start `run` with a config and a web config; resolves once the log says it listens. */
-export async function startWithWeb(config: string, webConfig: string): Promise<Running> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0', '--web.config.file', webConfig], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
-  });
-  let log = '';
-  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    return exited;
-  };
-  for (let i = 0; i < 300; i++) {
-    const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(log);
-    if (m !== null) return { proc, port: Number(m[1]), log: () => log, stop };
-    if (proc.exitCode !== null) break;
-    await sleep(50);
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`the exporter did not start listening:\n${log}`);
+export function startWithWeb(config: string, webConfig: string): Promise<Running> {
+  return spawnExporter(config, { args: ['--web.config.file', webConfig] });
 }
 
 export interface Answer {
