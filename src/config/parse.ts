@@ -50,14 +50,17 @@ export function parseConfig(text: string, file: string): Config {
 
 /** Read and parse a config file. */
 export function loadConfig(path: string): Config {
-  let text: string;
+  return parseConfig(readConfigText(path), path);
+}
+
+/** The text of a config file (ours or a web config), or ConfigErrors with one line saying why not. */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     throw new ConfigErrors([new ConfigError({ file: path, line: 0, column: 0 }, '', `cannot read: ${code}`)]);
   }
-  return parseConfig(text, path);
 }
 
 /** The validator's result once it has no problems: what the schema guarantees, before the last defaults. */

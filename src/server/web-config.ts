@@ -4,11 +4,11 @@
  * already write for node_exporter works here. Parsed with positions like the main config: every
  * problem is one `FILE:LINE:COLUMN: path: what is wrong` line (a ConfigErrors).
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isScalar, LineCounter, parseDocument, YAMLMap } from 'yaml';
 import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
 import { Locator } from '../config/locate.js';
+import { readConfigText } from '../config/parse.js';
 import { parseDuration, type ObjectShape } from '../config/schema.js';
 import type { SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
@@ -242,14 +242,7 @@ export function parseWebConfig(text: string, file: string): WebConfig {
 
 /** Read and parse a web config file. */
 export function loadWebConfig(path: string): WebConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new ConfigErrors([new ConfigError({ file: path, line: 0, column: 0 }, '', `cannot read: ${code}`)]);
-  }
-  return parseWebConfig(text, path);
+  return parseWebConfig(readConfigText(path), path);
 }
 
 type Report = (path: ConfigPath, message: string, at?: 'key' | 'value') => void;
