@@ -6,20 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../../src/config/parse.js';
 import { ConfigError, ConfigErrors } from '../../../src/config/errors.js';
 import type { Config } from '../../../src/config/types.js';
+import { problems } from './support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../../..');
-
-/** The problems a config yields, as the lines a user sees (or [] when it parses). */
-function problems(text: string, file = 'config.yaml'): string[] {
-  try {
-    parseConfig(text, file);
-    return [];
-  } catch (e) {
-    if (!(e instanceof ConfigErrors)) throw e;
-    return e.errors.map((x) => x.message);
-  }
-}
 
 /** A value without its `at` positions and `where`, for comparing the data alone. */
 function withoutPositions(value: unknown): unknown {
