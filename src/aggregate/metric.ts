@@ -4,6 +4,8 @@ import { SUM_SLOT, type SeriesState, type Family, type HistogramSeries, type Map
 const UNDECIDED = -1;
 const DROPPED = -2; // a regexp label did not match: the row is not exported
 const OVER = -3; // no room under max_series this cycle
+/** Cycles in which a key whose labels are provisional (see LabelDecoder.provisional) is decoded again. */
+export const LABEL_RETRIES = 3;
 
 interface Segment { fromKey: boolean; offset: number; size: number }
 
@@ -22,7 +24,10 @@ export class MetricAggregator {
   private readonly raw: KeyTable;
   /** Per raw key: a series index, or UNDECIDED / DROPPED / OVER. */
   private rawState: Int32Array;
+  /** Per raw key: the cycle it was last decided in (OVER and provisional keys are decided again in a later one). */
   private rawCycle: Int32Array;
+  /** Per raw key: how many more cycles its provisional labels are decoded again (0: settled). */
+  private rawRetries: Uint8Array;
   private readonly byLabels = new Map<string, number>();
   private labels: Record<string, string>[] = [];
   private seen: number[] = [];
@@ -53,6 +58,7 @@ export class MetricAggregator {
     this.raw = new KeyTable(keyWidth);
     this.rawState = new Int32Array(1024);
     this.rawCycle = new Int32Array(1024);
+    this.rawRetries = new Uint8Array(1024);
     this.width = plan.histogram === undefined ? 0 : plan.histogram.bounds.length + 1;
   }
 
@@ -112,7 +118,7 @@ export class MetricAggregator {
       this.byPosition[pos] = id;
     }
     let si = this.rawState[id];
-    if (si === UNDECIDED || (si === OVER && this.rawCycle[id] !== this.cycle)) si = this.decide(id, keys, k, values, v, cpu);
+    if (si === UNDECIDED || ((si === OVER || this.rawRetries[id] > 0) && this.rawCycle[id] !== this.cycle)) si = this.decide(id, keys, k, values, v, cpu);
     if (si < 0) {
       if (si === DROPPED) this.stats.rowsDropped++;
       return;
@@ -157,29 +163,43 @@ export class MetricAggregator {
       };
       this.rawState = grow(this.rawState);
       this.rawCycle = grow(this.rawCycle);
+      const retries = new Uint8Array(this.rawRetries.length * 2);
+      retries.set(this.rawRetries);
+      this.rawRetries = retries;
     }
     this.rawState[id] = UNDECIDED;
+    this.rawRetries[id] = 0;
     return id;
   }
 
-  /** Decode a new raw key's labels and find or create its series. */
+  /**
+   * Decode a raw key's labels and find or create its series. A key with a provisional label (a
+   * name the system did not show yet) is decoded again in the next LABEL_RETRIES cycles, so a
+   * cgroup or interface created just after a walk gets its name instead of its number for good.
+   */
   private decide(id: number, keys: Uint8Array, k: number, values: Uint8Array, v: number, cpu: number): number {
     const labels: Record<string, string> = {};
     const parts: string[] = [];
+    let provisional = false;
     for (const l of this.plan.labels) {
       let text: string | undefined;
       if (l.kind === 'static') text = l.value;
       else if (l.kind === 'cpu') text = String(this.shape.cpuIds[cpu] ?? cpu);
-      else text = l.decoder.decode(l.fromKey ? keys : values, (l.fromKey ? k : v) + l.offset);
+      else {
+        text = l.decoder.decode(l.fromKey ? keys : values, (l.fromKey ? k : v) + l.offset);
+        if (text !== undefined && l.decoder.provisional?.(text) === true) provisional = true;
+      }
       if (text === undefined) return (this.rawState[id] = DROPPED);
       labels[l.name] = text;
       parts.push(text);
     }
+    const retrying = this.rawRetries[id] > 0;
+    this.rawRetries[id] = !provisional ? 0 : retrying ? this.rawRetries[id] - 1 : LABEL_RETRIES;
+    this.rawCycle[id] = this.cycle;
     const key = parts.join('\u0000');
     let si = this.byLabels.get(key);
     if (si === undefined) {
       if (this.seenCount >= this.plan.maxSeries) {
-        this.rawCycle[id] = this.cycle;
         this.stats.seriesDropped++;
         return (this.rawState[id] = OVER);
       }

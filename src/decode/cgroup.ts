@@ -28,6 +28,7 @@ export const createCgroupDecoder: DecoderFactory = (field, _spec, ctx) => {
       const id = typeof v === 'bigint' ? v : BigInt(v);
       return paths.lookup(id) ?? `unknown_cgroup_id:${id}`;
     },
+    provisional: (label) => label.startsWith('unknown_cgroup_id:'),
   };
 };
 

@@ -26,6 +26,7 @@ export const createIfnameDecoder: DecoderFactory = (field, _spec, ctx) => {
       }
       return name ?? String(index);
     },
+    provisional: (label) => /^\d+$/.test(label),
   };
 };
 

@@ -20,6 +20,7 @@ export const createKsymDecoder: DecoderFactory = (field, _spec, ctx) => {
       const addr = typeof v === 'bigint' ? v : BigInt(v);
       return table.lookup(addr) ?? `unknown_addr:0x${addr.toString(16)}`;
     },
+    provisional: (label) => label.startsWith('unknown_addr:'),
   };
 };
 

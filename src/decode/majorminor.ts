@@ -25,6 +25,7 @@ export const createMajorMinorDecoder: DecoderFactory = (field, _spec, ctx) => {
       const key = `${major}:${minor}`;
       return partitions.lookup(key) ?? key;
     },
+    provisional: (label) => /^\d+:\d+$/.test(label),
   };
 };
 

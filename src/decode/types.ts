@@ -10,6 +10,12 @@ export interface LabelDecoder {
    * known to the decoder). `undefined` means: drop this row (a regexp that did not match).
    */
   decode(buf: Uint8Array, offset: number): string | undefined;
+  /**
+   * Whether `label` (this decoder's answer) stands in for a name the decoder's table did not hold
+   * yet (a cgroup, interface, device or symbol newer than the last walk of the system): the
+   * aggregator then decodes that key again in the next cycles instead of keeping the stand-in.
+   */
+  provisional?(label: string): boolean;
 }
 
 /** The decoder part of a label's config. */

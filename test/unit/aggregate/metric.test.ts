@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MetricAggregator } from '../../../src/aggregate/metric.js';
+import { LABEL_RETRIES, MetricAggregator } from '../../../src/aggregate/metric.js';
 import { KeyTable } from '../../../src/aggregate/key-table.js';
 import { bucketIndex } from '../../../src/aggregate/buckets.js';
 import { SUM_SLOT, type HistogramSeries, type MapShape, type MetricPlan, type ScalarSeries } from '../../../src/aggregate/types.js';
@@ -122,6 +122,62 @@ describe('MetricAggregator', () => {
       { labels: { a: '1' }, buckets: [{ le: 1e-6, count: 2 }, { le: 2e-6, count: 2 }, { le: 4e-6, count: 5 }, { le: 8e-6, count: 6 }, { le: Infinity, count: 7 }], count: 7, sum: 500e-6 },
       { labels: { a: '2' }, buckets: [{ le: 1e-6, count: 0 }, { le: 2e-6, count: 1 }, { le: 4e-6, count: 1 }, { le: 8e-6, count: 1 }, { le: Infinity, count: 1 }], count: 1, sum: 0 },
     ]);
+  });
+});
+
+describe('provisional labels', () => {
+  /** A decoder whose table learns names as the test says (a cgroup created after the last walk). */
+  function learning() {
+    const names = new Map<number, string>();
+    const calls = new Map<number, number>();
+    const decoder: LabelDecoder = {
+      name: 'learning',
+      decode: (b, o) => {
+        const id = u32(b, o);
+        calls.set(id, (calls.get(id) ?? 0) + 1);
+        return names.get(id) ?? `unknown_id:${id}`;
+      },
+      provisional: (label) => label.startsWith('unknown_id:'),
+    };
+    return { names, calls, decoder };
+  }
+
+  function cycles(decoder: LabelDecoder, rows: [number, number, number[]][], n: number, opts: { accumulate?: boolean } = {}, between: (cycle: number) => void = () => {}) {
+    const b = batch(rows, 1);
+    const agg = new MetricAggregator(plan({ labels: [{ name: 'a', kind: 'field', fromKey: true, offset: 0, size: 4, decoder }] }), b.shape, opts);
+    const out: (ScalarSeries | HistogramSeries)[][] = [];
+    for (let c = 0; c < n; c++) {
+      between(c);
+      agg.begin();
+      agg.add(b.keys, b.values, rows.length);
+      out.push(sorted(agg.finish().family.series));
+    }
+    return out;
+  }
+
+  it('decodes a key again in later cycles until its name is known, then keeps the name', () => {
+    const t = learning();
+    t.names.set(1, 'one');
+    const out = cycles(t.decoder, [[1, 0, [5]], [7, 0, [3]]], 4, {}, (c) => c === 2 && t.names.set(7, 'seven'));
+    expect(out[0]).toEqual([{ labels: { a: 'one' }, value: 5 }, { labels: { a: 'unknown_id:7' }, value: 3 }]);
+    expect(out[2]).toEqual([{ labels: { a: 'one' }, value: 5 }, { labels: { a: 'seven' }, value: 3 }]);
+    expect(out[3]).toEqual(out[2]);
+    // A known name is decoded once; the unknown one until it resolved (cycles 0, 1, 2), then no more.
+    expect(t.calls.get(1)).toBe(1);
+    expect(t.calls.get(7)).toBe(3);
+  });
+
+  it(`stops after ${LABEL_RETRIES} more cycles for a name that never comes`, () => {
+    const t = learning();
+    const out = cycles(t.decoder, [[9, 0, [2]]], LABEL_RETRIES + 4);
+    expect(t.calls.get(9)).toBe(1 + LABEL_RETRIES);
+    expect(out.at(-1)).toEqual([{ labels: { a: 'unknown_id:9' }, value: 2 }]);
+  });
+
+  it('keeps a drain job\'s total under the stand-in and counts on under the name', () => {
+    const t = learning();
+    const out = cycles(t.decoder, [[7, 0, [3]]], 3, { accumulate: true }, (c) => c === 1 && t.names.set(7, 'seven'));
+    expect(out[2]).toEqual([{ labels: { a: 'seven' }, value: 6 }, { labels: { a: 'unknown_id:7' }, value: 3 }]);
   });
 });
 

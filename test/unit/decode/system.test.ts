@@ -239,3 +239,30 @@ describe('majorminor', () => {
     expect(parsePartitions('major minor  #blocks  name\n\nbad row here x\n').size).toBe(0);
   });
 });
+
+describe('provisional answers', () => {
+  it('the system decoders mark their stand-ins for names they did not find, and only those', () => {
+    const u32 = (v: number): Uint8Array => at3(host(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24));
+    const cases: [string, string, DecoderEnv, Uint8Array, Uint8Array][] = [
+      ['ksym', 'u64', { kallsyms: () => 'ffffffff81001000 T do_one\n' }, u64(0xffffffff81001000n), u64(0x1000n)],
+      ['ifname', 'u32', { ifname: (i) => (i === 1 ? 'lo' : undefined) }, u32(1), u32(7)],
+      ['majorminor', 'u32', { partitions: () => 'major minor  #blocks  name\n\n   8        1       1000 sda1\n' }, u32((8 << 8) | 1), u32((200 << 8) | 9)],
+    ];
+    for (const [name, type, env, known, unknown] of cases) {
+      const d = createDecoder({ decoder: name }, field(type), env);
+      if (known.length > 0) expect(d.provisional?.(d.decode(known, 3)!), `${name} known`).toBe(false);
+      expect(d.provisional?.(d.decode(unknown, 3)!), `${name} unknown`).toBe(true);
+    }
+    // cgroup: a folder stands for the hierarchy; its inode number is its id.
+    const root = mkdtempSync(join(tmpdir(), 'bme-cg-'));
+    try {
+      const cg = createDecoder({ decoder: 'cgroup' }, field('u64'), { cgroupRoot: root });
+      expect(cg.provisional?.(cg.decode(u64(statSync(root, { bigint: true }).ino), 3)!)).toBe(false);
+      expect(cg.provisional?.(cg.decode(u64(1n), 3)!)).toBe(true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    // Decoders whose answers are complete have nothing to retry.
+    expect(createDecoder({ decoder: 'uint' }, field('u32'), {}).provisional).toBeUndefined();
+  });
+});
