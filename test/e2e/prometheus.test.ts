@@ -3,22 +3,18 @@
  * second; its query API must return the workload's exact count and a positive rate.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelDescribe } from '../kernel/support.js';
-import { buildExamples, freePort, root, sleep, startExporter, type Exporter } from './support.js';
-
-const PROMETHEUS = '/usr/bin/prometheus';
-
-interface Vector { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } }
+import { buildExamples, PROMETHEUS, root, sleep, startExporter, startPrometheus, type Exporter, type Prometheus } from './support.js';
 
 kernelDescribe('a real Prometheus scraping the exporter', () => {
   let dir: string;
   let workload: string;
   let exporter: Exporter | undefined;
-  let prom: ChildProcess | undefined;
+  let prom: Prometheus | undefined;
 
   beforeAll(() => {
     if (!existsSync(PROMETHEUS)) {
@@ -32,7 +28,7 @@ kernelDescribe('a real Prometheus scraping the exporter', () => {
   }, 120_000);
 
   afterAll(async () => {
-    prom?.kill('SIGTERM');
+    prom?.stop();
     await exporter?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -46,24 +42,11 @@ kernelDescribe('a real Prometheus scraping the exporter', () => {
     exporter = await startExporter(config);
     const target = exporter.base.replace('http://', '');
 
-    const port = await freePort();
-    writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: bpf\n    static_configs: [ { targets: ['${target}'] } ]\n`);
-    prom = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let promLog = '';
-    prom.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
-    const api = `http://127.0.0.1:${port}/api/v1`;
-    const query = async (q: string): Promise<Vector['data']['result']> => {
-      const r = (await (await fetch(`${api}/query?query=${encodeURIComponent(q)}`)).json()) as Vector;
-      expect(r.status).toBe('success');
-      return r.data.result;
-    };
+    prom = await startPrometheus(dir, `  - job_name: bpf\n    static_configs: [ { targets: ['${target}'] } ]\n`);
+    const query = (q: string) => prom!.query(q);
     // Prometheus is up and has scraped the exporter once.
-    let up: Vector['data']['result'] = [];
-    for (let i = 0; i < 150 && up.length === 0; i++) {
-      await sleep(200);
-      up = await query('up{job="bpf"} == 1').catch(() => []);
-    }
-    expect(up, promLog).toHaveLength(1);
+    const up = await prom.until('up{job="bpf"} == 1', (r) => r.length > 0);
+    expect(up, prom.log()).toHaveLength(1);
 
     // Two rounds of exactly N getppid calls, 2.5 s apart: Prometheus sees the counter grow.
     const N = 5000;

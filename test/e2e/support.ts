@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -112,3 +112,46 @@ export async function stillLoaded(ids: readonly number[]): Promise<number[]> {
   }
   return left;
 }
+
+export const PROMETHEUS = '/usr/bin/prometheus';
+
+export type PromResult = { metric: Record<string, string>; value: [number, string] }[];
+
+export interface Prometheus {
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** An instant query; rejects when the API does not answer with success. */
+  query(q: string): Promise<PromResult>;
+  /** Poll `q` (bounded: 30 s) until `pred` holds; the last result either way. */
+  until(q: string, pred: (r: PromResult) => boolean): Promise<PromResult>;
+  log(): string;
+  stop(): void;
+}
+
+/**
+ * A real Prometheus (Debian's package) on a free loopback port with `scrapeConfigs` (YAML list items
+ * of scrape_configs, indented by four spaces), scraping every second, its data in `dir`.
+ */
+export async function startPrometheus(dir: string, scrapeConfigs: string): Promise<Prometheus> {
+  const port = await freePort();
+  writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n${scrapeConfigs}`);
+  const proc = spawn(PROMETHEUS, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const query = async (q: string): Promise<PromResult> => {
+    const r = (await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`)).json()) as { status: string; data: { result: PromResult } };
+    if (r.status !== 'success') throw new Error(`query ${q}: ${JSON.stringify(r)}`);
+    return r.data.result;
+  };
+  const until = async (q: string, pred: (r: PromResult) => boolean): Promise<PromResult> => {
+    let r: PromResult = [];
+    for (let i = 0; i < 150; i++) {
+      r = await query(q).catch(() => []);
+      if (pred(r)) return r;
+      await sleep(200);
+    }
+    return r;
+  };
+  return { base: `http://127.0.0.1:${port}`, query, until, log: () => log, stop: () => proc.kill('SIGTERM') };
+}
+
