@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, YAMLMap } from 'yaml';
+import { LineCounter, parseDocument, YAMLMap, type Document } from 'yaml';
 import { ConfigError, ConfigErrors, formatPath } from './errors.js';
 import { Locator } from './locate.js';
 import { checkRules, type RawConfig } from './rules.js';
@@ -14,21 +14,8 @@ import { Validator } from './validate.js';
 
 /** Parse and validate a config; `file` names it in messages and anchors relative paths in it. */
 export function parseConfig(text: string, file: string): Config {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const { doc, lines } = parseYaml(text, file);
   const loc = new Locator(doc, lines, file);
-
-  // After a YAML error the tree is the parser's guess at what was meant; checking it would
-  // report problems that are not in the file, so YAML errors are reported alone.
-  const yamlProblems = [...doc.errors, ...doc.warnings];
-  if (yamlProblems.length > 0) {
-    throw new ConfigErrors(
-      yamlProblems.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }),
-    );
-  }
 
   const validator = new Validator(loc);
   // An empty file (or only comments) is an empty mapping: every default, no maps.
@@ -46,6 +33,27 @@ export function parseConfig(text: string, file: string): Config {
   }
   // No problems: every required key is there and valid, so the loose result is the full one.
   return build(raw as Complete, file, loc);
+}
+
+/**
+ * The YAML document of a config file (ours or a web config) with its line counter, or ConfigErrors
+ * with a positioned line per YAML problem. After a YAML error the tree is the parser's guess at
+ * what was meant; checking it would report problems that are not in the file, so YAML errors are
+ * reported alone.
+ */
+export function parseYaml(text: string, file: string): { doc: Document.Parsed; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) {
+    throw new ConfigErrors(
+      yamlProblems.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
+      }),
+    );
+  }
+  return { doc, lines };
 }
 
 /** Read and parse a config file. */

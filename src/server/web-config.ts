@@ -5,10 +5,10 @@
  * problem is one `FILE:LINE:COLUMN: path: what is wrong` line (a ConfigErrors).
  */
 import { dirname, resolve } from 'node:path';
-import { isScalar, LineCounter, parseDocument, YAMLMap } from 'yaml';
+import { isScalar, YAMLMap } from 'yaml';
 import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
 import { Locator } from '../config/locate.js';
-import { readConfigText } from '../config/parse.js';
+import { parseYaml, readConfigText } from '../config/parse.js';
 import { parseDuration, type ObjectShape } from '../config/schema.js';
 import type { SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
@@ -176,17 +176,8 @@ interface RawWeb {
 
 /** Parse and validate a web config; `file` names it in messages and anchors relative paths. */
 export function parseWebConfig(text: string, file: string): WebConfig {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const yamlProblems = [...doc.errors, ...doc.warnings];
-  if (yamlProblems.length > 0) {
-    throw new ConfigErrors(
-      yamlProblems.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }),
-    );
-  }
+  // Duplicate keys are YAML problems too (the yaml package's uniqueKeys, on by default).
+  const { doc, lines } = parseYaml(text, file);
   // A key written with nothing after it means what leaving it out means (no TLS, no users), as in exporter-toolkit.
   for (const path of [['tls_server_config'], ['http_server_config', 'headers'], ['http_server_config'], ['basic_auth_users'], ['rate_limit']]) {
     const node = doc.getIn(path, true);
