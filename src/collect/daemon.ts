@@ -115,6 +115,7 @@ export class Daemon {
       if (!keep.has(t.name)) {
         this.sinks.unpublish(t.name);
         this.opts.self.forget(t.name);
+        this.lastFailure.delete(t.name);
       }
     }
     this.config = config;
