@@ -1,5 +1,6 @@
 import { KeyTable } from './key-table.js';
-import { SUM_SLOT, type SeriesState, type Family, type HistogramSeries, type MapShape, type MetricPlan, type MetricStats, type ScalarSeries } from './types.js';
+import { columnFamily } from './columns.js';
+import { LabelTable, SUM_SLOT, type SeriesState, type Family, type MapShape, type MetricPlan, type MetricStats } from './types.js';
 
 const UNDECIDED = -1;
 const DROPPED = -2; // a regexp label did not match: the row is not exported
@@ -29,7 +30,8 @@ export class MetricAggregator {
   /** Per raw key: how many more cycles its provisional labels are decoded again (0: settled). */
   private rawRetries: Uint8Array;
   private readonly byLabels = new Map<string, number>();
-  private labels: Record<string, string>[] = [];
+  /** Label sets by series index; a compaction starts a new table (snapshots keep theirs). */
+  private table = new LabelTable();
   private seen: number[] = [];
   private overSeen: number[] = [];
   private values: number[] = [];
@@ -69,7 +71,7 @@ export class MetricAggregator {
     this.seenCount = 0;
     this.position = 0;
     this.stats = { series: 0, seriesDropped: 0, rowsDropped: 0 };
-    if (!this.accumulate && this.labels.length > 2 * lastSeen + 64) this.compact();
+    if (!this.accumulate && this.table.labels.length > 2 * lastSeen + 64) this.compact();
     if (this.raw.size > 4 * this.plan.maxSeries + 65536) this.resetRaw();
     if (!this.accumulate) {
       this.values.fill(0);
@@ -203,9 +205,9 @@ export class MetricAggregator {
         this.stats.seriesDropped++;
         return (this.rawState[id] = OVER);
       }
-      si = this.labels.length;
+      si = this.table.labels.length;
       this.byLabels.set(key, si);
-      this.labels.push(labels);
+      this.table.add(labels);
       this.seen.push(0);
       this.overSeen.push(0);
       this.values.push(0);
@@ -232,16 +234,18 @@ export class MetricAggregator {
   /** Keep only the series seen last cycle (read jobs), so departed keys do not pile up. */
   private compact(): void {
     const keep: number[] = [];
-    for (let si = 0; si < this.labels.length; si++) if (this.seen[si] === this.cycle - 1) keep.push(si);
+    for (let si = 0; si < this.table.labels.length; si++) if (this.seen[si] === this.cycle - 1) keep.push(si);
     const pick = <T>(a: T[]): T[] => keep.map((si) => a[si]);
-    this.labels = pick(this.labels);
+    const old = this.table.labels;
+    this.table = new LabelTable();
+    for (const si of keep) this.table.add(old[si]);
     this.seen = pick(this.seen);
     this.overSeen = keep.map(() => 0);
     this.values = pick(this.values);
     this.sums = pick(this.sums);
     this.counts = keep.flatMap((si) => this.counts.slice(si * this.width, (si + 1) * this.width));
     this.byLabels.clear();
-    this.labels.forEach((l, si) => this.byLabels.set(this.plan.labels.map((p) => l[p.name]).join('\u0000'), si));
+    this.table.labels.forEach((l, si) => this.byLabels.set(this.plan.labels.map((p) => l[p.name]).join('\u0000'), si));
     this.resetRaw();
   }
 
@@ -252,10 +256,10 @@ export class MetricAggregator {
   /** Totals of every series (drain jobs), to checkpoint or to carry across a reload. */
   exportState(): SeriesState[] {
     const out: SeriesState[] = [];
-    for (let si = 0; si < this.labels.length; si++) {
+    for (let si = 0; si < this.table.labels.length; si++) {
       if (this.seen[si] === 0) continue;
       out.push({
-        labels: this.labels[si],
+        labels: { ...this.table.labels[si] },
         value: this.values[si],
         sum: this.sums[si],
         counts: this.counts.slice(si * this.width, (si + 1) * this.width),
@@ -276,9 +280,9 @@ export class MetricAggregator {
       const key = names.map((n) => s.labels[n]).join('\u0000');
       let si = this.byLabels.get(key);
       if (si === undefined) {
-        si = this.labels.length;
+        si = this.table.labels.length;
         this.byLabels.set(key, si);
-        this.labels.push({ ...s.labels });
+        this.table.add({ ...s.labels });
         this.seen.push(0);
         this.overSeen.push(0);
         this.values.push(0);
@@ -295,26 +299,41 @@ export class MetricAggregator {
     return skipped;
   }
 
-  /** The series of this cycle (read jobs) or all totals (drain jobs). */
+  /** The series of this cycle (read jobs) or all totals (drain jobs), as columns (no object per series). */
   finish(): { family: Family; stats: MetricStats } {
     const { name, type, help, scale, histogram } = this.plan;
-    const series: (ScalarSeries | HistogramSeries)[] = [];
-    for (let si = 0; si < this.labels.length; si++) {
-      if (!this.accumulate && this.seen[si] !== this.cycle) continue;
-      if (this.accumulate && this.seen[si] === 0) continue;
-      if (histogram === undefined) {
-        series.push({ labels: this.labels[si], value: this.values[si] * scale });
-        continue;
+    const total = this.table.labels.length;
+    let n = 0;
+    for (let si = 0; si < total; si++) if (this.present(si)) n++;
+    const ids = new Int32Array(n);
+    const values = new Float64Array(n);
+    const width = this.width;
+    const buckets = histogram === undefined ? undefined : new Float64Array(n * width);
+    const sums = histogram === undefined ? undefined : new Float64Array(n);
+    let i = 0;
+    for (let si = 0; si < total; si++) {
+      if (!this.present(si)) continue;
+      ids[i] = si;
+      if (buckets === undefined || sums === undefined) {
+        values[i] = this.values[si] * scale;
+      } else {
+        let count = 0;
+        for (let b = 0; b < width; b++) {
+          const x = this.counts[si * width + b];
+          buckets[i * width + b] = x;
+          count += x;
+        }
+        values[i] = count;
+        sums[i] = this.sums[si];
       }
-      let cum = 0;
-      const buckets: { le: number; count: number }[] = [];
-      for (let b = 0; b < this.width; b++) {
-        cum += this.counts[si * this.width + b];
-        buckets.push({ le: b < histogram.bounds.length ? histogram.bounds[b] : Infinity, count: cum });
-      }
-      series.push({ labels: this.labels[si], buckets, count: cum, sum: this.sums[si] });
+      i++;
     }
-    this.stats.series = series.length;
-    return { family: { name, type, help, series }, stats: this.stats };
+    this.stats.series = n;
+    const columns = { table: this.table, ids, values, bounds: histogram?.bounds, buckets, sums };
+    return { family: columnFamily({ name, type, help }, columns), stats: this.stats };
+  }
+
+  private present(si: number): boolean {
+    return this.accumulate ? this.seen[si] !== 0 : this.seen[si] === this.cycle;
   }
 }

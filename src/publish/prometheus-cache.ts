@@ -24,18 +24,27 @@ import { Registry } from 'prom-client';
 import type { Family } from '../aggregate/types.js';
 import type { ExpositionFormat } from './negotiate.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
-import { occupiedNames, renderFamilyPieces } from './prometheus-render.js';
+import { ByteWriter, occupiedNames, writeFamily } from './prometheus-render.js';
 
 // Asynchronous: compressing a large document on the libuv pool keeps the event loop answering.
 const gzipAsync = promisify(gzipCallback);
+
+/**
+ * gzip level 1: on the 8.3 MB document of 100,000 series it compresses 6x faster than the default
+ * level 6 for a body about 20% larger (BENCHMARKS.md, "gzip level"); on loopback or a cluster network
+ * the CPU saved is worth more than the bytes.
+ */
+export const GZIP_LEVEL = 1;
 
 interface JobPart {
   families: readonly Family[];
   /** The exposition names this job occupies (see occupiedNames). */
   names: readonly string[];
   /** The job's lines per format, rendered on first need (shared by builds that overlap). */
-  text?: Promise<string>;
-  openmetrics?: Promise<string>;
+  text?: Promise<Buffer>;
+  openmetrics?: Promise<Buffer>;
+  /** The length of the job's last render per format: the next one's buffer is allocated at once. */
+  sizes: Partial<Record<ExpositionFormat, number>>;
 }
 
 interface Rendered {
@@ -56,17 +65,23 @@ const FRESH_WAIT_MS = 15;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function renderPart(families: readonly Family[], format: ExpositionFormat): Promise<string> {
-  let text = '';
-  for (const f of families) {
-    for (const piece of renderFamilyPieces(f, format)) {
-      text += piece;
-      // A family of a million series renders in slices, so /metrics and health checks answer meanwhile.
-      if (piece.length > 64 * 1024) await yieldToLoop();
-    }
+async function renderPart(part: JobPart, format: ExpositionFormat): Promise<Buffer> {
+  const w = new ByteWriter(Math.ceil((part.sizes[format] ?? 0) * 1.05));
+  for (const f of part.families) {
+    // A family of a million series renders in slices, so /metrics and health checks answer meanwhile.
+    const slices = writeFamily(f, format, w);
+    while (slices.next().done !== true) await yieldToLoop();
   }
-  return text;
+  part.sizes[format] = w.pos;
+  return w.result();
 }
+
+/**
+ * A document asked for in this long is built as soon as a new generation starts (after the snapshot
+ * or self-metric update that started it), so the next scrape finds it ready; one nobody asked for in
+ * this long is built only when asked.
+ */
+const WANTED_MS = 5 * 60_000;
 
 interface Owner {
   job: string;
@@ -91,6 +106,9 @@ export class ExpositionCache {
   private readonly rendered = new Map<ExpositionFormat, Rendered>();
   /** The last complete document per format, served while a newer one is still being built. */
   private readonly lastGood = new Map<ExpositionFormat, Rendered>();
+  /** What scrapes asked for (format, gzip) and when last: built ahead of the next scrape. */
+  private readonly wanted = new Map<string, { format: ExpositionFormat; gzip: boolean; at: number }>();
+  private prebuilding = false;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -125,9 +143,10 @@ export class ExpositionCache {
         claimed.set(name, f.name);
       }
     }
+    const sizes = this.jobs.get(job)?.sizes ?? {};
     this.dropOwners(job);
     for (const [name, metric] of claimed) this.owners.set(name, { job, metric });
-    this.jobs.set(job, { families, names: [...claimed.keys()] });
+    this.jobs.set(job, { families, names: [...claimed.keys()], sizes });
     this.invalidate();
   }
 
@@ -144,6 +163,26 @@ export class ExpositionCache {
     this.gen++;
     // Documents of older generations are never served again; in-flight requests keep their own reference.
     this.rendered.clear();
+    this.schedulePrebuild();
+  }
+
+  /** After this turn of the event loop (a cycle may bump twice), build what scrapes lately asked for. */
+  private schedulePrebuild(): void {
+    if (this.prebuilding || this.wanted.size === 0) return;
+    this.prebuilding = true;
+    setImmediate(() => {
+      this.prebuilding = false;
+      const now = Date.now();
+      for (const [key, w] of this.wanted) {
+        if (now - w.at > WANTED_MS) {
+          this.wanted.delete(key);
+          continue;
+        }
+        const entry = this.entry(w.format);
+        // A failure is reported to the scrape that asks next (render() rejects); nothing to do here.
+        (w.gzip ? this.gzipOf(entry) : entry.document).catch(() => {});
+      }
+    }).unref();
   }
 
   /**
@@ -153,6 +192,21 @@ export class ExpositionCache {
    * registered after set() clashes with a job's family; the next call tries again.
    */
   async render(format: ExpositionFormat, gzip: boolean): Promise<Buffer> {
+    this.wanted.set(`${format}${gzip ? '+gzip' : ''}`, { format, gzip, at: Date.now() });
+    let entry = this.entry(format);
+    const stale = this.lastGood.get(format);
+    if (entry.done !== true && stale !== undefined && stale !== entry) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FRESH_WAIT_MS)));
+      const first = await Promise.race([entry.document.then(() => 'fresh' as const, () => 'fresh' as const), late]);
+      clearTimeout(timer);
+      if (first === 'late') entry = stale;
+    }
+    return gzip ? this.gzipOf(entry) : entry.document;
+  }
+
+  /** The document of the current generation in `format`, its build started if it has not been. */
+  private entry(format: ExpositionFormat): Rendered {
     let entry = this.rendered.get(format);
     if (entry === undefined) {
       const fresh: Rendered = { document: this.build(format), gen: this.gen };
@@ -166,20 +220,12 @@ export class ExpositionCache {
       );
       entry = fresh;
     }
-    const stale = this.lastGood.get(format);
-    if (entry.done !== true && stale !== undefined && stale !== entry) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FRESH_WAIT_MS)));
-      const first = await Promise.race([entry.document.then(() => 'fresh' as const, () => 'fresh' as const), late]);
-      clearTimeout(timer);
-      if (first === 'late') entry = stale;
-    }
-    return gzip ? this.gzipOf(entry) : entry.document;
+    return entry;
   }
 
   private gzipOf(entry: Rendered): Promise<Buffer> {
     if (entry.gzip !== undefined) return entry.gzip;
-    const zipped = entry.document.then((text) => gzipAsync(text));
+    const zipped = entry.document.then((text) => gzipAsync(text, { level: GZIP_LEVEL }));
     entry.gzip = zipped;
     zipped.catch(() => {
       if (entry.gzip === zipped) entry.gzip = undefined;
@@ -199,11 +245,12 @@ export class ExpositionCache {
 
   private async build(format: ExpositionFormat): Promise<Buffer> {
     // The jobs' part is taken synchronously: the document shows the jobs as they were when asked.
-    let body = '';
+    const parts: Buffer[] = [];
     for (const [, part] of [...this.jobs].sort(([a], [b]) => compareStrings(a, b))) {
-      part[format] ??= renderPart(part.families, format);
-      body += await part[format];
+      part[format] ??= renderPart(part, format);
+      parts.push(await part[format]);
     }
+    let tail = '';
     // A self-metric registered after the jobs' set() escaped set()'s check: refuse here rather than
     // serve a document with two TYPE lines for one name.
     for (const m of registryMetricTypes(this.registry)) {
@@ -212,9 +259,10 @@ export class ExpositionCache {
         if (owner !== undefined) throw clash(owner.metric, owner.job, name, `the exporter's self-metric "${m.name}"`);
       }
     }
-    body += await renderRegistry(this.registry, format);
+    tail += await renderRegistry(this.registry, format);
     // OpenMetrics: one `# EOF`, at the very end, after the self-metrics.
-    if (format === 'openmetrics') body += '# EOF\n';
-    return Buffer.from(body, 'utf8');
+    if (format === 'openmetrics') tail += '# EOF\n';
+    parts.push(Buffer.from(tail, 'utf8'));
+    return Buffer.concat(parts);
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Family } from '../../../src/aggregate/types.js';
-import { formatLe, formatValue, renderFamilies } from '../../../src/publish/prometheus.js';
+import { LabelTable, type Family } from '../../../src/aggregate/types.js';
+import { columnFamily, columnsOf } from '../../../src/aggregate/columns.js';
+import { formatLe, formatValue, renderFamilies, renderFamily } from '../../../src/publish/prometheus.js';
 import { escapeHelp, escapeLabelValue, formatGoFloat, occupiedNames } from '../../../src/publish/prometheus-render.js';
 import { richFamilies, WEIRD } from './exposition-sample.js';
 import { lintOpenMetrics } from './openmetrics-lint.js';
@@ -249,5 +250,37 @@ describe('lintOpenMetrics (the test helper that checks what promtool lets pass)'
     ]);
     expect(lintOpenMetrics(lines('# TYPE g gauge', 'g 1', '# EOF', '# EOF'))).toEqual(['line 3: # EOF before the end']);
     expect(lintOpenMetrics('# TYPE g gauge\n')).toEqual(['does not end with "# EOF\\n"']);
+  });
+});
+
+describe('columns', () => {
+  const values = [0, -0, 1, 9, 10, 99, 100, 12345678, 99_999_999, 100_000_000, 100_000_001, 1_000_000_007, 2 ** 31, 2 ** 32 + 5, 2 ** 53 - 1, 2 ** 53, 1e21, 0.5, -3, 1e-9, NaN, Infinity, -Infinity];
+
+  it('writes every value of a column family exactly as formatValue spells it', () => {
+    const table = new LabelTable();
+    const ids = Int32Array.from(values, (_, i) => table.add({ i: String(i).padStart(2, '0') }));
+    const f = columnFamily({ name: 'v', type: 'gauge', help: 'h' }, { table, ids, values: Float64Array.from(values) });
+    const lines = renderFamily(f, 'text').split('\n').slice(2, -1);
+    expect(lines).toEqual(values.map((v, i) => `v{i="${String(i).padStart(2, '0')}"} ${formatValue(v)}`));
+  });
+
+  it('renders a family from columns byte for byte as the same series written as objects', () => {
+    const rich = richFamilies();
+    for (const f of rich) {
+      const c = columnsOf(f);
+      if (f.type === 'histogram' && new Set(f.series.map((s) => JSON.stringify('buckets' in s ? s.buckets.map((b) => b.le) : []))).size > 1) continue;
+      const fromColumns = columnFamily(f, c);
+      for (const format of ['text', 'openmetrics'] as const) expect(renderFamily(fromColumns, format)).toBe(renderFamily(f, format));
+    }
+  });
+
+  it('keeps the label text of a series when only its value changes, and adds new series', () => {
+    const table = new LabelTable();
+    table.add({ a: 'x' });
+    const one = columnFamily({ name: 'c_total', type: 'counter', help: 'h' }, { table, ids: Int32Array.of(0), values: Float64Array.of(1) });
+    expect(renderFamily(one, 'openmetrics')).toContain('c_total{a="x"} 1\n');
+    table.add({ a: 'w"\n' });
+    const two = columnFamily({ name: 'c_total', type: 'counter', help: 'h' }, { table, ids: Int32Array.of(0, 1), values: Float64Array.of(2, 3) });
+    expect(renderFamily(two, 'text').split('\n').slice(2)).toEqual(['c_total{a="w\\"\\n"} 3', 'c_total{a="x"} 2', '']);
   });
 });
