@@ -5,8 +5,8 @@ import type { Config } from '../src/config/types.js';
 import { Daemon } from '../src/collect/daemon.js';
 import { CheckpointError } from '../src/collect/checkpoint.js';
 import { ExpositionCache } from '../src/publish/prometheus.js';
-import { SelfMetrics } from '../src/publish/self-metrics.js';
-import { SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
+import { registerProcessMetrics, SelfMetrics } from '../src/publish/self-metrics.js';
+import { RegistryProducer, SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
 import { createExporterServer } from '../src/server/http.js';
 import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
 import { logger } from '../src/log.js';
@@ -58,6 +58,8 @@ export async function run(opts: RunOptions): Promise<number> {
   }
 
   const registry = new Registry();
+  // CPU, memory, fds, event-loop lag, GC...: before any job publishes, so a clash is caught at set().
+  registerProcessMetrics(registry);
   const exposition = new ExpositionCache(registry);
   const inventory = opts.inventory || config.inventory;
   // Registered up front: a reload may add maps to a config that had none, or drop them all.
@@ -73,7 +75,9 @@ export async function run(opts: RunOptions): Promise<number> {
     console.error(`bpf-map-exporter: ${e.message}`);
     return 2;
   }
-  const otel: Otel | undefined = producer === undefined ? undefined : startOtel(producer, { ...config.otel, serviceVersion: opts.version });
+  // The registry goes over OTLP too (self-metrics, inventory, process metrics): all that /metrics shows.
+  const otel: Otel | undefined =
+    producer === undefined ? undefined : startOtel([producer, new RegistryProducer(registry, { version: opts.version })], { ...config.otel, serviceVersion: opts.version });
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
   const http = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version, web: live });

@@ -4,6 +4,7 @@
  * each rule skips what it cannot judge rather than report a problem twice.
  */
 import { occupiedNames } from '../publish/prometheus-render.js';
+import { INVENTORY_METRICS, PROCESS_METRICS, SELF_METRIC_PREFIX } from '../publish/self-metrics.js';
 import { resolve } from 'node:path';
 import type { ConfigPath } from './errors.js';
 import { formatPath } from './errors.js';
@@ -53,7 +54,17 @@ function noField(what: string, name: string, choices: string[], listed: string):
 }
 
 /** The inventory's metrics (the exporter's self-metrics all start with bpf_map_exporter_). */
-const RESERVED = new Set(['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes']);
+const RESERVED = new Set(INVENTORY_METRICS);
+
+/**
+ * Every exposition name the exporter's own registry occupies besides its self-metrics (the inventory
+ * and the process metrics), with the metric that occupies it: a map metric exposing one of them
+ * would clash with it at the first snapshot (ExpositionCache.set refuses it).
+ */
+const OCCUPIED_BY_EXPORTER = new Map<string, string>([
+  ...INVENTORY_METRICS.flatMap((name) => occupiedNames(name, 'gauge').map((n): [string, string] => [n, name])),
+  ...PROCESS_METRICS.flatMap((m) => occupiedNames(m.name, m.type).map((n): [string, string] => [n, m.name])),
+]);
 
 type RawSource = NonNullable<NonNullable<NonNullable<RawConfig['maps']>[number]>['source']>;
 
@@ -146,7 +157,18 @@ const rules: Rule[] = [
         const suffix = /_(total|count|sum|bucket)$/.exec(x.name)?.[1];
         if (suffix === 'total' && x.type !== 'counter') ctx.report(at, `${x.type} "${x.name}" ends in _total, which Prometheus keeps for counters, expected another name`);
         else if (suffix !== undefined && suffix !== 'total' && x.type !== 'histogram') ctx.report(at, `${x.type} "${x.name}" ends in _${suffix}, which Prometheus reads as part of a histogram, expected another name`);
-        else if (x.name.startsWith('bpf_map_exporter_') || RESERVED.has(x.name)) ctx.report(at, `metric name "${x.name}" is the exporter's own, expected another name`);
+        else if (x.name.startsWith(SELF_METRIC_PREFIX) || RESERVED.has(x.name)) ctx.report(at, `metric name "${x.name}" is the exporter's own, expected another name`);
+        else {
+          const taken = occupiedNames(x.name, x.type).find((n) => OCCUPIED_BY_EXPORTER.has(n));
+          if (taken === undefined) return;
+          const owner = OCCUPIED_BY_EXPORTER.get(taken)!;
+          ctx.report(
+            at,
+            owner === x.name
+              ? `metric name "${x.name}" is one of the exporter's process metrics, expected another name`
+              : `metric "${x.name}" would expose "${taken}", which the exporter's own metric "${owner}" exposes too, expected another name`,
+          );
+        }
       }),
     );
   },

@@ -1,7 +1,8 @@
 /**
- * OpenTelemetry publishing: map jobs' snapshots (SnapshotProducer) pushed over OTLP by the SDK's
- * PeriodicExportingMetricReader. The reader calls the producer on its own timer; a collection reads no
- * map, it turns the latest snapshots into points.
+ * OpenTelemetry publishing: map jobs' snapshots (SnapshotProducer) and the exporter's prom-client
+ * registry (RegistryProducer: self-metrics, the inventory, process metrics) pushed over OTLP by the
+ * SDK's PeriodicExportingMetricReader. The reader calls the producers on its own timer; a collection
+ * reads no map, it turns the latest snapshots and the registry into points.
  *
  * How the reader merges producers (sdk-metrics 2.x MetricReader.collect): it runs its MeterProvider's own
  * collection and every `metricProducers` entry in parallel, keeps the provider's resource (a producer's
@@ -11,17 +12,26 @@
  */
 import { diag, DiagLogLevel, type DiagLogger, type Exception } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { logger } from '../log.js';
 import { otlpExporterFor, resolveOtlpSettings, type OtlpOptions, type OtlpSettings } from './otel-exporter.js';
 import { buildResource, type ResourceOptions } from './otel-resource.js';
-import type { SnapshotProducer } from './otel-producer.js';
+import type { Temporality } from './otel-producer.js';
 
 export { SnapshotProducer, SnapshotView, SCOPE_NAME, toHistogram, type SnapshotProducerOptions, type SnapshotTimes, type Temporality } from './otel-producer.js';
 export { createOtlpExporter, resolveOtlpSettings, OTLP_PROTOCOLS, type OtlpOptions, type OtlpProtocol, type OtlpSettings } from './otel-exporter.js';
+export { RegistryProducer, RegistryView, REGISTRY_SCOPE_NAME, type RegistryProducerOptions } from './otel-registry.js';
 export { buildResource, exporterVersion, SERVICE_NAME, type ResourceOptions } from './otel-resource.js';
 
 export interface OtelOptions extends OtlpOptions, ResourceOptions {}
+
+/**
+ * What startOtel pushes: something that gives each reader its own MetricProducer in the reader's
+ * temporality, with its own delta memory (SnapshotProducer, RegistryProducer).
+ */
+export interface ProducerSource {
+  view(temporality: Temporality): MetricProducer;
+}
 
 export interface Otel {
   meterProvider: MeterProvider;
@@ -35,21 +45,22 @@ export interface Otel {
 }
 
 /**
- * Start pushing the producer's snapshots over OTLP every `interval`.
+ * Start pushing what the producers hold over OTLP every `interval`: one producer, or several whose
+ * points go out together in each export (the daemon passes its SnapshotProducer and a RegistryProducer).
  *
- * The reader gets its own view of the producer, in the temporality the settings resolve to, so that the
+ * The reader gets its own view of each producer, in the temporality the settings resolve to, so that the
  * points match what the exporter announces and a second reader (a second startOtel) keeps its own
  * delta memory. The SDK's timer catches its own failures and hands them to the global error handler,
  * which this routes, with the SDK's diagnostics, to the project's logger (see installOtelLogging).
  */
-export function startOtel(producer: SnapshotProducer, opts: OtelOptions = {}): Otel {
+export function startOtel(producers: ProducerSource | readonly ProducerSource[], opts: OtelOptions = {}): Otel {
   installOtelLogging();
   const settings = resolveOtlpSettings(opts);
   const reader = new PeriodicExportingMetricReader({
     exporter: otlpExporterFor(settings),
     exportIntervalMillis: settings.intervalMillis,
     exportTimeoutMillis: settings.exportTimeoutMillis,
-    metricProducers: [producer.view(settings.temporality)],
+    metricProducers: (isList(producers) ? producers : [producers]).map((p) => p.view(settings.temporality)),
   });
   const meterProvider = new MeterProvider({ resource: buildResource(opts), readers: [reader] });
   logger.info(
@@ -70,6 +81,10 @@ export function startOtel(producer: SnapshotProducer, opts: OtelOptions = {}): O
     forceFlush: () => meterProvider.forceFlush().catch((err: unknown) => logger.error({ source: 'opentelemetry', err }, 'OTLP flush failed')),
     shutdown: () => (down ??= meterProvider.shutdown().catch((err: unknown) => logger.error({ source: 'opentelemetry', err }, 'OTLP shutdown failed'))),
   };
+}
+
+function isList(p: ProducerSource | readonly ProducerSource[]): p is readonly ProducerSource[] {
+  return Array.isArray(p);
 }
 
 let loggingInstalled = false;

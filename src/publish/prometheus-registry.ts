@@ -1,6 +1,7 @@
 /**
- * The exporter's self-metrics live in a prom-client Registry; this renders them with the same
- * renderer as the map families, so the whole document follows one set of rules.
+ * The exporter's self-metrics, the inventory and the process metrics live in a prom-client Registry;
+ * this renders them with the same renderer as the map families, so the whole document follows one set
+ * of rules (and registryFamily hands the same families to the OTLP RegistryProducer).
  *
  * Why not `registry.metrics()` (prom-client 15.1.3):
  * - in OpenMetrics mode it renames every counter in place (`metric.name = name without _total`,
@@ -16,7 +17,7 @@ import type { Family, HistogramSeries, ScalarSeries } from '../aggregate/types.j
 import type { ExpositionFormat } from './negotiate.js';
 import { escapeLabelValue, formatLe, formatValue, metadata, renderFamily } from './prometheus-render.js';
 
-type JsonMetric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+export type JsonMetric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 type JsonValue = JsonMetric['values'][number];
 
 /** prom-client's typings omit metricName, which histogram and summary values carry at run time. */
@@ -26,7 +27,7 @@ function sampleName(v: JsonValue, fallback: string): string {
 }
 
 /** prom-client's typings say MetricType is a numeric enum; at run time it is the type's name. */
-function typeName(m: { type: unknown }): string {
+export function typeName(m: { type: unknown }): string {
   return String(m.type);
 }
 
@@ -76,19 +77,27 @@ function renderOther(m: JsonMetric, type: string, format: ExpositionFormat): str
   return out;
 }
 
+/**
+ * A registry metric as a Family (label values as strings, histograms grouped per label set with
+ * their cumulative buckets), or undefined for a type Family does not model (summary). The
+ * /metrics renderer and the OTLP RegistryProducer both read the registry through this.
+ */
+export function registryFamily(m: JsonMetric): Family | undefined {
+  const type = typeName(m);
+  if (type === 'counter' || type === 'gauge') {
+    const series: ScalarSeries[] = m.values.map((v) => ({ labels: stringLabels(v.labels), value: v.value }));
+    return { name: m.name, type, help: m.help, series };
+  }
+  if (type === 'histogram') return histogramFamily(m);
+  return undefined;
+}
+
 /** The registry's metrics as exposition lines in `format`, without `# EOF`. */
 export async function renderRegistry(registry: Registry, format: ExpositionFormat): Promise<string> {
   let out = '';
   for (const m of await registry.getMetricsAsJSON()) {
-    const type = typeName(m);
-    if (type === 'counter' || type === 'gauge') {
-      const series: ScalarSeries[] = m.values.map((v) => ({ labels: stringLabels(v.labels), value: v.value }));
-      out += renderFamily({ name: m.name, type, help: m.help, series }, format);
-    } else if (type === 'histogram') {
-      out += renderFamily(histogramFamily(m), format);
-    } else {
-      out += renderOther(m, type, format);
-    }
+    const family = registryFamily(m);
+    out += family === undefined ? renderOther(m, typeName(m), format) : renderFamily(family, format);
   }
   return out;
 }

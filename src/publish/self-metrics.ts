@@ -1,6 +1,71 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
 import type { InventoryRow } from '../collect/inventory.js';
 import type { MetricStats } from '../aggregate/types.js';
+
+/** Every self-metric's name starts with this; config rules keep the prefix for the exporter. */
+export const SELF_METRIC_PREFIX = 'bpf_map_exporter_';
+
+/** The inventory's metrics (all gauges), registered by SelfMetrics. */
+export const INVENTORY_METRICS: readonly string[] = ['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes'];
+
+/**
+ * prom-client's default metrics that registerProcessMetrics drops: gauges whose names end in _total,
+ * which Prometheus keeps for counters (`promtool check metrics` reports them, and the config refuses
+ * such a gauge from a map). Their per-type siblings (nodejs_active_handles{type} ...) hold the same
+ * counts: the total is their sum.
+ */
+const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * The process metrics registerProcessMetrics registers (prom-client 15's default metrics on Linux,
+ * less DROPPED_DEFAULT_METRICS), with their types: config rules reserve every name they expose, so
+ * a map metric cannot take one. A unit test holds this list to what prom-client really registers.
+ */
+export const PROCESS_METRICS: readonly { name: string; type: 'counter' | 'gauge' | 'histogram' }[] = [
+  ...['process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total'].map((name) => ({ name, type: 'counter' as const })),
+  ...[
+    'process_start_time_seconds',
+    'process_resident_memory_bytes',
+    'process_virtual_memory_bytes',
+    'process_heap_bytes',
+    'process_open_fds',
+    'process_max_fds',
+    'nodejs_eventloop_lag_seconds',
+    'nodejs_eventloop_lag_min_seconds',
+    'nodejs_eventloop_lag_max_seconds',
+    'nodejs_eventloop_lag_mean_seconds',
+    'nodejs_eventloop_lag_stddev_seconds',
+    'nodejs_eventloop_lag_p50_seconds',
+    'nodejs_eventloop_lag_p90_seconds',
+    'nodejs_eventloop_lag_p99_seconds',
+    'nodejs_active_resources',
+    'nodejs_active_handles',
+    'nodejs_active_requests',
+    'nodejs_heap_size_total_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_external_memory_bytes',
+    'nodejs_heap_space_size_total_bytes',
+    'nodejs_heap_space_size_used_bytes',
+    'nodejs_heap_space_size_available_bytes',
+    'nodejs_version_info',
+  ].map((name) => ({ name, type: 'gauge' as const })),
+  { name: 'nodejs_gc_duration_seconds', type: 'histogram' },
+];
+
+/**
+ * Process metrics on `registry`: CPU (process_cpu_seconds_total, user and system), resident and
+ * virtual memory, heap, open and max fds, start time, event-loop lag, GC durations (a histogram by
+ * kind), active handles, requests and resources, and the Node.js version. Once per registry.
+ *
+ * Their values are taken when the registry is read (a /metrics render, an OTLP collection), by
+ * prom-client's collect callbacks. The event-loop lag statistics (min, max, mean, stddev, p50, p90,
+ * p99) cover the time since the previous read of the registry by anyone, and
+ * nodejs_eventloop_lag_seconds is measured just after a read and shown by the next one.
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+}
 
 /**
  * The exporter's own metrics (names are the contract in DESIGN.md), registered in the registry the

@@ -19,7 +19,19 @@ import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metr
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Family, HistogramSeries } from '../../../src/aggregate/types.js';
 import { logger } from '../../../src/log.js';
-import { SCOPE_NAME, SnapshotProducer, createOtlpExporter, exporterVersion, startOtel, type Otel, type OtelOptions } from '../../../src/publish/otel.js';
+import { Counter, Gauge, Registry } from 'prom-client';
+import {
+  REGISTRY_SCOPE_NAME,
+  RegistryProducer,
+  SCOPE_NAME,
+  SnapshotProducer,
+  createOtlpExporter,
+  exporterVersion,
+  startOtel,
+  type Otel,
+  type OtelOptions,
+  type ProducerSource,
+} from '../../../src/publish/otel.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The decoded form both wire formats are brought to (the OTLP/JSON shape, attributes as a record).
@@ -486,7 +498,7 @@ function expectFixture(req: OtlpRequest, at: { start: number; time: number }): v
 const running: Otel[] = [];
 const receivers: Receiver[] = [];
 
-async function started(producer: SnapshotProducer, opts: OtelOptions): Promise<Otel> {
+async function started(producer: ProducerSource | ProducerSource[], opts: OtelOptions): Promise<Otel> {
   const otel = startOtel(producer, opts);
   running.push(otel);
   return otel;
@@ -664,6 +676,67 @@ describe('startOtel over http/protobuf', () => {
     } finally {
       vi.restoreAllMocks();
     }
+  });
+});
+
+describe('startOtel with the registry beside the snapshots', () => {
+  function registry(): { registry: Registry; reads: Counter } {
+    const r = new Registry();
+    const reads = new Counter({ name: 'bpf_map_exporter_map_reads_total', help: 'Read cycles of the map', labelNames: ['map'], registers: [r] });
+    new Gauge({ name: 'bpf_map_info', help: 'Every BPF map on the host; always 1', labelNames: ['id', 'name', 'type'], registers: [r] }).set({ id: '7', name: 'counts', type: 'hash' }, 1);
+    return { registry: r, reads };
+  }
+
+  it('exports both producers in one request, each under its own scope', async () => {
+    const rx = await receiver();
+    const { registry: reg, reads } = registry();
+    reads.inc({ map: 'syscalls' }, 3);
+    const producer = new SnapshotProducer();
+    producer.set('syscalls', families(), { startTime: T0, time: T0 + 15_000 });
+    const otel = await started([producer, new RegistryProducer(reg, { startTime: T0 - 5_000 })], { endpoint: rx.endpoint });
+    await otel.forceFlush();
+    await rx.waitFor(1);
+    const req = decodeProtobuf(rx.got[0].body);
+    expectFixture(req, { start: T0, time: T0 + 15_000 });
+    const regScope = req.resourceMetrics[0].scopeMetrics.filter((x) => x.scope.name === REGISTRY_SCOPE_NAME);
+    expect(regScope).toHaveLength(1);
+    expect(regScope[0].scope.version).toBe(exporterVersion());
+    expect(regScope[0].metrics.map((m) => m.name)).toEqual(['bpf_map_exporter_map_reads_total', 'bpf_map_info']);
+    const sum = find(regScope[0], 'bpf_map_exporter_map_reads_total').sum!;
+    expect(sum).toMatchObject({ aggregationTemporality: CUMULATIVE, isMonotonic: true });
+    expect(sum.dataPoints).toMatchObject([{ attributes: { map: 'syscalls' }, asDouble: 3, startTimeUnixNano: nanos(T0 - 5_000) }]);
+    expect(find(regScope[0], 'bpf_map_info').gauge!.dataPoints).toMatchObject([{ attributes: { id: '7', name: 'counts', type: 'hash' }, asDouble: 1 }]);
+  });
+
+  it('exports the registry when no job has a snapshot (the inventory alone)', async () => {
+    const rx = await receiver();
+    const otel = await started([new SnapshotProducer(), new RegistryProducer(registry().registry)], { endpoint: rx.endpoint });
+    await otel.forceFlush();
+    await rx.waitFor(1);
+    const req = decodeProtobuf(rx.got[0].body);
+    expect(req.resourceMetrics[0].scopeMetrics.map((x) => x.scope.name)).toEqual([REGISTRY_SCOPE_NAME]);
+    expect(req.resourceMetrics[0].resource).toMatchObject({ 'service.name': 'bpf-map-exporter', 'k8s.node.name': 'node-7' });
+  });
+
+  it('gives each reader its own delta view of the registry', async () => {
+    const rx = await receiver();
+    const { registry: reg, reads } = registry();
+    const producer = new RegistryProducer(reg);
+    reads.inc({ map: 'a' }, 3);
+    const one = await started([producer], { endpoint: rx.endpoint, temporality: 'delta' });
+    const two = await started([producer], { endpoint: rx.endpoint, temporality: 'delta' });
+    await one.forceFlush();
+    reads.inc({ map: 'a' }, 2);
+    await one.forceFlush();
+    await two.forceFlush();
+    await rx.waitFor(3);
+    const value = (i: number) => {
+      const sm = decodeProtobuf(rx.got[i].body).resourceMetrics[0].scopeMetrics.find((x) => x.scope.name === REGISTRY_SCOPE_NAME)!;
+      const s = find(sm, 'bpf_map_exporter_map_reads_total').sum!;
+      expect(s.aggregationTemporality).toBe(DELTA);
+      return s.dataPoints[0].asDouble;
+    };
+    expect([value(0), value(1), value(2)]).toEqual([3, 2, 5]);
   });
 });
 

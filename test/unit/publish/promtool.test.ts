@@ -15,11 +15,13 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import type { Histogram } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
 import type { ExpositionFormat } from '../../../src/publish/prometheus.js';
 import { registerSelfMetrics, richFamilies } from './exposition-sample.js';
 import { lintOpenMetrics } from './openmetrics-lint.js';
+import { registerProcessMetrics, SelfMetrics } from '../../../src/publish/self-metrics.js';
 
 const REQUIRE = process.env.REQUIRE_BPF === '1';
 
@@ -105,6 +107,34 @@ describe('promtool', () => {
     expect(r.status, r.output).toBe(0);
     expect(r.samples).toBe(sampleLines(doc));
     expect(r.samples).toBeGreaterThan(30);
+  });
+
+  itPromtool('the process metrics and the real self-metrics pass both checks, the GC histogram included', async () => {
+    const cache = new ExpositionCache();
+    registerProcessMetrics(cache.registry);
+    const self = new SelfMetrics(cache.registry, { version: '0.1.0', inventory: true });
+    self.read('syscalls', { entries: 3, maxEntries: 8, seconds: 0.01, method: 'batch', truncated: false, stats: new Map([['syscalls_total', { series: 4, seriesDropped: 0, rowsDropped: 0 }]]) });
+    self.inventory([{ id: 42, name: 'counts', type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8, flags: 0, entries: 3, method: 'batch', memlockBytes: 4096 }]);
+    (cache.registry.getSingleMetric('nodejs_gc_duration_seconds') as Histogram).observe({ kind: 'major' }, 0.0042);
+    cache.set('syscalls', richFamilies().slice(0, 3));
+
+    const text = (await cache.render('text', false)).toString();
+    expect(text).toContain('# TYPE process_cpu_seconds_total counter\n');
+    expect(text).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+    expect(text).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="0\.001"\} 0$/m);
+    expect(text).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="0\.01"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="\+Inf"\} [1-9]\d*$/m);
+    expect(text).not.toContain('_total gauge');
+    expect(checkMetrics(text)).toEqual({ status: 0, output: '' });
+
+    const om = (await cache.render('openmetrics', false)).toString();
+    expect(om).toContain('# TYPE process_cpu_seconds counter\n');
+    expect(om).toMatch(/^process_cpu_seconds_total \S+$/m);
+    expect(om).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="1\.0"\} [1-9]\d*$/m);
+    expect(lintOpenMetrics(om)).toEqual([]);
+    const r = importOpenMetrics(om);
+    expect(r.status, r.output).toBe(0);
+    expect(r.samples).toBe(sampleLines(om));
   });
 
   itPromtool("Prometheus's OpenMetrics parser does reject a broken document", async () => {
