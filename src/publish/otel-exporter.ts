@@ -24,12 +24,14 @@
  * Temporality `lowmemory` (an SDK value for the environment variable) means delta here: it is delta for
  * counters and histograms, the only kinds with a temporality that this exporter publishes.
  */
-import { createRequire } from 'node:module';
-import { OTLPMetricExporter as HttpJsonExporter, AggregationTemporalityPreference, type OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as HttpProtoExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as HttpJsonExporter, AggregationTemporalityPreference, OTLPMetricExporterBase, type OTLPMetricExporterOptions } from '@opentelemetry/exporter-metrics-otlp-http';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { convertLegacyOtlpGrpcOptions, createEmptyMetadata, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
+import { ProtobufMetricsSerializer, type IExporterMetricsHelper, type IExportMetricsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { logger } from '../log.js';
-import type { Temporality } from './otel-producer.js';
+import { pointCount, type Temporality } from './otel-producer.js';
+import { encodeMetricsRequest, UnsupportedMetric } from './otlp-encode.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
 
@@ -86,6 +88,50 @@ export function createOtlpExporter(opts: OtlpOptions = {}): OTLPMetricExporterBa
   return otlpExporterFor(resolveOtlpSettings(opts));
 }
 
+/**
+ * Protobuf from the snapshot's columns (otlp-encode.ts) instead of the SDK's object model; a request
+ * with a metric kind it does not write goes through the SDK's serializer. Responses are the SDK's.
+ */
+export const columnSerializer: ISerializer<ResourceMetrics, IExportMetricsServiceResponse> = {
+  serializeRequest(request) {
+    try {
+      return encodeMetricsRequest(request);
+    } catch (e) {
+      if (!(e instanceof UnsupportedMetric)) throw e;
+      return ProtobufMetricsSerializer.serializeRequest(request);
+    }
+  },
+  deserializeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data),
+};
+
+/** Counts points for the SDK's exporter self-observability without building them. */
+const pointsHelper: IExporterMetricsHelper<ResourceMetrics> = {
+  name: 'metric_data_point',
+  countItems: (request) => request.scopeMetrics.reduce((n, sm) => n + sm.metrics.reduce((k, m) => k + pointCount(m), 0), 0),
+};
+
+/**
+ * OTLP over HTTP with protobuf bodies: the SDK's HTTP transport (retries, timeouts, compression,
+ * OTEL_EXPORTER_OTLP_* variables), our serializer.
+ */
+export class OtlpProtoExporter extends OTLPMetricExporterBase {
+  constructor(config: OTLPMetricExporterOptions & { headers?: Record<string, string> } = {}) {
+    const options = convertLegacyHttpOptions(config, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' });
+    super(createOtlpHttpExportDelegate(options, columnSerializer, 'otlp_http_metric_exporter', pointsHelper, undefined), config);
+  }
+}
+
+/** OTLP over gRPC: the SDK's gRPC transport (credentials, metadata, OTEL_* variables), our serializer. */
+export class OtlpGrpcExporter extends OTLPMetricExporterBase {
+  constructor(config: OTLPMetricExporterOptions & OTLPGRPCExporterConfigNode = {}) {
+    const options = convertLegacyOtlpGrpcOptions(config, 'METRICS');
+    super(
+      createOtlpGrpcExportDelegate(options, columnSerializer, 'otlp_grpc_metric_exporter', pointsHelper, undefined, 'MetricsExportService', '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'),
+      config,
+    );
+  }
+}
+
 /** @internal the exporter for already resolved settings (startOtel resolves once for exporter and reader). */
 export function otlpExporterFor(s: OtlpSettings): OTLPMetricExporterBase {
   // The preference also governs instruments of the SDK's own meters, should any be created on the provider.
@@ -93,26 +139,18 @@ export function otlpExporterFor(s: OtlpSettings): OTLPMetricExporterBase {
   const common = { url: s.url, timeoutMillis: s.timeoutMillis, temporalityPreference };
   switch (s.protocol) {
     case 'http/json':
+      // The SDK's own JSON serializer: points are built as objects from the columns (slower; protobuf is the default).
       return new HttpJsonExporter({ ...common, headers: s.headers });
     case 'grpc':
-      return new GrpcExporter({ ...common, metadata: s.headers === undefined ? undefined : grpcMetadata(s.headers) });
+      return new OtlpGrpcExporter({ ...common, metadata: s.headers === undefined ? undefined : grpcMetadata(s.headers) });
     case 'http/protobuf':
-      return new HttpProtoExporter({ ...common, headers: s.headers });
+      return new OtlpProtoExporter({ ...common, headers: s.headers });
   }
 }
 
-type GrpcMetadata = NonNullable<NonNullable<ConstructorParameters<typeof GrpcExporter>[0]>['metadata']>;
-
-/**
- * gRPC headers travel as a grpc-js Metadata, which must come from the very grpc-js copy the exporter
- * uses (grpc-js tells metadata from options with instanceof). So it is made by the exporter's own base
- * package, resolved from the exporter's location rather than from ours.
- */
-function grpcMetadata(headers: Readonly<Record<string, string>>): GrpcMetadata {
-  const require = createRequire(import.meta.url);
-  const fromExporter = createRequire(require.resolve('@opentelemetry/exporter-metrics-otlp-grpc'));
-  const base = fromExporter('@opentelemetry/otlp-grpc-exporter-base') as { createEmptyMetadata(): GrpcMetadata };
-  const metadata = base.createEmptyMetadata();
+/** gRPC headers travel as a grpc-js Metadata made by the transport's own package (grpc-js tells metadata from options with instanceof). */
+function grpcMetadata(headers: Readonly<Record<string, string>>): ReturnType<typeof createEmptyMetadata> {
+  const metadata = createEmptyMetadata();
   for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
   return metadata;
 }

@@ -9,7 +9,7 @@
  * go to the exporter as they are: every series of a snapshot is exported, and histograms keep the map's
  * own buckets.
  */
-import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
+import { ValueType, type HrTime } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import { emptyResource } from '@opentelemetry/resources';
 import {
@@ -22,7 +22,8 @@ import {
   type MetricDescriptor,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
-import type { Family, HistogramSeries, ScalarSeries } from '../aggregate/types.js';
+import { columnsOf } from '../aggregate/columns.js';
+import type { Family, HistogramSeries, LabelTable, SeriesColumns } from '../aggregate/types.js';
 import { exporterVersion } from './otel-resource.js';
 
 /** The instrumentation scope every point of the exporter is published under. */
@@ -55,58 +56,48 @@ export interface SnapshotProducerOptions {
   version?: string;
 }
 
-type Series = ScalarSeries | HistogramSeries;
+/**
+ * One family of one snapshot, with when each of its series started: what a collection turns into
+ * points, and what the next snapshot (and each delta view) compares itself with.
+ */
+interface FamilySnap {
+  readonly family: Family;
+  readonly cols: SeriesColumns;
+  /** Per series (position in cols.ids): an index into `starts`. */
+  readonly startOf: Int32Array;
+  /** Start times, shared along a job's snapshots while its start time holds (indices stay valid). */
+  readonly starts: HrTime[];
+  readonly time: HrTime;
+  /** Position by series id (cols.table), built when first needed. */
+  byId?: Int32Array;
+}
 
-/** One job's latest snapshot, with the per-series facts every view needs to turn it into points. */
+/** One job's latest snapshot. */
 interface JobEntry {
   /** Bumped by every `set`: lets delta views tell a new snapshot from one they already reported. */
   readonly seq: number;
-  readonly families: readonly Family[];
   readonly jobStart: HrTime;
   readonly time: HrTime;
-  /** Per family (same index): per series, when its cumulative run started. Undefined for gauges. */
-  readonly starts: readonly (readonly HrTime[] | undefined)[];
-  /** Per family: per series, its identity (see seriesKey). Undefined for gauges. */
-  readonly keys: readonly (readonly string[] | undefined)[];
-  /** Family identity -> series identity -> start and last value: how the next `set` spots resets. */
-  readonly tracked: ReadonlyMap<string, ReadonlyMap<string, Tracked>>;
+  readonly snaps: readonly FamilySnap[];
   /** The cumulative points of this snapshot, built on first use and shared by every cumulative view. */
-  cumulative?: MetricData[];
-}
-
-interface Tracked {
-  readonly start: HrTime;
-  readonly last: Series;
-}
-
-/** What a delta view reported last for one series. */
-interface Reported {
-  /** The series' start when it was reported: a different start now means the series was reset since. */
-  readonly start: HrTime;
-  /** The end of the reported interval: the start of the next delta. */
-  readonly time: HrTime;
-  readonly last: Series;
-}
-
-interface ReportedJob {
-  readonly seq: number;
-  readonly families: ReadonlyMap<string, ReadonlyMap<string, Reported>>;
+  cumulative?: ColumnMetric[];
 }
 
 /**
  * Holds the latest snapshot of every map job and serves it to OpenTelemetry metric readers.
  *
  * Counters become monotonic SUMs, gauges GAUGEs and histograms explicit-bucket HISTOGRAMs (boundaries:
- * the finite `le` values; per-bucket counts derived from the cumulative ones; the last bucket is the
- * +Inf overflow). Labels become attributes. Families of the same name and type from different jobs are
- * merged into one metric.
+ * the finite `le` values; per-bucket counts; the last bucket is the +Inf overflow). Labels become
+ * attributes. Families of the same name and type from different jobs are merged into one metric.
+ * Points are not objects: each metric carries the snapshot's columns (see ColumnPoints), which our
+ * OTLP serializer encodes directly; `dataPoints` is built only when something else asks for it.
  *
  * Start times: a counter or histogram series starts when its job started (`SnapshotTimes.startTime`),
  * and when its value goes down between two snapshots (the map was re-created, a key deleted and
  * re-added) it is taken as reset and its start moves to the previous snapshot's time, so a backend
  * never sees a cumulative value decrease within one start time.
  *
- * Delta temporality: each view keeps the last cumulative value it reported per series and reports the
+ * Delta temporality: each view keeps the last snapshot it reported per job and reports the
  * difference, over the interval from the previous report to this snapshot. The first report of a
  * series, and the first after a reset, is the whole cumulative value since the series' start. A job
  * with no new snapshot since the view's previous collection contributes nothing (a delta of nothing).
@@ -134,35 +125,29 @@ export class SnapshotProducer implements MetricProducer {
     const prev = this.jobs.get(job);
     // A new start time is a restart: nothing from before it carries over.
     const carry = prev !== undefined && sameTime(prev.jobStart, jobStart) ? prev : undefined;
-    const starts: (HrTime[] | undefined)[] = [];
-    const keys: (string[] | undefined)[] = [];
-    const tracked = new Map<string, Map<string, Tracked>>();
-    for (const f of families) {
-      if (f.type === 'gauge') {
-        starts.push(undefined);
-        keys.push(undefined);
-        continue;
+    const before = new Map(carry?.snaps.map((f) => [familyKey(f.family), f]));
+    const snaps = families.map((family): FamilySnap => {
+      const cols = columnsOf(family);
+      const n = cols.ids.length;
+      const startOf = new Int32Array(n);
+      const old = family.type === 'gauge' ? undefined : before.get(familyKey(family));
+      if (old === undefined || !sameBounds(old.cols, cols)) return { family, cols, startOf, starts: [jobStart], time };
+      // Went down: reset somewhere after the previous snapshot, which is therefore a safe start.
+      const starts = old.starts;
+      let resetStart = -1;
+      const was = positionsIn(old, cols);
+      for (let i = 0; i < n; i++) {
+        const j = was[i];
+        if (j < 0) startOf[i] = 0;
+        else if (!wentDown(old.cols, j, cols, i)) startOf[i] = old.startOf[j];
+        else {
+          if (resetStart < 0) resetStart = starts.push(old.time) - 1;
+          startOf[i] = resetStart;
+        }
       }
-      const fk = familyKey(f);
-      const before = carry?.tracked.get(fk);
-      const now = new Map<string, Tracked>();
-      const fStarts = new Array<HrTime>(f.series.length);
-      const fKeys = new Array<string>(f.series.length);
-      for (let i = 0; i < f.series.length; i++) {
-        const s = f.series[i];
-        const key = seriesKey(s.labels);
-        const old = before?.get(key);
-        // Went down: reset somewhere after the previous snapshot, which is therefore a safe start.
-        const start = old === undefined || carry === undefined ? jobStart : wentDown(old.last, s) ? carry.time : old.start;
-        now.set(key, { start, last: s });
-        fStarts[i] = start;
-        fKeys[i] = key;
-      }
-      tracked.set(fk, now);
-      starts.push(fStarts);
-      keys.push(fKeys);
-    }
-    this.jobs.set(job, { seq: ++this.seq, families, jobStart, time, starts, keys, tracked });
+      return { family, cols, startOf, starts, time };
+    });
+    this.jobs.set(job, { seq: ++this.seq, jobStart, time, snaps });
   }
 
   /** Forget a job: its series are no longer exported. */
@@ -186,7 +171,8 @@ export class SnapshotProducer implements MetricProducer {
 
 /** A reader's window on a SnapshotProducer. */
 export class SnapshotView implements MetricProducer {
-  private readonly reported = new Map<string, ReportedJob>();
+  /** Per job: the snapshot last reported (delta views). */
+  private readonly reported = new Map<string, JobEntry>();
 
   /** @internal built by SnapshotProducer.view */
   constructor(
@@ -197,7 +183,7 @@ export class SnapshotView implements MetricProducer {
 
   async collect(): Promise<CollectionResult> {
     const errors: unknown[] = [];
-    const metrics: MetricData[] = [];
+    const metrics: ColumnMetric[] = [];
     for (const [job, entry] of this.jobs) {
       // One bad snapshot must not cost the others their export: report it and go on.
       try {
@@ -215,77 +201,91 @@ export class SnapshotView implements MetricProducer {
     };
   }
 
-  private delta(job: string, entry: JobEntry): MetricData[] {
+  private delta(job: string, entry: JobEntry): ColumnMetric[] {
     const before = this.reported.get(job);
     if (before?.seq === entry.seq) return [];
-    const out: MetricData[] = [];
-    const families = new Map<string, Map<string, Reported>>();
-    entry.families.forEach((f, fi) => {
-      if (f.type === 'gauge') {
-        out.push(gaugeMetric(f, entry.jobStart, entry.time, AggregationTemporality.DELTA));
-        return;
-      }
-      const fk = familyKey(f);
-      const starts = entry.starts[fi]!;
-      const keys = entry.keys[fi]!;
-      const old = before?.families.get(fk);
-      const now = new Map<string, Reported>();
-      const scalar: DataPoint<number>[] = [];
-      const hist: DataPoint<Histogram>[] = [];
-      for (let i = 0; i < f.series.length; i++) {
-        const s = f.series[i];
-        const start = starts[i];
-        const prev = old?.get(keys[i]);
-        now.set(keys[i], { start, time: entry.time, last: s });
-        const attributes: Attributes = s.labels;
-        // The whole value since `start` when never reported or reset since (the store moved the start);
-        // the whole value since our last report when it went down while out of sight (it restarted
-        // after that report); else the difference since our last report.
-        const fresh = prev === undefined || !sameTime(prev.start, start);
-        const whole = fresh || wentDown(prev.last, s);
-        const startTime = fresh ? start : prev.time;
-        if (f.type === 'counter' && !isHistogram(s)) {
-          const value = whole ? s.value : s.value - (prev.last as ScalarSeries).value;
-          scalar.push({ startTime, endTime: entry.time, attributes, value });
-        } else if (f.type === 'histogram' && isHistogram(s)) {
-          const value = whole ? toHistogram(s) : subtract(toHistogram(s), toHistogram(prev.last as HistogramSeries));
-          hist.push({ startTime, endTime: entry.time, attributes, value });
-        }
-      }
-      families.set(fk, now);
-      out.push(f.type === 'counter' ? sumMetric(f, scalar, AggregationTemporality.DELTA) : histogramMetric(f, hist, AggregationTemporality.DELTA));
+    const old = new Map(before?.snaps.map((f) => [familyKey(f.family), f]));
+    const out = entry.snaps.map((snap) => {
+      const prev = snap.family.type === 'gauge' ? undefined : old.get(familyKey(snap.family));
+      return columnMetric(snap.family, AggregationTemporality.DELTA, [prev === undefined ? points(snap) : deltaPoints(prev, snap)]);
     });
-    this.reported.set(job, { seq: entry.seq, families });
+    this.reported.set(job, entry);
     return out;
   }
 }
 
+/**
+ * A family's points as columns: what ColumnMetric carries and the OTLP serializer encodes without
+ * an object per point. `values` is the value of counters and gauges and the count of histograms;
+ * `buckets` holds per-bucket counts (not cumulative).
+ */
+export interface ColumnPoints {
+  readonly table: LabelTable;
+  readonly ids: Int32Array;
+  readonly values: Float64Array;
+  readonly bounds?: readonly number[];
+  readonly buckets?: Float64Array;
+  readonly sums?: Float64Array;
+  /** Per point: an index into `starts`. */
+  readonly startOf: Int32Array;
+  readonly starts: readonly HrTime[];
+  readonly time: HrTime;
+}
+
+/** Where a ColumnMetric keeps its points. */
+export const COLUMN_POINTS: unique symbol = Symbol('bpf-map-exporter.columnPoints');
+
+export type ColumnMetric = MetricData & { readonly [COLUMN_POINTS]: readonly ColumnPoints[] };
+
+export function isColumnMetric(m: MetricData): m is ColumnMetric {
+  return COLUMN_POINTS in m;
+}
+
+/** The number of points of a metric, without building them. */
+export function pointCount(m: MetricData): number {
+  return isColumnMetric(m) ? m[COLUMN_POINTS].reduce((n, p) => n + p.ids.length, 0) : m.dataPoints.length;
+}
+
+function points(snap: FamilySnap): ColumnPoints {
+  const { table, ids, values, bounds, buckets, sums } = snap.cols;
+  return { table, ids, values, bounds, buckets, sums, startOf: snap.startOf, starts: snap.starts, time: snap.time };
+}
+
+/**
+ * The difference between the snapshot a view reported last and this one: the whole value since the
+ * series' start when never reported or reset since (the store moved the start); the whole value since
+ * the last report when it went down while out of sight (it restarted after that report); else the
+ * difference since the last report.
+ */
+function deltaPoints(prev: FamilySnap, snap: FamilySnap): ColumnPoints {
+  const c = snap.cols;
+  const n = c.ids.length;
+  const width = c.bounds === undefined ? 0 : c.bounds.length + 1;
+  const values = new Float64Array(n);
+  const buckets = c.buckets === undefined ? undefined : new Float64Array(n * width);
+  const sums = c.sums === undefined ? undefined : new Float64Array(n);
+  const startOf = new Int32Array(n);
+  const starts = [...snap.starts, prev.time];
+  const sinceReport = starts.length - 1;
+  const comparable = sameBounds(prev.cols, c);
+  const was = comparable ? positionsIn(prev, c) : new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const j = was[i];
+    const fresh = j < 0 || !sameTime(prev.starts[prev.startOf[j]], snap.starts[snap.startOf[i]]);
+    const whole = fresh || wentDown(prev.cols, j, c, i);
+    startOf[i] = fresh ? snap.startOf[i] : sinceReport;
+    values[i] = whole ? c.values[i] : c.values[i] - prev.cols.values[j];
+    if (sums !== undefined && c.sums !== undefined) sums[i] = whole ? c.sums[i] : c.sums[i] - (prev.cols.sums?.[j] ?? 0);
+    if (buckets !== undefined && c.buckets !== undefined) {
+      for (let b = 0; b < width; b++) buckets[i * width + b] = whole ? c.buckets[i * width + b] : c.buckets[i * width + b] - (prev.cols.buckets?.[j * width + b] ?? 0);
+    }
+  }
+  return { table: c.table, ids: c.ids, values, bounds: c.bounds, buckets, sums, startOf, starts, time: snap.time };
+}
+
 /** The cumulative points of a snapshot: built once, then shared by every cumulative view. */
-function cumulative(entry: JobEntry): MetricData[] {
-  if (entry.cumulative !== undefined) return entry.cumulative;
-  const out: MetricData[] = [];
-  entry.families.forEach((f, fi) => {
-    if (f.type === 'gauge') {
-      out.push(gaugeMetric(f, entry.jobStart, entry.time, AggregationTemporality.CUMULATIVE));
-      return;
-    }
-    const starts = entry.starts[fi]!;
-    if (f.type === 'counter') {
-      const points: DataPoint<number>[] = [];
-      f.series.forEach((s, i) => {
-        if (!isHistogram(s)) points.push({ startTime: starts[i], endTime: entry.time, attributes: s.labels, value: s.value });
-      });
-      out.push(sumMetric(f, points, AggregationTemporality.CUMULATIVE));
-    } else {
-      const points: DataPoint<Histogram>[] = [];
-      f.series.forEach((s, i) => {
-        if (isHistogram(s)) points.push({ startTime: starts[i], endTime: entry.time, attributes: s.labels, value: toHistogram(s) });
-      });
-      out.push(histogramMetric(f, points, AggregationTemporality.CUMULATIVE));
-    }
-  });
-  entry.cumulative = out;
-  return out;
+function cumulative(entry: JobEntry): ColumnMetric[] {
+  return (entry.cumulative ??= entry.snaps.map((snap) => columnMetric(snap.family, AggregationTemporality.CUMULATIVE, [points(snap)])));
 }
 
 function descriptor(f: Family): MetricDescriptor {
@@ -293,18 +293,34 @@ function descriptor(f: Family): MetricDescriptor {
   return { name: f.name, description: f.help, unit: '', valueType: ValueType.DOUBLE };
 }
 
-function sumMetric(f: Family, dataPoints: DataPoint<number>[], aggregationTemporality: AggregationTemporality): MetricData {
-  return { descriptor: descriptor(f), aggregationTemporality, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints };
+const DATA_POINT_TYPE = { counter: DataPointType.SUM, gauge: DataPointType.GAUGE, histogram: DataPointType.HISTOGRAM } as const;
+
+function columnMetric(f: Family, aggregationTemporality: AggregationTemporality, parts: readonly ColumnPoints[]): ColumnMetric {
+  const dataPointType = DATA_POINT_TYPE[f.type];
+  return metricOver({ descriptor: descriptor(f), aggregationTemporality, dataPointType, ...(f.type === 'counter' ? { isMonotonic: true } : {}) }, parts);
 }
 
-function histogramMetric(f: Family, dataPoints: DataPoint<Histogram>[], aggregationTemporality: AggregationTemporality): MetricData {
-  return { descriptor: descriptor(f), aggregationTemporality, dataPointType: DataPointType.HISTOGRAM, dataPoints };
+/** A metric over column parts; `dataPoints` (objects) is built on first access and kept. */
+function metricOver(meta: Omit<MetricData, 'dataPoints'>, parts: readonly ColumnPoints[]): ColumnMetric {
+  let built: DataPoint<number | Histogram>[] | undefined;
+  const m = { ...meta, [COLUMN_POINTS]: parts };
+  Object.defineProperty(m, 'dataPoints', { enumerable: true, get: () => (built ??= parts.flatMap(dataPointsOf)) });
+  return m as unknown as ColumnMetric;
 }
 
-function gaugeMetric(f: Family, startTime: HrTime, endTime: HrTime, aggregationTemporality: AggregationTemporality): MetricData {
-  const dataPoints: DataPoint<number>[] = [];
-  for (const s of f.series) if (!isHistogram(s)) dataPoints.push({ startTime, endTime, attributes: s.labels, value: s.value });
-  return { descriptor: descriptor(f), aggregationTemporality, dataPointType: DataPointType.GAUGE, dataPoints };
+function dataPointsOf(p: ColumnPoints): DataPoint<number | Histogram>[] {
+  const out: DataPoint<number | Histogram>[] = [];
+  const width = p.bounds === undefined ? 0 : p.bounds.length + 1;
+  for (let i = 0; i < p.ids.length; i++) {
+    const common = { startTime: p.starts[p.startOf[i]], endTime: p.time, attributes: p.table.labels[p.ids[i]] };
+    if (p.bounds === undefined || p.buckets === undefined) {
+      out.push({ ...common, value: p.values[i] });
+      continue;
+    }
+    const counts = Array.from(p.buckets.subarray(i * width, (i + 1) * width), (x) => Math.max(0, x));
+    out.push({ ...common, value: { buckets: { boundaries: [...p.bounds], counts }, count: p.values[i], sum: p.sums?.[i] ?? 0 } });
+  }
+  return out;
 }
 
 /**
@@ -327,33 +343,53 @@ export function toHistogram(s: HistogramSeries): Histogram {
   return { buckets: { boundaries, counts }, count: s.count, sum: s.sum };
 }
 
-function subtract(now: Histogram, before: Histogram): Histogram {
-  return {
-    buckets: { boundaries: now.buckets.boundaries, counts: now.buckets.counts.map((c, i) => c - before.buckets.counts[i]) },
-    count: now.count - before.count,
-    sum: (now.sum ?? 0) - (before.sum ?? 0),
-  };
+/** For each series of `cols`: its position in `snap`, or -1. By id when both share a table, else by labels. */
+function positionsIn(snap: FamilySnap, cols: SeriesColumns): Int32Array {
+  const out = new Int32Array(cols.ids.length);
+  if (snap.cols.table === cols.table) {
+    const byId = (snap.byId ??= indexById(snap.cols));
+    cols.ids.forEach((id, i) => (out[i] = id < byId.length ? byId[id] : -1));
+    return out;
+  }
+  // Another table (an aggregator compacted or was re-created, or families written as literals).
+  const byKey = new Map<string, number>();
+  snap.cols.ids.forEach((id, j) => byKey.set(seriesKey(snap.cols.table.labels[id]), j));
+  cols.ids.forEach((id, i) => (out[i] = byKey.get(seriesKey(cols.table.labels[id])) ?? -1));
+  return out;
 }
 
-/** A value that went down: the series was reset (for histograms: also when its buckets changed). */
-function wentDown(before: Series, now: Series): boolean {
-  if (!isHistogram(before) || !isHistogram(now)) {
-    if (isHistogram(before) || isHistogram(now)) return true;
-    return now.value < before.value;
-  }
-  if (now.count < before.count || now.buckets.length !== before.buckets.length) return true;
-  for (let i = 0; i < now.buckets.length; i++) {
-    if (now.buckets[i].le !== before.buckets[i].le || now.buckets[i].count < before.buckets[i].count) return true;
+function indexById(c: SeriesColumns): Int32Array {
+  const byId = new Int32Array(c.table.labels.length).fill(-1);
+  c.ids.forEach((id, j) => (byId[id] = j));
+  return byId;
+}
+
+function sameBounds(a: SeriesColumns, b: SeriesColumns): boolean {
+  if (a.bounds === undefined || b.bounds === undefined) return a.bounds === b.bounds;
+  return a.bounds.length === b.bounds.length && a.bounds.every((x, i) => x === b.bounds?.[i]);
+}
+
+/** A value that went down: the series was reset (for histograms: its count or any cumulative bucket). */
+function wentDown(before: SeriesColumns, j: number, now: SeriesColumns, i: number): boolean {
+  if (now.values[i] < before.values[j]) return true;
+  if (now.buckets === undefined || before.buckets === undefined || now.bounds === undefined) return false;
+  const width = now.bounds.length + 1;
+  let a = 0;
+  let b = 0;
+  for (let k = 0; k < width; k++) {
+    a += before.buckets[j * width + k];
+    b += now.buckets[i * width + k];
+    if (b < a) return true;
   }
   return false;
 }
 
 /** One metric per name and type: jobs that publish the same family share one metric stream. */
-function mergeSameName(metrics: MetricData[]): MetricData[] {
-  const byName = new Map<string, MetricData>();
-  const out: MetricData[] = [];
+function mergeSameName(metrics: ColumnMetric[]): MetricData[] {
+  const byName = new Map<string, ColumnMetric>();
+  const out: ColumnMetric[] = [];
   for (const m of metrics) {
-    if (m.dataPoints.length === 0) continue;
+    if (pointCount(m) === 0) continue;
     const k = `${m.dataPointType}\u0000${m.descriptor.name}`;
     const first = byName.get(k);
     if (first === undefined) {
@@ -361,16 +397,13 @@ function mergeSameName(metrics: MetricData[]): MetricData[] {
       out.push(m);
       continue;
     }
-    // Same name, another job: a new object, since cumulative metrics are cached and shared.
-    const merged = { ...first, dataPoints: [...first.dataPoints, ...m.dataPoints] } as MetricData;
+    // Same name, another job: a new metric, since cumulative metrics are cached and shared.
+    const meta = { descriptor: first.descriptor, aggregationTemporality: first.aggregationTemporality, dataPointType: first.dataPointType, ...('isMonotonic' in first ? { isMonotonic: first.isMonotonic } : {}) };
+    const merged = metricOver(meta as Omit<MetricData, 'dataPoints'>, [...first[COLUMN_POINTS], ...m[COLUMN_POINTS]]);
     byName.set(k, merged);
     out[out.indexOf(first)] = merged;
   }
   return out;
-}
-
-function isHistogram(s: Series): s is HistogramSeries {
-  return 'buckets' in s;
 }
 
 function familyKey(f: Family): string {
@@ -378,8 +411,8 @@ function familyKey(f: Family): string {
 }
 
 /**
- * A series' identity across snapshots. Label order is the plan's, the same every cycle, so the JSON of
- * the labels is a stable, unambiguous key.
+ * A series' identity across label tables. Label order is the plan's, the same every cycle, so the
+ * JSON of the labels is a stable, unambiguous key.
  */
 function seriesKey(labels: Readonly<Record<string, string>>): string {
   return JSON.stringify(labels);

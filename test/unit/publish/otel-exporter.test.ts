@@ -1,11 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hostname } from 'node:os';
 import { OTLPMetricExporter as HttpJsonExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as HttpProtoExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { AggregationTemporality, InstrumentType } from '@opentelemetry/sdk-metrics';
 import { logger } from '../../../src/log.js';
 import { buildResource, createOtlpExporter, resolveOtlpSettings, type OtlpOptions } from '../../../src/publish/otel.js';
+import { OtlpGrpcExporter, OtlpProtoExporter } from '../../../src/publish/otel-exporter.js';
 
 let logLevel: string;
 beforeAll(() => {
@@ -91,10 +90,10 @@ describe('resolveOtlpSettings', () => {
 describe('createOtlpExporter', () => {
   it('builds the exporter class of each protocol, http/protobuf by default', async () => {
     const cases: [OtlpOptions, abstract new (...a: never[]) => object][] = [
-      [{}, HttpProtoExporter],
-      [{ protocol: 'http/protobuf' }, HttpProtoExporter],
+      [{}, OtlpProtoExporter],
+      [{ protocol: 'http/protobuf' }, OtlpProtoExporter],
       [{ protocol: 'http/json' }, HttpJsonExporter],
-      [{ protocol: 'grpc', headers: { 'x-tenant': 'a' } }, GrpcExporter],
+      [{ protocol: 'grpc', headers: { 'x-tenant': 'a' } }, OtlpGrpcExporter],
     ];
     for (const [opts, cls] of cases) {
       const e = createOtlpExporter(opts);
@@ -106,7 +105,7 @@ describe('createOtlpExporter', () => {
   it('takes the protocol from the environment', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'grpc');
     const e = createOtlpExporter();
-    expect(e).toBeInstanceOf(GrpcExporter);
+    expect(e).toBeInstanceOf(OtlpGrpcExporter);
     await e.shutdown();
   });
 

@@ -1,0 +1,102 @@
+/**
+ * The OTLP protobuf encoder against the SDK's own serializer: for the same collection, both bodies
+ * must decode to the same request with the OTel project's generated protobuf definitions
+ * (@opentelemetry/otlp-transformer 0.52 under the dev-only alias otlp-proto-definitions).
+ */
+import { createRequire } from 'node:module';
+import { ValueType } from '@opentelemetry/api';
+import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
+import { columnFamily } from '../../../src/aggregate/columns.js';
+import { LabelTable, type Family } from '../../../src/aggregate/types.js';
+import { SnapshotProducer } from '../../../src/publish/otel-producer.js';
+import { columnSerializer } from '../../../src/publish/otel-exporter.js';
+import { encodeMetricsRequest, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
+
+interface ProtoType { decode(b: Uint8Array): unknown; toObject(m: unknown, o: { longs: StringConstructor; defaults: boolean }): unknown }
+const otlpRoot = createRequire(import.meta.url)('otlp-proto-definitions/build/src/generated/root.js') as {
+  opentelemetry: { proto: { collector: { metrics: { v1: { ExportMetricsServiceRequest: ProtoType } } } } };
+};
+const { ExportMetricsServiceRequest } = otlpRoot.opentelemetry.proto.collector.metrics.v1;
+const decode = (b: Uint8Array): unknown => ExportMetricsServiceRequest.toObject(ExportMetricsServiceRequest.decode(b), { longs: String, defaults: true });
+
+const T0 = 1_700_000_000_123;
+
+function families(step: number): Family[] {
+  const table = new LabelTable();
+  const names = ['a', 'b"c', 'ünï', ''];
+  const ids = Int32Array.from(names, (n) => table.add({ saddr: `10.0.0.${n.length}`, comm: n }));
+  const hist = new LabelTable();
+  const hid = Int32Array.of(hist.add({ op: 'read' }), hist.add({ op: 'write' }));
+  return [
+    columnFamily({ name: 'flow_bytes_total', type: 'counter', help: 'Bytes' }, { table, ids, values: Float64Array.from(names, (_, i) => (i + 1) * 1e12 * step + 0.5) }),
+    columnFamily({ name: 'queue_depth', type: 'gauge', help: '' }, { table, ids: ids.subarray(0, 2), values: Float64Array.of(-3, 2 ** 53 + 2) }),
+    columnFamily(
+      { name: 'io_seconds', type: 'histogram', help: 'IO' },
+      { table: hist, ids: hid, values: Float64Array.of(6 * step, 2 * step), bounds: [0.001, 0.1, 10], buckets: Float64Array.of(1, 2, 0, 3, 0, 0, 2, 0).map((x) => x * step), sums: Float64Array.of(0.25 * step, 20 * step) },
+    ),
+    columnFamily({ name: 'empty_total', type: 'counter', help: 'h' }, { table, ids: new Int32Array(0), values: new Float64Array(0) }),
+  ];
+}
+
+/** Self-metric-like points, as another producer makes them. */
+const plain: MetricData[] = [
+  {
+    descriptor: { name: 'process_open_fds', description: 'fds', unit: '', valueType: ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.GAUGE,
+    dataPoints: [{ startTime: [1_700_000_000, 5], endTime: [1_700_000_001, 999_999_999], attributes: {}, value: 17 }],
+  },
+  {
+    descriptor: { name: 'reads_total', description: 'reads', unit: '1', valueType: ValueType.DOUBLE },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints: [{ startTime: [1_700_000_000, 0], endTime: [1_700_000_010, 0], attributes: { map: 'flows', n: 3, ok: true, f: 1.5, arr: ['x', 'y'] }, value: 12.5 }],
+  },
+  {
+    descriptor: { name: 'gc_seconds', description: '', unit: 's', valueType: ValueType.DOUBLE },
+    aggregationTemporality: AggregationTemporality.DELTA,
+    dataPointType: DataPointType.HISTOGRAM,
+    dataPoints: [{ startTime: [1, 0], endTime: [2, 0], attributes: { kind: 'minor' }, value: { buckets: { boundaries: [0.01, 1], counts: [1, 2, 0] }, count: 3, sum: 0.7, min: 0.001, max: 0.5 } }],
+  },
+];
+
+async function collection(temporality: 'cumulative' | 'delta'): Promise<ResourceMetrics> {
+  const p = new SnapshotProducer({ temporality, version: '9.9.9' });
+  p.set('flows', families(1), { startTime: T0, time: T0 + 5000 });
+  if (temporality === 'delta') await p.collect();
+  p.set('flows', families(2), { startTime: T0, time: T0 + 10_000 });
+  p.set('other', [columnFamily({ name: 'flow_bytes_total', type: 'counter', help: 'Bytes' }, { table: (() => { const t = new LabelTable(); t.add({ saddr: 'x', comm: 'y' }); return t; })(), ids: Int32Array.of(0), values: Float64Array.of(7) })], { startTime: T0, time: T0 + 10_000 });
+  const { resourceMetrics } = await p.collect();
+  return {
+    resource: resourceFromAttributes({ 'service.name': 'bpf-map-exporter', 'host.name': 'node-1', 'process.pid': 42, 'process.command_args': ['node', 'run'] }),
+    scopeMetrics: [...resourceMetrics.scopeMetrics, { scope: { name: 'self', version: '1.0.0', schemaUrl: 'https://opentelemetry.io/schemas/1.24.0' }, metrics: plain }],
+  };
+}
+
+describe('encodeMetricsRequest', () => {
+  for (const temporality of ['cumulative', 'delta'] as const) {
+    it(`decodes to exactly what the SDK's serializer sends (${temporality}, columns and data points in one request)`, async () => {
+      const ours = decode(encodeMetricsRequest(await collection(temporality)));
+      // A new collection for the SDK: our metrics build their data points only when asked.
+      const theirs = decode(ProtobufMetricsSerializer.serializeRequest(await collection(temporality))!);
+      expect(ours).toEqual(theirs);
+      const text = JSON.stringify(ours);
+      // A u64-sized counter stays exact as a double; a delta is the difference of two snapshots.
+      expect(text).toMatch(temporality === 'cumulative' ? /"asDouble":8000000000000\.5[,}]/ : /"asDouble":4000000000000[,}]/);
+      expect(text).toContain('ünï');
+    });
+  }
+
+  it('leaves what it cannot write to the SDK serializer', async () => {
+    const rm = await collection('cumulative');
+    const expo = { ...plain[0], dataPointType: DataPointType.EXPONENTIAL_HISTOGRAM } as unknown as MetricData;
+    rm.scopeMetrics[1].metrics = [expo];
+    expect(() => encodeMetricsRequest(rm)).toThrow(UnsupportedMetric);
+    rm.scopeMetrics[1].metrics = [];
+    expect(decode(columnSerializer.serializeRequest(rm)!)).toEqual(decode(ProtobufMetricsSerializer.serializeRequest(rm)!));
+  });
+});
