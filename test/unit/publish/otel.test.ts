@@ -15,7 +15,6 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
-import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Family, HistogramSeries } from '../../../src/aggregate/types.js';
 import { logger } from '../../../src/log.js';
@@ -32,6 +31,7 @@ import {
   type OtelOptions,
   type ProducerSource,
 } from '../../../src/publish/otel.js';
+import { OtlpGrpcExporter } from '../../../src/publish/otel-exporter.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The decoded form both wire formats are brought to (the OTLP/JSON shape, attributes as a record).
@@ -772,7 +772,7 @@ describe('startOtel over grpc', () => {
   it('createOtlpExporter builds the grpc exporter for protocol grpc', async () => {
     const exporter = createOtlpExporter({ protocol: 'grpc', endpoint: 'http://127.0.0.1:4317' });
     try {
-      expect(exporter).toBeInstanceOf(GrpcExporter);
+      expect(exporter).toBeInstanceOf(OtlpGrpcExporter);
     } finally {
       await exporter.shutdown();
     }
