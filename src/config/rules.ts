@@ -4,7 +4,7 @@
  * each rule skips what it cannot judge rather than report a problem twice.
  */
 import { occupiedNames } from '../publish/prometheus-render.js';
-import { INVENTORY_METRICS, PROCESS_METRICS, SELF_METRIC_PREFIX } from '../publish/self-metrics.js';
+import { INVENTORY_METRICS, PROCESS_METRICS } from '../publish/self-metrics.js';
 import { resolve } from 'node:path';
 import type { ConfigPath } from './errors.js';
 import { formatPath } from './errors.js';
@@ -157,7 +157,7 @@ const rules: Rule[] = [
         const suffix = /_(total|count|sum|bucket)$/.exec(x.name)?.[1];
         if (suffix === 'total' && x.type !== 'counter') ctx.report(at, `${x.type} "${x.name}" ends in _total, which Prometheus keeps for counters, expected another name`);
         else if (suffix !== undefined && suffix !== 'total' && x.type !== 'histogram') ctx.report(at, `${x.type} "${x.name}" ends in _${suffix}, which Prometheus reads as part of a histogram, expected another name`);
-        else if (x.name.startsWith(SELF_METRIC_PREFIX) || RESERVED.has(x.name)) ctx.report(at, `metric name "${x.name}" is the exporter's own, expected another name`);
+        else if (x.name.startsWith('bpf_map_exporter_') || RESERVED.has(x.name)) ctx.report(at, `metric name "${x.name}" is the exporter's own, expected another name`);
         else {
           const taken = occupiedNames(x.name, x.type).find((n) => OCCUPIED_BY_EXPORTER.has(n));
           if (taken === undefined) return;

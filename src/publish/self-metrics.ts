@@ -2,9 +2,6 @@ import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-clien
 import type { InventoryRow } from '../collect/inventory.js';
 import type { MetricStats } from '../aggregate/types.js';
 
-/** Every self-metric's name starts with this; config rules keep the prefix for the exporter. */
-export const SELF_METRIC_PREFIX = 'bpf_map_exporter_';
-
 /** The inventory's metrics (all gauges), registered by SelfMetrics. */
 export const INVENTORY_METRICS: readonly string[] = ['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes'];
 

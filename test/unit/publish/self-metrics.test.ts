@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { ExpositionCache } from '../../../src/publish/prometheus.js';
 import { registryMetricTypes } from '../../../src/publish/prometheus-registry.js';
-import { INVENTORY_METRICS, PROCESS_METRICS, registerProcessMetrics, SELF_METRIC_PREFIX, SelfMetrics } from '../../../src/publish/self-metrics.js';
+import { INVENTORY_METRICS, PROCESS_METRICS, registerProcessMetrics, SelfMetrics } from '../../../src/publish/self-metrics.js';
 
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
@@ -45,7 +45,7 @@ describe('process metrics', () => {
     new SelfMetrics(registry, { version: '0.1.0', inventory: true });
     const own = registryMetricTypes(registry).map((m) => m.name);
     // The self-metrics' names are the prefix's, but for the inventory's.
-    expect(own.filter((n) => !n.startsWith(SELF_METRIC_PREFIX)).sort()).toEqual([...INVENTORY_METRICS].sort());
+    expect(own.filter((n) => !n.startsWith('bpf_map_exporter_')).sort()).toEqual([...INVENTORY_METRICS].sort());
     registerProcessMetrics(registry); // throws on a name registered twice
     expect(registryMetricTypes(registry)).toHaveLength(own.length + PROCESS_METRICS.length);
   });
