@@ -18,16 +18,28 @@
  * event loop, and a scrape that would wait more than FRESH_WAIT_MS for it gets the last complete
  * document instead (one cycle older), so /metrics always answers at once.
  */
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { Registry } from 'prom-client';
 import type { Family } from '../aggregate/types.js';
 import type { ExpositionFormat } from './negotiate.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
 import { ByteWriter, occupiedNames, writeFamily } from './prometheus-render.js';
 
-// Asynchronous: compressing a large document on the libuv pool keeps the event loop answering.
-const gzipAsync = promisify(gzipCallback);
+/**
+ * One gzip stream over the document's parts (no copy of the whole text); asynchronous, so compressing
+ * a large document on the libuv pool keeps the event loop answering.
+ */
+function gzipParts(parts: readonly Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const z = createGzip({ level: GZIP_LEVEL });
+    const out: Buffer[] = [];
+    z.on('data', (b: Buffer) => out.push(b));
+    z.on('end', () => resolve(Buffer.concat(out)));
+    z.on('error', reject);
+    for (const p of parts) z.write(p);
+    z.end();
+  });
+}
 
 /**
  * gzip level 1: on the 8.3 MB document of 100,000 series it compresses 6x faster than the default
@@ -48,8 +60,11 @@ interface JobPart {
 }
 
 interface Rendered {
-  document: Promise<Buffer>;
+  /** The document as the jobs' parts (shared with later generations while a job does not change) and the self-metrics. */
+  document: Promise<readonly Buffer[]>;
   gzip?: Promise<Buffer>;
+  /** The document in one Buffer, made when render() (rather than renderChunks()) asks for it. */
+  joined?: Promise<Buffer>;
   /** Set when `document` has resolved. */
   done?: boolean;
   /** The generation it was built for. */
@@ -187,11 +202,27 @@ export class ExpositionCache {
 
   /**
    * The document in `format` (gzipped when asked), built at most once per generation and format;
-   * concurrent calls share one build. The same Buffer is returned until the generation changes:
-   * callers must not modify it. Rejects when a self-metric's collect() fails or a self-metric
+   * concurrent calls share one build. Its parts are kept until the generation changes: callers must
+   * not modify what they get. Rejects when a self-metric's collect() fails or a self-metric
    * registered after set() clashes with a job's family; the next call tries again.
    */
   async render(format: ExpositionFormat, gzip: boolean): Promise<Buffer> {
+    const entry = await this.current(format, gzip);
+    if (gzip) return this.gzipOf(entry);
+    return (entry.joined ??= entry.document.then((parts) => Buffer.concat(parts)));
+  }
+
+  /**
+   * The document as render() gives it, in the parts it is kept in: what the server writes, so that a
+   * scrape copies nothing. The same buffers are returned until the generation changes.
+   */
+  async renderChunks(format: ExpositionFormat, gzip: boolean): Promise<readonly Buffer[]> {
+    const entry = await this.current(format, gzip);
+    return gzip ? [await this.gzipOf(entry)] : entry.document;
+  }
+
+  /** The current generation's document, or the last complete one when the current one is late. */
+  private async current(format: ExpositionFormat, gzip: boolean): Promise<Rendered> {
     this.wanted.set(`${format}${gzip ? '+gzip' : ''}`, { format, gzip, at: Date.now() });
     let entry = this.entry(format);
     const stale = this.lastGood.get(format);
@@ -202,7 +233,7 @@ export class ExpositionCache {
       clearTimeout(timer);
       if (first === 'late') entry = stale;
     }
-    return gzip ? this.gzipOf(entry) : entry.document;
+    return entry;
   }
 
   /** The document of the current generation in `format`, its build started if it has not been. */
@@ -225,7 +256,7 @@ export class ExpositionCache {
 
   private gzipOf(entry: Rendered): Promise<Buffer> {
     if (entry.gzip !== undefined) return entry.gzip;
-    const zipped = entry.document.then((text) => gzipAsync(text, { level: GZIP_LEVEL }));
+    const zipped = entry.document.then(gzipParts);
     entry.gzip = zipped;
     zipped.catch(() => {
       if (entry.gzip === zipped) entry.gzip = undefined;
@@ -243,7 +274,7 @@ export class ExpositionCache {
     for (const name of part.names) if (this.owners.get(name)?.job === job) this.owners.delete(name);
   }
 
-  private async build(format: ExpositionFormat): Promise<Buffer> {
+  private async build(format: ExpositionFormat): Promise<readonly Buffer[]> {
     // The jobs' part is taken synchronously: the document shows the jobs as they were when asked.
     const parts: Buffer[] = [];
     for (const [, part] of [...this.jobs].sort(([a], [b]) => compareStrings(a, b))) {
@@ -263,6 +294,6 @@ export class ExpositionCache {
     // OpenMetrics: one `# EOF`, at the very end, after the self-metrics.
     if (format === 'openmetrics') tail += '# EOF\n';
     parts.push(Buffer.from(tail, 'utf8'));
-    return Buffer.concat(parts);
+    return parts;
   }
 }

@@ -42,6 +42,7 @@ interface Res {
   readonly headersSent: boolean;
   setHeader(name: string, value: string): unknown;
   writeHead(status: number, headers: Record<string, string>): unknown;
+  write(chunk: Buffer): unknown;
   end(): unknown;
   end(body: Buffer): unknown;
   destroy(): unknown;
@@ -134,11 +135,17 @@ function applyTls(server: NetServer, tls: TlsMaterial): void {
   s.rejectUnauthorized = tls.rejectUnauthorized;
 }
 
-function send(res: Res, req: Req, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
-  const buf = typeof body === 'string' ? Buffer.from(body) : body;
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(buf.length), ...headers });
-  if (req.method === 'HEAD') res.end();
-  else res.end(buf);
+/** A response of one body, or of several buffers sent one after the other (a /metrics document in parts). */
+function send(res: Res, req: Req, status: number, type: string, body: string | Buffer | readonly Buffer[], headers: Record<string, string> = {}): void {
+  const chunks = typeof body === 'string' ? [Buffer.from(body)] : Buffer.isBuffer(body) ? [body] : body;
+  const length = chunks.reduce((n, c) => n + c.length, 0);
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(length), ...headers });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]);
+  res.end(chunks[chunks.length - 1]);
 }
 
 async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
@@ -174,7 +181,7 @@ async function handle(req: Req, res: Res, opts: ServerOptions, path: string): Pr
     case '/metrics': {
       const { format, contentType } = negotiate(req.headers.accept);
       const gzip = wantsGzip(req.headers['accept-encoding']);
-      const body = await opts.exposition.render(format, gzip);
+      const body = await opts.exposition.renderChunks(format, gzip);
       send(res, req, 200, contentType, body, { Vary: 'Accept, Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) });
       return;
     }

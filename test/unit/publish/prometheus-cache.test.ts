@@ -261,6 +261,41 @@ describe('ExpositionCache', () => {
   });
 });
 
+describe('ExpositionCache ahead of scrapes', () => {
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('builds nothing until a scrape asks, then each new generation in the format and encoding asked', async () => {
+    const cache = new ExpositionCache();
+    let reads = 0;
+    const counted = (v: number): Family => ({ name: 'a_value', type: 'gauge', help: 'h', get series() { reads++; return [{ labels: {}, value: v }]; } });
+    cache.set('a', [counted(1)]);
+    await tick();
+    expect(reads).toBe(0);
+    expect((await cache.renderChunks('text', true)).length).toBe(1);
+    expect(reads).toBe(1);
+    cache.set('a', [counted(2)]);
+    cache.invalidate(); // a cycle bumps twice: still one build
+    await tick();
+    await tick();
+    expect(reads).toBe(2);
+    // Served from what was built ahead: no render on the scrape's path.
+    expect(gunzipSync(Buffer.concat(await cache.renderChunks('text', true))).toString()).toContain('a_value 2\n');
+    expect(reads).toBe(2);
+  });
+
+  it('serves a document in the parts it keeps: each job part once, shared with the next generation', async () => {
+    const cache = new ExpositionCache();
+    cache.set('a', [gauge('a_value', 1)]);
+    cache.set('b', [gauge('b_value', 2)]);
+    const first = await cache.renderChunks('text', false);
+    expect(Buffer.concat(first).toString()).toBe(lines('# HELP a_value a_value help', '# TYPE a_value gauge', 'a_value 1', '# HELP b_value b_value help', '# TYPE b_value gauge', 'b_value 2'));
+    cache.set('b', [gauge('b_value', 3)]);
+    const next = await cache.renderChunks('text', false);
+    expect(next[0]).toBe(first[0]); // job a did not change: its part is not rendered again
+    expect(next[1]).not.toBe(first[1]);
+  });
+});
+
 describe('ExpositionCache with a family too big to render at once', () => {
   const big = (n: number, v: number): Family => ({
     name: 'big_value', type: 'gauge', help: 'h',
