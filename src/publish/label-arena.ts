@@ -6,7 +6,7 @@ import type { LabelTable } from '../aggregate/types.js';
  * object per series, and nothing to rebuild when only values change.
  */
 export class LabelArena {
-  private bytes = Buffer.allocUnsafe(4096);
+  private bytes = Buffer.allocUnsafeSlow(0);
   /** Byte offset where id's encoding starts; id's encoding ends where id + 1's starts. */
   private starts = new Int32Array(257);
   private count = 0;
@@ -16,20 +16,26 @@ export class LabelArena {
   /** Encode the label sets of `table` that are not encoded yet (ids only grow). */
   fill(table: LabelTable): void {
     const labels = table.labels;
-    for (let id = this.count; id < labels.length; id++) {
-      const e = this.encode(labels[id]);
-      const at = this.starts[id];
-      const len = typeof e === 'string' ? Buffer.byteLength(e) : e.length;
-      this.reserve(at + len);
-      if (typeof e === 'string') this.bytes.write(e, at, 'utf8');
-      else this.bytes.set(e, at);
-      if (id + 2 > this.starts.length) {
-        const grown = new Int32Array(this.starts.length * 2);
-        grown.set(this.starts);
-        this.starts = grown;
-      }
-      this.starts[id + 1] = at + len;
-      this.count = id + 1;
+    if (labels.length <= this.count) return;
+    const encoded = labels.slice(this.count).map((l) => {
+      const e = this.encode(l);
+      return typeof e === 'string' ? Buffer.from(e, 'utf8') : e;
+    });
+    // Room for exactly what came (a first cycle of 100,000 series allocates once, without slack),
+    // plus a quarter for what comes next.
+    const used = this.starts[this.count];
+    const size = encoded.reduce((n, e) => n + e.length, used);
+    if (size > this.bytes.length) this.resize(this.count === 0 ? size : Math.max(size, Math.ceil(this.bytes.length * 1.25)));
+    if (labels.length + 1 > this.starts.length) {
+      const grown = new Int32Array(Math.max(labels.length + 1, Math.ceil(this.starts.length * 1.25)));
+      grown.set(this.starts.subarray(0, this.count + 1));
+      this.starts = grown;
+    }
+    let at = used;
+    for (const e of encoded) {
+      this.bytes.set(e, at);
+      at += e.length;
+      this.starts[++this.count] = at;
     }
   }
 
@@ -46,9 +52,8 @@ export class LabelArena {
     return this.bytes.toString('utf8', this.starts[id], this.starts[id + 1]);
   }
 
-  private reserve(size: number): void {
-    if (size <= this.bytes.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(size, this.bytes.length * 2));
+  private resize(size: number): void {
+    const grown = Buffer.allocUnsafeSlow(size);
     this.bytes.copy(grown, 0, 0, this.starts[this.count]);
     this.bytes = grown;
   }

@@ -88,7 +88,8 @@ async function renderPart(part: JobPart, format: ExpositionFormat): Promise<Buff
     while (slices.next().done !== true) await yieldToLoop();
   }
   part.sizes[format] = w.pos;
-  return w.result();
+  // Kept until the job's next snapshot: without the slack of a buffer that grew.
+  return w.pos < w.buf.length * 0.9 ? Buffer.from(w.result()) : w.result();
 }
 
 /**
