@@ -48,6 +48,11 @@ export class LabelArena {
     return this.bytes.copy(dst, offset, this.starts[id], this.starts[id + 1]);
   }
 
+  /** Copy the bytes of ids from..to-1 (consecutive, so one copy) into `dst` at `offset`; returns their length. */
+  copyRange(from: number, to: number, dst: Buffer, offset: number): number {
+    return this.bytes.copy(dst, offset, this.starts[from], this.starts[to]);
+  }
+
   text(id: number): string {
     return this.bytes.toString('utf8', this.starts[id], this.starts[id + 1]);
   }

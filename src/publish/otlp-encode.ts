@@ -196,12 +196,67 @@ function keyValues(w: PbWriter, field: number, attrs: Attributes): void {
   }
 }
 
-/** A label set's attributes, each a tagged KeyValue field, encoded once per series and kept. */
-const numberAttrs = new WeakMap<LabelTable, LabelArena>();
-const histogramAttrs = new WeakMap<LabelTable, LabelArena>();
-const encodeAttrs = (field: number) => (labels: Readonly<Record<string, string>>): Uint8Array => small((w) => keyValues(w, field, labels));
-const NUMBER_ATTRS = encodeAttrs(7);
-const HISTOGRAM_ATTRS = encodeAttrs(9);
+/**
+ * A series' whole point message, encoded once in its life with its attributes and zeros where its
+ * times and values go: a new snapshot copies runs of these (one copy for consecutive series) and
+ * writes the times and values in place. The fixed-size fields come last in each message (field order
+ * is free in protobuf), so they sit at fixed distances from the message's end.
+ *
+ * Number: [attributes (7)] [start (2) fixed64] [time (3) fixed64] [as_double (4)]
+ * Histogram: [attributes (9)] [start] [time] [count (4) fixed64] [sum (5) double]
+ *            [bucket_counts (6) packed fixed64 x width] [explicit_bounds (7), the family's, constant]
+ */
+interface PointLayout {
+  /** Per table: the encoded points by series id. */
+  readonly arenas: WeakMap<LabelTable, LabelArena>;
+  readonly encode: (labels: Readonly<Record<string, string>>) => Uint8Array;
+  /** Bytes from the start field's first value byte to the message's end. */
+  readonly tail: number;
+  readonly width: number;
+}
+
+const ZERO8 = Buffer.alloc(8);
+const layouts = new Map<string, PointLayout>();
+
+function pointLayout(bounds: readonly number[] | undefined): PointLayout {
+  const key = bounds === undefined ? 'number' : bounds.join(',');
+  let l = layouts.get(key);
+  if (l !== undefined) return l;
+  const width = bounds === undefined ? 0 : bounds.length + 1;
+  const fixed = small((w) => {
+    for (const field of bounds === undefined ? [2, 3, 4] : [2, 3, 4, 5]) {
+      w.varint(tag(field, I64));
+      w.bytes(ZERO8);
+    }
+    if (bounds === undefined) return;
+    w.varint(tag(6, LEN));
+    w.varint(8 * width);
+    for (let b = 0; b < width; b++) w.bytes(ZERO8);
+    if (bounds.length > 0) {
+      w.varint(tag(7, LEN));
+      w.varint(8 * bounds.length);
+      for (const x of bounds) w.double(x);
+    }
+  });
+  const attrsField = bounds === undefined ? 7 : 9;
+  const encode = (labels: Readonly<Record<string, string>>): Uint8Array =>
+    small((w) =>
+      w.message(1, () => {
+        keyValues(w, attrsField, labels);
+        w.bytes(fixed);
+      }),
+    );
+  l = { arenas: new WeakMap(), encode, tail: fixed.length - 1, width };
+  // One layout per distinct set of bounds a process ever exports: a handful.
+  layouts.set(key, l);
+  return l;
+}
+
+/** A time as the two little-endian halves of its fixed64 nanoseconds. */
+function timeHalves(t: HrTime): [number, number] {
+  const ns = nanos(t);
+  return [Number(ns & 0xffffffffn), Number(ns >> 32n)];
+}
 
 // ---- metrics
 
@@ -250,63 +305,75 @@ function metricHead(m: MetricData): Buffer {
   });
 }
 
-/** A metric from columns: every point's size is known from its attribute bytes, so nothing moves. */
+/** A metric from columns: runs of its series' encoded points copied, then times and values written in place. */
 function planColumns(m: MetricData, parts: readonly ColumnPoints[]): Planned {
-  const histogram = m.dataPointType === DataPointType.HISTOGRAM;
   const field = dataField(m);
   const head = metricHead(m);
   const trailer = dataTrailer(m);
   const prepared = parts.map((p) => {
-    const attrs = arenaFor(histogram ? histogramAttrs : numberAttrs, p.table, histogram ? HISTOGRAM_ATTRS : NUMBER_ATTRS);
-    const starts = p.starts.map((t) => timeField(2, t));
-    const time = timeField(3, p.time);
-    const width = p.bounds === undefined ? 0 : p.bounds.length + 1;
-    const bounds = p.bounds === undefined || p.bounds.length === 0 ? undefined : small((w) => {
-      w.varint(tag(7, LEN));
-      w.varint(8 * p.bounds!.length);
-      for (const b of p.bounds!) w.double(b);
-    });
-    // start + time + value (number) | start + time + count + sum + buckets (+ bounds) (histogram)
-    const fixed = histogram ? 9 + 9 + 9 + 9 + fieldSize(8 * width) + (bounds?.length ?? 0) : 9 + 9 + 9;
+    const layout = pointLayout(m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined);
+    const points = arenaFor(layout.arenas, p.table, layout.encode);
     let size = 0;
-    for (let i = 0; i < p.ids.length; i++) size += fieldSize(attrs.length(p.ids[i]) + fixed);
-    return { p, attrs, starts, time, width, bounds, fixed, size };
+    for (let i = 0; i < p.ids.length; i++) size += points.length(p.ids[i]);
+    return { p, layout, points, size };
   });
-  const points = prepared.reduce((n, x) => n + x.size, 0);
-  const dataSize = points + trailer.length;
+  const dataSize = prepared.reduce((n, x) => n + x.size, 0) + trailer.length;
   return {
     size: head.length + fieldSize(dataSize),
     write(w) {
       w.bytes(head);
       w.varint(tag(field, LEN));
       w.varint(dataSize);
-      for (const { p, attrs, starts, time, width, bounds, fixed } of prepared) {
-        for (let i = 0; i < p.ids.length; i++) {
-          const id = p.ids[i];
-          w.varint(tag(1, LEN));
-          w.varint(attrs.length(id) + fixed);
-          w.reserve(attrs.length(id) + fixed);
-          w.pos += attrs.copy(id, w.buf, w.pos);
-          w.bytes(starts[p.startOf[i]]);
-          w.bytes(time);
-          if (!histogram) {
-            w.buf[w.pos++] = tag(4, I64);
-            w.double(p.values[i]);
-            continue;
-          }
-          w.buf[w.pos++] = tag(4, I64);
-          w.fixed64(p.values[i]);
-          w.buf[w.pos++] = tag(5, I64);
-          w.double(p.sums?.[i] ?? 0);
-          w.varint(tag(6, LEN));
-          w.varint(8 * width);
-          for (let b = 0; b < width; b++) w.fixed64(p.buckets?.[i * width + b] ?? 0);
-          if (bounds !== undefined) w.bytes(bounds);
-        }
+      for (const { p, layout, points, size } of prepared) {
+        w.reserve(size);
+        writePoints(w, p, layout, points);
       }
       w.bytes(trailer);
     },
   };
+}
+
+function writePoints(w: PbWriter, p: ColumnPoints, layout: PointLayout, points: LabelArena): void {
+  const { ids, startOf } = p;
+  const base = w.pos;
+  // Copy: one call per run of consecutive ids (a read job's series are usually all of them, in order).
+  for (let i = 0; i < ids.length; ) {
+    let j = i + 1;
+    while (j < ids.length && ids[j] === ids[j - 1] + 1) j++;
+    w.pos += points.copyRange(ids[i], ids[j - 1] + 1, w.buf, w.pos);
+    i = j;
+  }
+  // Patch: the fixed fields sit at fixed distances before each message's end.
+  const view = new DataView(w.buf.buffer, w.buf.byteOffset, w.buf.length);
+  const starts = p.starts.map(timeHalves);
+  const [timeLo, timeHi] = timeHalves(p.time);
+  const { width } = layout;
+  let end = base;
+  for (let i = 0; i < ids.length; i++) {
+    end += points.length(ids[i]);
+    let at = end - layout.tail; // first byte of the start time
+    const [startLo, startHi] = starts[startOf[i]];
+    view.setUint32(at, startLo, true);
+    view.setUint32(at + 4, startHi, true);
+    view.setUint32(at + 9, timeLo, true);
+    view.setUint32(at + 13, timeHi, true);
+    at += 18;
+    if (width === 0) {
+      view.setFloat64(at, p.values[i], true);
+      continue;
+    }
+    setFixed64(view, at, p.values[i]);
+    view.setFloat64(at + 9, p.sums?.[i] ?? 0, true);
+    at += 17 + 1 + varintSize(8 * width);
+    for (let b = 0; b < width; b++) setFixed64(view, at + 8 * b, p.buckets?.[i * width + b] ?? 0);
+  }
+}
+
+/** An unsigned count as fixed64; negative or fractional values are clamped and rounded. */
+function setFixed64(view: DataView, at: number, v: number): void {
+  const x = v > 0 ? Math.round(v) : 0;
+  view.setUint32(at, x % 0x1_0000_0000, true);
+  view.setUint32(at + 4, Math.min(0xffff_ffff, Math.floor(x / 0x1_0000_0000)), true);
 }
 
 /** A metric from its data points (the self-metrics: a few hundred points at most). */
