@@ -16,5 +16,6 @@ if (!examples) {
   console.error(`bpf-map-exporter: examples not built (${why}); running the inventory only (config/default.yaml)`);
 }
 const config = examples ? all : `${root}config/default.yaml`;
-const r = spawnSync(process.execPath, [`${root}dist/exporter/main.js`, 'run', '--config', config, ...process.argv.slice(2)], { stdio: 'inherit' });
+// The memory flags of the image and the systemd unit (docs/deployment.md, "Memory").
+const r = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=4', `${root}dist/exporter/main.js`, 'run', '--config', config, ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
