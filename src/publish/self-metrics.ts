@@ -57,10 +57,12 @@ export const PROCESS_METRICS: readonly { name: string; type: 'counter' | 'gauge'
  * Their values are taken when the registry is read (a /metrics render, an OTLP collection), by
  * prom-client's collect callbacks. The event-loop lag statistics (min, max, mean, stddev, p50, p90,
  * p99) cover the time since the previous read of the registry by anyone, and
- * nodejs_eventloop_lag_seconds is measured just after a read and shown by the next one.
+ * nodejs_eventloop_lag_seconds is measured just after a read and shown by the next one. The lag is
+ * sampled every 100 ms rather than prom-client's 10 ms: the 10 ms timer alone cost an idle exporter
+ * 5 ms of CPU a second (measured: 19 -> 8 ms per 2 s), and lag worth alerting on is far longer.
  */
 export function registerProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 }
 
