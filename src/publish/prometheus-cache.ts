@@ -67,8 +67,11 @@ interface Rendered {
   joined?: Promise<Buffer>;
   /** Set when `document` has resolved. */
   done?: boolean;
+  /** Set when `gzip` has resolved. */
+  gzipDone?: boolean;
   /** The generation it was built for. */
   gen: number;
+  format: ExpositionFormat;
 }
 
 /**
@@ -122,6 +125,8 @@ export class ExpositionCache {
   private readonly rendered = new Map<ExpositionFormat, Rendered>();
   /** The last complete document per format, served while a newer one is still being built. */
   private readonly lastGood = new Map<ExpositionFormat, Rendered>();
+  /** The last document per format whose gzip form is complete, served while a newer one compresses. */
+  private readonly lastGoodGzip = new Map<ExpositionFormat, Rendered>();
   /** What scrapes asked for (format, gzip) and when last: built ahead of the next scrape. */
   private readonly wanted = new Map<string, { format: ExpositionFormat; gzip: boolean; at: number }>();
   private prebuilding = false;
@@ -225,23 +230,24 @@ export class ExpositionCache {
   /** The current generation's document, or the last complete one when the current one is late. */
   private async current(format: ExpositionFormat, gzip: boolean): Promise<Rendered> {
     this.wanted.set(`${format}${gzip ? '+gzip' : ''}`, { format, gzip, at: Date.now() });
-    let entry = this.entry(format);
-    const stale = this.lastGood.get(format);
-    if (entry.done !== true && stale !== undefined && stale !== entry) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FRESH_WAIT_MS)));
-      const first = await Promise.race([entry.document.then(() => 'fresh' as const, () => 'fresh' as const), late]);
-      clearTimeout(timer);
-      if (first === 'late') entry = stale;
-    }
-    return entry;
+    const entry = this.entry(format);
+    // For gzip, ready means compressed too: a million series take a few hundred ms to compress.
+    const ready = gzip ? entry.gzipDone === true : entry.done === true;
+    const stale = (gzip ? this.lastGoodGzip : this.lastGood).get(format);
+    if (ready || stale === undefined || stale === entry) return entry;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FRESH_WAIT_MS)));
+    const fresh = gzip ? this.gzipOf(entry) : entry.document;
+    const first = await Promise.race([fresh.then(() => 'fresh' as const, () => 'fresh' as const), late]);
+    clearTimeout(timer);
+    return first === 'late' ? stale : entry;
   }
 
   /** The document of the current generation in `format`, its build started if it has not been. */
   private entry(format: ExpositionFormat): Rendered {
     let entry = this.rendered.get(format);
     if (entry === undefined) {
-      const fresh: Rendered = { document: this.build(format), gen: this.gen };
+      const fresh: Rendered = { document: this.build(format), gen: this.gen, format };
       this.rendered.set(format, fresh);
       fresh.document.then(
         () => {
@@ -259,9 +265,15 @@ export class ExpositionCache {
     if (entry.gzip !== undefined) return entry.gzip;
     const zipped = entry.document.then(gzipParts);
     entry.gzip = zipped;
-    zipped.catch(() => {
-      if (entry.gzip === zipped) entry.gzip = undefined;
-    });
+    zipped.then(
+      () => {
+        entry.gzipDone = true;
+        if ((this.lastGoodGzip.get(entry.format)?.gen ?? -1) < entry.gen) this.lastGoodGzip.set(entry.format, entry);
+      },
+      () => {
+        if (entry.gzip === zipped) entry.gzip = undefined;
+      },
+    );
     return zipped;
   }
 

@@ -325,4 +325,24 @@ describe('ExpositionCache with a family too big to render at once', () => {
     }
     expect(next).toContain('big_value{k="7"} 2\n');
   }, 60_000);
+
+  it('serves the last compressed document while the new one compresses', async () => {
+    const cache = new ExpositionCache(new Registry());
+    cache.set('j', [big(300_000, 1)]);
+    const first = gunzipSync(await cache.render('text', true)).toString();
+    cache.set('j', [big(300_000, 2)]);
+    let plain = (await cache.render('text', false)).toString();
+    for (let i = 0; i < 400 && !plain.includes('big_value{k="7"} 2\n'); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      plain = (await cache.render('text', false)).toString();
+    }
+    // The new text is complete; its gzip form (25 MB of text) is not yet: the previous one comes back.
+    expect(gunzipSync(await cache.render('text', true)).toString()).toBe(first);
+    let zipped = first;
+    for (let i = 0; i < 400 && zipped === first; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      zipped = gunzipSync(await cache.render('text', true)).toString();
+    }
+    expect(zipped).toBe(plain);
+  }, 60_000);
 });

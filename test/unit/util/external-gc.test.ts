@@ -28,3 +28,16 @@ describe('startExternalGc', () => {
     expect(() => startExternalGc()()).not.toThrow();
   });
 });
+
+describe('startExternalGc above its heap bound', () => {
+  it('leaves a large heap to V8: a forced collection of it would pause for long', async () => {
+    let calls = 0;
+    g.gc = () => calls++;
+    const stop = startExternalGc({ thresholdBytes: 1024 * 1024, everyMs: 5, maxHeapBytes: 1 });
+    const held = Array.from({ length: 4 }, () => Buffer.alloc(1024 * 1024));
+    await new Promise((r) => setTimeout(r, 40));
+    stop();
+    expect(calls).toBe(0);
+    expect(held.length).toBe(4);
+  });
+});
