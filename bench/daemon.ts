@@ -30,7 +30,8 @@
  *      default 20), BENCH_DAEMON_PER_KEY_SECONDS / BENCH_DAEMON_PER_KEY_RATE (the same for the
  *      per_key daemon, default 15 s at 2/s: its document is ~43 MB, and at 20/s the loopback
  *      copies and the client would measure themselves; BENCH_DAEMON_PER_KEY_SECONDS=0 skips it).
- *      A scrape without an answer within 30 s counts as an error.
+ *      A scrape without an answer within 30 s counts as an error. BENCH_DAEMON_CPU_PROF=1 writes the
+ *      daemon's CPU profile to bench/out/prof.
  * Results: bench/out/daemon-results.json.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -569,7 +570,8 @@ async function daemonBench(cfg: BenchConfig, seconds: number, rate: number): Pro
   writeFileSync(file, cfg.yaml('1s'));
   const t0 = performance.now();
   // As it ships: tsc's build, run by node with the image's memory flags (built before the run).
-  const child = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', 'dist/exporter/main.js', 'run', '--config', file, '--web.listen-address', '127.0.0.1:0'], {
+  const prof = process.env.BENCH_DAEMON_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/out/prof')}`] : [];
+  const child = spawn(process.execPath, [...prof, '--expose-gc', '--max-semi-space-size=4', 'dist/exporter/main.js', 'run', '--config', file, '--web.listen-address', '127.0.0.1:0'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -13,19 +13,24 @@ export class LabelArena {
 
   constructor(private readonly encode: (labels: Readonly<Record<string, string>>) => string | Uint8Array) {}
 
-  /** Encode the label sets of `table` that are not encoded yet (ids only grow). */
-  fill(table: LabelTable): void {
+  /** Encode the label sets of `table` that are not encoded yet, up to id `upTo` (ids only grow). */
+  fill(table: LabelTable, upTo = table.labels.length): void {
     const labels = table.labels;
-    if (labels.length <= this.count) return;
-    const encoded = labels.slice(this.count).map((l) => {
+    const end = Math.min(upTo, labels.length);
+    if (end <= this.count) return;
+    const encoded = labels.slice(this.count, end).map((l) => {
       const e = this.encode(l);
       return typeof e === 'string' ? Buffer.from(e, 'utf8') : e;
     });
-    // Room for exactly what came (a first cycle of 100,000 series allocates once, without slack),
-    // plus a quarter for what comes next.
+    // Room for what came, and for the table's other new label sets at the same average size (so a
+    // first cycle of 100,000 series, filled in slices, allocates once, without slack); later growth
+    // by a quarter.
     const used = this.starts[this.count];
     const size = encoded.reduce((n, e) => n + e.length, used);
-    if (size > this.bytes.length) this.resize(this.count === 0 ? size : Math.max(size, Math.ceil(this.bytes.length * 1.25)));
+    if (size > this.bytes.length) {
+      const expected = Math.ceil((size / end) * labels.length);
+      this.resize(this.count === 0 ? expected : Math.max(expected, Math.ceil(this.bytes.length * 1.25)));
+    }
     if (labels.length + 1 > this.starts.length) {
       const grown = new Int32Array(Math.max(labels.length + 1, Math.ceil(this.starts.length * 1.25)));
       grown.set(this.starts.subarray(0, this.count + 1));

@@ -119,7 +119,6 @@ function prefixArena(table: LabelTable, sample: string): LabelArena {
       return body === '' ? `${sample} ` : `${sample}{${body}} `;
     })));
   }
-  a.fill(table);
   return a;
 }
 
@@ -274,7 +273,11 @@ export function* writeFamily(f: Family, format: ExpositionFormat, w: ByteWriter)
   if (f.type !== 'histogram' || c.bounds === undefined || c.buckets === undefined || c.sums === undefined) {
     const prefix = prefixArena(c.table, sample);
     const { ids, values } = c;
+    // Line starts of new series are made slice by slice: the first cycle of a million series would
+    // otherwise encode them all in one turn of the event loop. Ids ascend unless sorted (small families).
+    if (order !== undefined) prefix.fill(c.table);
     for (let k = 0; k < n; k++) {
+      if (order === undefined && k % SLICE_SERIES === 0) prefix.fill(c.table, ids[Math.min(k + SLICE_SERIES, n) - 1] + 1);
       const i = order === undefined ? k : order[k];
       const id = ids[i];
       w.reserve(prefix.length(id) + MAX_VALUE_BYTES + 1);
