@@ -571,9 +571,10 @@ async function daemonBench(cfg: BenchConfig, seconds: number, rate: number): Pro
   const t0 = performance.now();
   // As it ships: tsc's build, run by node with the image's memory flags (built before the run).
   const prof = process.env.BENCH_DAEMON_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/out/prof')}`] : [];
-  const child = spawn(process.execPath, [...prof, '--expose-gc', '--max-semi-space-size=4', 'dist/exporter/main.js', 'run', '--config', file, '--web.listen-address', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [...prof, '--max-semi-space-size=4', 'dist/exporter/main.js', 'run', '--config', file, '--web.listen-address', '127.0.0.1:0'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { MALLOC_ARENA_MAX: '2', ...process.env },
   });
   children.add(child);
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

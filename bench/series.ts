@@ -510,10 +510,11 @@ async function startDaemon(config: string, s: Settings, otlpPort: number): Promi
   if (CPU_PROF) mkdirSync(PROF_DIR, { recursive: true });
   const intervalMs = String(Math.round(s.intervalS * 1000));
   // As it ships: tsc's output run by plain node (tsx's loader thread would add ~30 MB of RSS and its CPU).
-  const child = spawn(process.execPath, [...nodeArgs, '--expose-gc', '--max-semi-space-size=4', DAEMON_ENTRY, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [...nodeArgs, '--max-semi-space-size=4', DAEMON_ENTRY, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
     cwd: EXPORTER_DIR,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
+      MALLOC_ARENA_MAX: '2',
       ...process.env,
       OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${otlpPort}/v1/metrics`,
       OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf',

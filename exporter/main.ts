@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --expose-gc --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
 /**
  * The bpf-map-exporter command line. Thin: parses arguments, calls the library, prints one clear
  * line on expected errors (never a stack trace) and sets the exit code.

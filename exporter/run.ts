@@ -6,7 +6,6 @@ import { Daemon } from '../src/collect/daemon.js';
 import { CheckpointError } from '../src/collect/checkpoint.js';
 import { ExpositionCache } from '../src/publish/prometheus.js';
 import { registerProcessMetrics, SelfMetrics } from '../src/publish/self-metrics.js';
-import { startExternalGc } from '../src/util/external-gc.js';
 import { RegistryProducer, SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
 import { createExporterServer } from '../src/server/http.js';
 import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
@@ -61,7 +60,6 @@ export async function run(opts: RunOptions): Promise<number> {
   const registry = new Registry();
   // CPU, memory, fds, event-loop lag, GC...: before any job publishes, so a clash is caught at set().
   registerProcessMetrics(registry);
-  startExternalGc();
   const exposition = new ExpositionCache(registry);
   const inventory = opts.inventory || config.inventory;
   // Registered up front: a reload may add maps to a config that had none, or drop them all.

@@ -17,5 +17,5 @@ if (!examples) {
 }
 const config = examples ? all : `${root}config/default.yaml`;
 // The memory flags of the image and the systemd unit (docs/deployment.md, "Memory").
-const r = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=4', `${root}dist/exporter/main.js`, 'run', '--config', config, ...process.argv.slice(2)], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--max-semi-space-size=4', `${root}dist/exporter/main.js`, 'run', '--config', config, ...process.argv.slice(2)], { stdio: 'inherit', env: { MALLOC_ARENA_MAX: '2', ...process.env } });
 process.exit(r.status ?? 1);
