@@ -31,6 +31,7 @@ import { AggregationTemporality, DataPointType, type DataPoint, type Histogram, 
 import { ValueType } from '@opentelemetry/api';
 import type { LabelTable } from '../aggregate/types.js';
 import { arenaFor, type LabelArena } from './label-arena.js';
+import { ByteWriter } from './byte-writer.js';
 import { COLUMN_POINTS, isColumnMetric, type ColumnPoints } from './otel-producer.js';
 
 const LEN = 2;
@@ -54,21 +55,7 @@ function varintSize(v: number): number {
 const fieldSize = (len: number): number => 1 + varintSize(len) + len;
 
 /** Protobuf into a Buffer that grows (small messages) or is allocated at its exact size (the request). */
-class PbWriter {
-  buf: Buffer;
-  pos = 0;
-
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  reserve(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.pos + n, this.buf.length * 2));
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
-  }
-
+class PbWriter extends ByteWriter {
   varint(v: number): void {
     this.reserve(10);
     while (v >= 128) {
@@ -106,12 +93,6 @@ class PbWriter {
     this.pos += 8;
   }
 
-  bytes(b: Uint8Array): void {
-    this.reserve(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-
   string(field: number, s: string): void {
     const len = Buffer.byteLength(s);
     this.varint(tag(field, LEN));
@@ -140,9 +121,6 @@ class PbWriter {
     this.pos = end;
   }
 
-  result(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
 }
 
 function small(write: (w: PbWriter) => void): Buffer {

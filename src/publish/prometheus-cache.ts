@@ -23,7 +23,7 @@ import { Registry } from 'prom-client';
 import type { Family } from '../aggregate/types.js';
 import type { ExpositionFormat } from './negotiate.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
-import { ByteWriter, occupiedNames, writeFamily } from './prometheus-render.js';
+import { occupiedNames, TextWriter, writeFamily } from './prometheus-render.js';
 
 /**
  * One gzip stream over the document's parts (no copy of the whole text); asynchronous, so compressing
@@ -84,7 +84,7 @@ const FRESH_WAIT_MS = 15;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function renderPart(part: JobPart, format: ExpositionFormat): Promise<Buffer> {
-  const w = new ByteWriter(Math.ceil((part.sizes[format] ?? 0) * 1.05));
+  const w = new TextWriter(Math.ceil((part.sizes[format] ?? 0) * 1.05));
   for (const f of part.families) {
     // A family of a million series renders in slices, so /metrics and health checks answer meanwhile.
     const slices = writeFamily(f, format, w);

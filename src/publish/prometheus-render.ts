@@ -8,6 +8,7 @@
 import { columnsOf } from '../aggregate/columns.js';
 import type { Family, LabelTable, SeriesColumns } from '../aggregate/types.js';
 import { arenaFor, LabelArena } from './label-arena.js';
+import { ByteWriter } from './byte-writer.js';
 import type { ExpositionFormat } from './negotiate.js';
 
 const TWO_53 = 2 ** 53;
@@ -174,53 +175,20 @@ function writeDigits(buf: Buffer, pos: number, v: number): number {
   return pos + digits;
 }
 
-/** A growing output buffer written byte by byte: no string per line. */
-export class ByteWriter {
-  buf: Buffer;
-  pos = 0;
-
-  /** `size`: the expected length (e.g. the last render's), so the buffer rarely grows. */
+/** The exposition's writer: bytes, and sample values as formatValue spells them. */
+export class TextWriter extends ByteWriter {
   constructor(size = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(Math.max(1024, size));
-  }
-
-  /** Room for `n` more bytes. */
-  reserve(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.pos + n, this.buf.length * 2));
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
-  }
-
-  /** Bytes already encoded (names, label text): copied as they are. */
-  bytes(src: Uint8Array): void {
-    this.reserve(src.length);
-    for (let i = 0; i < src.length; i++) this.buf[this.pos++] = src[i];
-  }
-
-  byte(c: number): void {
-    this.reserve(1);
-    this.buf[this.pos++] = c;
-  }
-
-  string(s: string): void {
-    this.reserve(Buffer.byteLength(s));
-    this.pos += this.buf.write(s, this.pos, 'utf8');
+    super(Math.max(1024, size));
   }
 
   /** A sample value as formatValue writes it; integers in 0..2^53 without a string. */
   value(v: number): void {
     if (!(v >= 0 && v < TWO_53 && Number.isInteger(v))) {
-      this.string(formatValue(v));
+      this.utf8(formatValue(v));
       return;
     }
     this.reserve(16);
     this.pos = writeDigits(this.buf, this.pos, v);
-  }
-
-  /** The bytes written (a view of the buffer, not a copy). */
-  result(): Buffer {
-    return this.buf.subarray(0, this.pos);
   }
 }
 
@@ -260,9 +228,9 @@ const SLICE_SERIES = 16_384;
  * configured and read but produced nothing this cycle (an empty map, or every row dropped), and both
  * promtool and the OpenMetrics spec accept it.
  */
-export function* writeFamily(f: Family, format: ExpositionFormat, w: ByteWriter): Generator<void> {
+export function* writeFamily(f: Family, format: ExpositionFormat, w: TextWriter): Generator<void> {
   const { family, sample } = exposedNames(f.name, f.type, format);
-  w.string(metadata(family, f.type, f.help, format));
+  w.utf8(metadata(family, f.type, f.help, format));
   if (f.type === 'histogram' && f.columns === undefined) {
     writeHistogramObjects(f, sample, format, w);
     return;
@@ -333,7 +301,7 @@ export function* writeFamily(f: Family, format: ExpositionFormat, w: ByteWriter)
  * A histogram family written as objects (the self-metrics' histograms, tests): each series with its
  * own buckets, sorted like columns. An aggregator's families always come as columns.
  */
-function writeHistogramObjects(f: Family, sample: string, format: ExpositionFormat, w: ByteWriter): void {
+function writeHistogramObjects(f: Family, sample: string, format: ExpositionFormat, w: TextWriter): void {
   const items = f.series.map((s) => ({ s, body: labelBody(s.labels) }));
   if (items.length <= SORT_LIMIT) items.sort((x, y) => compareStrings(x.body, y.body));
   for (const { s, body } of items) {
@@ -343,18 +311,18 @@ function writeHistogramObjects(f: Family, sample: string, format: ExpositionForm
     let sawInf = false;
     for (const b of s.buckets) {
       sawInf = b.le === Infinity;
-      w.string(`${bucketPrefix}${formatLe(b.le, format)}"} ${formatValue(b.count)}\n`);
+      w.utf8(`${bucketPrefix}${formatLe(b.le, format)}"} ${formatValue(b.count)}\n`);
     }
     // Every histogram needs its +Inf bucket (it is what _count repeats); a snapshot always has it
     // last, this only keeps a malformed one from producing an invalid exposition.
-    if (!sawInf) w.string(`${bucketPrefix}+Inf"} ${formatValue(s.count)}\n`);
-    w.string(`${sample}_sum${suffix} ${formatValue(s.sum)}\n${sample}_count${suffix} ${formatValue(s.count)}\n`);
+    if (!sawInf) w.utf8(`${bucketPrefix}+Inf"} ${formatValue(s.count)}\n`);
+    w.utf8(`${sample}_sum${suffix} ${formatValue(s.sum)}\n${sample}_count${suffix} ${formatValue(s.count)}\n`);
   }
 }
 
 /** One family as one string (see writeFamily). */
 export function renderFamily(f: Family, format: ExpositionFormat): string {
-  const w = new ByteWriter();
+  const w = new TextWriter();
   const slices = writeFamily(f, format, w);
   while (slices.next().done !== true);
   return w.result().toString('utf8');
