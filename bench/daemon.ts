@@ -48,6 +48,7 @@ import { BatchReader } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 import { parseConfig } from '../src/config/parse.js';
 import { MapJob, type JobRead } from '../src/collect/job.js';
+import { getStatus, machine, median, percentile, sleep, table } from './support.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const C_SRC = path.join(ROOT, 'bench/c/batch-read.c');
@@ -170,19 +171,6 @@ function createAndFill(): { map: BpfMap; expectedSum: number; fillMs: number } {
 }
 
 // --- statistics ------------------------------------------------------------------------------------
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** Nearest-rank percentile (p in 0..100). */
-function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 interface Dist {
   count: number;
@@ -415,17 +403,6 @@ function scrapeOnce(agent: http.Agent, port: number, gzip: boolean): Promise<Scr
   });
 }
 
-async function getStatus(port: number, p: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-  });
-}
-
-const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, msec)));
 
 /** `p`, or undefined when it has not settled within `msec` (the timer does not outlive the wait). */
 function within<T>(p: Promise<T>, msec: number): Promise<T | undefined> {
@@ -655,32 +632,6 @@ async function daemonBench(cfg: BenchConfig, seconds: number, rate: number): Pro
 }
 
 // --- machine ---------------------------------------------------------------------------------------
-
-function run(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine(): Record<string, string | number> {
-  return {
-    nproc: os.availableParallelism(),
-    possibleCpus: readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim(),
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    kernel: os.release(),
-    node: process.version,
-    libbpf: run('dpkg-query', ['-W', '-f=${Version}', 'libbpf1']),
-    cc: run('cc', ['--version']).split('\n')[0],
-  };
-}
-
-function table(header: string[], rows: string[][], rightFrom: number): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= rightFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
-  return `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`;
-}
 
 // --- main ------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@
  * per-key contestants, default min(3, BENCH_ROUNDS)). One warm-up round runs first and is excluded.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { BpfMap } from '../src/bpf/map.js';
 import { checkBpffs, cleanupOnExit, createFilledMap, removePins, type Filled as FilledMap } from './fill.js';
 import { BatchReader, type IterationMethod } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
+import { machine, median } from './support.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const C_BIN = path.join(ROOT, 'bench/out/batch-read');
@@ -167,33 +168,6 @@ function runC(pin: string, method: 'batch' | 'perkey'): Sample {
 }
 
 // --- statistics and output -----------------------------------------------------------------------
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function run(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine(): Record<string, string | number> {
-  const cpuModel = os.cpus()[0]?.model ?? 'unknown';
-  return {
-    nproc: os.availableParallelism(),
-    possibleCpus: readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim(),
-    cpuModel,
-    kernel: os.release(),
-    node: process.version,
-    libbpf: run('dpkg-query', ['-W', '-f=${Version}', 'libbpf1']),
-    cc: run('cc', ['--version']).split('\n')[0],
-  };
-}
 
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);

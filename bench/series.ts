@@ -79,6 +79,7 @@ import type { BpfMap } from '../src/bpf/map.js';
 import { checkBpffs, cleanupOnExit, removePins } from './fill.js';
 import { BATCH_SIZE, JOB, METRIC, createFlowMap, expectedSum, flowConfig, flowLabels, flowValue } from './series-flows.js';
 import type { BaselineResult, PartSample } from './series-baseline.js';
+import { getStatus, median, percentile, run, sleep, table } from './support.js';
 
 const gunzipAsync = promisify(gunzipCallback);
 
@@ -178,19 +179,6 @@ cleanupOnExit(cleanup);
 
 // --- statistics ----------------------------------------------------------------------------------
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** Nearest-rank percentile (p in 0..100). */
-function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
 interface Dist {
   count: number;
   p50: number;
@@ -207,7 +195,6 @@ const f0 = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const mb = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(2)} MiB` : '-');
 const ratio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '-');
 const pct = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '-');
-const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, msec)));
 
 // --- /proc ---------------------------------------------------------------------------------------
 
@@ -387,16 +374,6 @@ function scrapeOnce(agent: http.Agent, port: number, encoding: Encoding, phase: 
       req.on('error', (e) => failed(e, req.reusedSocket));
     };
     attempt(agent);
-  });
-}
-
-function getStatus(port: number, p: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
   });
 }
 
@@ -953,12 +930,6 @@ async function runSize(s: Settings, otlp: OtlpReceiver): Promise<SizeResult> {
 
 // --- report --------------------------------------------------------------------------------------
 
-function table(header: string[], rows: string[][], rightFrom: number): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= rightFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
-  return `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`;
-}
-
 function report(r: SizeResult): string {
   const o = r.ours;
   const b = r.baseline;
@@ -1004,14 +975,6 @@ function report(r: SizeResult): string {
 }
 
 // --- main ----------------------------------------------------------------------------------------
-
-function run(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function main(): Promise<number> {
   const list = sizes();
