@@ -34,7 +34,7 @@
  *      daemon's CPU profile to bench/out/prof.
  * Results: bench/out/daemon-results.json.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -48,7 +48,7 @@ import { BatchReader } from '../src/bpf/batch.js';
 import { MapType, perCpuSlotSize } from '../src/bpf/map-types.js';
 import { parseConfig } from '../src/config/parse.js';
 import { MapJob, type JobRead } from '../src/collect/job.js';
-import { getStatus, machine, median, percentile, sleep, table } from './support.js';
+import { machine, median, percentile, sleep, startExporter, stopExporter, table } from './support.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const C_SRC = path.join(ROOT, 'bench/c/batch-read.c');
@@ -403,24 +403,6 @@ function scrapeOnce(agent: http.Agent, port: number, gzip: boolean): Promise<Scr
   });
 }
 
-
-/** `p`, or undefined when it has not settled within `msec` (the timer does not outlive the wait). */
-function within<T>(p: Promise<T>, msec: number): Promise<T | undefined> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(undefined), msec);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
 interface PhaseResult {
   encoding: 'identity' | 'gzip';
   seconds: number;
@@ -545,55 +527,11 @@ function procMaxRssMb(pid: number): number {
 async function daemonBench(cfg: BenchConfig, seconds: number, rate: number): Promise<DaemonResult> {
   const file = path.join(tmpDir ?? ROOT, `${cfg.name}-daemon.yaml`);
   writeFileSync(file, cfg.yaml('1s'));
-  const t0 = performance.now();
-  // As it ships: tsc's build, run by node with the image's memory flags (built before the run).
+  // As it ships: tsc's build (made before the run), run by node with the image's memory settings.
   const prof = process.env.BENCH_DAEMON_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/out/prof')}`] : [];
-  const child = spawn(process.execPath, [...prof, '--max-semi-space-size=4', 'dist/exporter/main.js', 'run', '--config', file, '--web.listen-address', '127.0.0.1:0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { MALLOC_ARENA_MAX: '2', ...process.env },
-  });
-  children.add(child);
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const warnings: string[] = [];
-  let onPort: (p: number) => void = () => undefined;
-  // Settles once: the address logged, the daemon gone, or 30 s gone by (later calls are no-ops).
-  const portKnown = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the daemon did not log its address within 30 s')), 30_000);
-    onPort = (p) => {
-      clearTimeout(timer);
-      resolve(p);
-    };
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the daemon exited (code ${code}, signal ${signal}) before listening: ${warnings.join(' | ')}`));
-    });
-  });
-  let partial = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      const addr = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
-      if (addr !== null) onPort(Number(addr[1]));
-      // pino levels: 40 warn, 50 error, 60 fatal; anything that is not a JSON log line is kept too.
-      const level = /"level":(\d+)/.exec(line);
-      if (level === null ? line.trim() !== '' : Number(level[1]) >= 40) warnings.push(line.slice(0, 500));
-    }
-  });
+  const d = await startExporter({ dir: ROOT, config: file, nodeArgs: prof, readyWithinMs: 90_000, onSpawn: (c) => children.add(c) });
+  const { child, port, warnings, startToReadyMs } = d;
   try {
-    const port = await portKnown;
-    // Ready: every map job has finished its first cycle.
-    for (;;) {
-      if ((await getStatus(port, '/readyz')) === 200) break;
-      if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode} before it was ready: ${warnings.join(' | ')}`);
-      if (performance.now() - t0 > 90_000) throw new Error('the daemon was not ready within 90 s');
-      await sleep(50);
-    }
-    const startToReadyMs = performance.now() - t0;
     process.stdout.write(`  ${cfg.name} daemon: ready after ${ms(startToReadyMs)} ms (pid ${child.pid}, port ${port})\n`);
     const cpu0 = procCpuSeconds(child.pid ?? 0);
     const phases: PhaseResult[] = [];
@@ -614,12 +552,7 @@ async function daemonBench(cfg: BenchConfig, seconds: number, rate: number): Pro
     const last = await scrapeOnce(agent, port, false);
     agent.destroy();
     const self = parseSelf(last.body, cfg.job);
-    child.kill('SIGTERM');
-    const exit = await within(exited, 15_000);
-    if (exit === undefined) {
-      child.kill('SIGKILL');
-      throw new Error('the daemon did not exit within 15 s of SIGTERM');
-    }
+    const exit = await stopExporter(d, 15_000);
     children.delete(child);
     return {
       config: cfg.name, description: cfg.description, startToReadyMs, phases,

@@ -79,7 +79,7 @@ import type { BpfMap } from '../src/bpf/map.js';
 import { checkBpffs, cleanupOnExit, removePins } from './fill.js';
 import { BATCH_SIZE, JOB, METRIC, createFlowMap, expectedSum, flowConfig, flowLabels, flowValue } from './series-flows.js';
 import type { BaselineResult, PartSample } from './series-baseline.js';
-import { getStatus, median, percentile, run, sleep, table } from './support.js';
+import { type ExporterProcess, median, percentile, run, sleep, startExporter, stopExporter, table } from './support.js';
 
 const gunzipAsync = promisify(gunzipCallback);
 
@@ -142,8 +142,6 @@ function settingsFor(n: number): Settings {
 
 const CPU_PROF = process.env.BENCH_SERIES_CPU_PROF === '1';
 const EXPORTER_DIR = path.resolve(process.env.BENCH_SERIES_EXPORTER_DIR ?? ROOT);
-/** The daemon as the image runs it: the tree's own tsc build, started by plain node. */
-const DAEMON_ENTRY = path.join(EXPORTER_DIR, 'dist/exporter/main.js');
 /** The baseline, bundled by esbuild (packages stay external), so it too runs on plain node. */
 const BASELINE_BUNDLE = path.join(ROOT, 'bench/out/series-baseline.mjs');
 
@@ -472,85 +470,30 @@ function decodeOtlp(body: Buffer): { points: number; sum: number } {
 
 // --- the daemon ----------------------------------------------------------------------------------
 
-interface Daemon {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  startToReadyMs: number;
-  warnings: string[];
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
+type Daemon = ExporterProcess;
 
 async function startDaemon(config: string, s: Settings, otlpPort: number): Promise<Daemon> {
-  const t0 = performance.now();
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
   if (CPU_PROF) mkdirSync(PROF_DIR, { recursive: true });
   const intervalMs = String(Math.round(s.intervalS * 1000));
   // As it ships: tsc's output run by plain node (tsx's loader thread would add ~30 MB of RSS and its CPU).
-  const child = spawn(process.execPath, [...nodeArgs, '--max-semi-space-size=4', DAEMON_ENTRY, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], {
-    cwd: EXPORTER_DIR,
-    stdio: ['ignore', 'ignore', 'pipe'],
+  return startExporter({
+    dir: EXPORTER_DIR,
+    config,
+    nodeArgs,
     env: {
-      MALLOC_ARENA_MAX: '2',
-      ...process.env,
       OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${otlpPort}/v1/metrics`,
       OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf',
       OTEL_METRIC_EXPORT_INTERVAL: intervalMs,
       OTEL_METRIC_EXPORT_TIMEOUT: intervalMs,
     },
+    readyWithinMs: 180_000,
+    onSpawn: (c) => children.add(c),
   });
-  children.add(child);
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const warnings: string[] = [];
-  let onPort: (p: number) => void = () => undefined;
-  const portKnown = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the daemon did not log its address within 60 s')), 60_000);
-    onPort = (p) => {
-      clearTimeout(timer);
-      resolve(p);
-    };
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the daemon exited (code ${code}, signal ${signal}) before listening: ${warnings.join(' | ')}`));
-    });
-  });
-  let partial = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      const addr = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
-      if (addr !== null) onPort(Number(addr[1]));
-      // pino levels: 40 warn, 50 error, 60 fatal; a line that is not a JSON log line is kept too.
-      const level = /"level":(\d+)/.exec(line);
-      if (level === null ? line.trim() !== '' : Number(level[1]) >= 40) warnings.push(line.slice(0, 500));
-    }
-  });
-  const port = await portKnown;
-  for (;;) {
-    if ((await getStatus(port, '/readyz')) === 200) break;
-    if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode} before it was ready: ${warnings.join(' | ')}`);
-    if (performance.now() - t0 > 180_000) throw new Error('the daemon was not ready within 180 s');
-    await sleep(50);
-  }
-  return { child, pid: child.pid ?? 0, port, startToReadyMs: performance.now() - t0, warnings, exited };
 }
 
 async function stopDaemon(d: Daemon): Promise<{ code: number | null; signal: string | null }> {
-  d.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), 60_000);
-  });
-  const exit = await Promise.race([d.exited, timeout]);
-  clearTimeout(timer);
-  if (exit === undefined) {
-    d.child.kill('SIGKILL');
-    throw new Error('the daemon did not exit within 60 s of SIGTERM');
-  }
+  const exit = await stopExporter(d, 60_000);
   children.delete(d.child);
   return exit;
 }
