@@ -97,16 +97,28 @@ function usageError(message: string): number {
   return 2;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    const err = e as { code?: string; message?: string };
-    // Expected errors (bad arguments, BPF failures) are one line; anything else is a bug worth its stack.
-    if (err.code === 'ERR_BPF' || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      console.error(`bpf-map-exporter: ${err.message}`);
-      process.exit(err.code === 'ERR_BPF' ? 1 : 2);
-    }
-    console.error(e);
-    process.exit(1);
-  },
-);
+/**
+ * Exit with `code` once stdout and stderr have handed everything written to them to the system.
+ * Through a pipe they are asynchronous: process.exit() at once cut `dump | jq` off after 64 KiB.
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  let open = 2;
+  const drained = (): void => {
+    if (--open === 0) process.exit(code);
+  };
+  // A write's callback runs once it and every write before it have left the stream.
+  for (const stream of [process.stdout, process.stderr]) stream.write('', drained);
+}
+
+main(process.argv.slice(2)).then(exitAfterOutput, (e: unknown) => {
+  const err = e as { code?: string; message?: string };
+  // Expected errors (bad arguments, BPF failures) are one line; anything else is a bug worth its stack.
+  if (err.code === 'ERR_BPF' || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    console.error(`bpf-map-exporter: ${err.message}`);
+    exitAfterOutput(err.code === 'ERR_BPF' ? 1 : 2);
+    return;
+  }
+  console.error(e);
+  exitAfterOutput(1);
+});
