@@ -148,12 +148,27 @@ function send(res: Res, req: Req, status: number, type: string, body: string | B
   res.end(chunks[chunks.length - 1]);
 }
 
+/** The path of a request target, or undefined when it is not one. */
+function pathOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
 async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
   const web = opts.web;
   web?.refresh();
   const state = web?.current;
   if (state !== undefined) for (const [name, value] of Object.entries(state.config.headers)) res.setHeader(name, value);
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+  const path = pathOf(req.url);
+  if (path === undefined) {
+    // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, answered
+    // before authentication, so it must cost one response and no log line.
+    send(res, req, 400, 'text/plain; charset=utf-8', 'bad request target\n');
+    return;
+  }
   if (state?.limiter !== undefined && !OPEN_PATHS.has(path) && !state.limiter.allow()) {
     send(res, req, 429, 'text/plain; charset=utf-8', 'too many requests\n', { 'Retry-After': '1' });
     return;

@@ -100,3 +100,32 @@ describe('the HTTP server with a web config', () => {
     expect((await curl(['-X', 'POST', `${base}/healthz`])).status).toBe('405');
   });
 });
+
+describe('the HTTP server and malformed requests', () => {
+  it('answers a request target no URL parser accepts with 400 and logs nothing, before any authentication', async () => {
+    const { logger } = await import('../../../src/log.js');
+    const { connect } = await import('node:net');
+    const base = await serve('auth-malformed.yml', `basic_auth_users:\n  prometheus: ${bcrypt.hashSync('secret', 4)}\n`);
+    const port = Number(new URL(base).port);
+    const errors: unknown[] = [];
+    const spy = (...a: unknown[]) => void errors.push(a);
+    const original = logger.error.bind(logger);
+    logger.error = spy as typeof logger.error;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const s = connect(port, '127.0.0.1', () => s.write('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+          let got = '';
+          s.on('data', (c: Buffer) => (got += c.toString()));
+          s.on('end', () => resolve(got));
+          s.on('error', reject);
+        });
+        expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+        expect(answer).toContain('bad request target');
+      }
+    } finally {
+      logger.error = original;
+    }
+    expect(errors).toEqual([]);
+  });
+});
