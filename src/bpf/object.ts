@@ -33,6 +33,11 @@ export class BpfObject {
 
   /** Open and load `path` (maps created, programs verified). libbpf's messages go to the logger. */
   static load(path: string): BpfObject {
+    // libbpf reads the file whole: a FIFO would block the process forever, a device read without end.
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st !== undefined && !st.isFile()) {
+      throw new BpfError('open BPF object', Errno.EINVAL, { map: path, detail: `it is ${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : 'not a regular file'}, not a compiled object (.bpf.o)` });
+    }
     const handle = native.objectOpenFile(path, null);
     if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path });
     const obj = new BpfObject(path, handle);

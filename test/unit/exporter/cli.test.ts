@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const main = fileURLToPath(new URL('../../../exporter/main.ts', import.meta.url));
@@ -39,4 +41,18 @@ describe('the command line', () => {
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe('/nonexistent/bpf.yaml: cannot read: ENOENT');
   });
+
+  it('refuses an object path that is a FIFO in one line at once, instead of blocking forever', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bme-fifo-'));
+    try {
+      execFileSync('mkfifo', [join(dir, 'x.bpf.o')]);
+      writeFileSync(join(dir, 'c.yaml'), `maps:\n  - name: m\n    source: { object: ${join(dir, 'x.bpf.o')}, map: counts }\n    metrics:\n      - { name: m_total, type: counter, help: h, value: v }\n`);
+      const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--config', join(dir, 'c.yaml')], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.signal).toBeNull();
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim()).toBe(`${join(dir, 'c.yaml')}:3:5: maps[0].source: map ${join(dir, 'x.bpf.o')}: open BPF object failed: EINVAL (it is a FIFO, not a compiled object (.bpf.o))`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
