@@ -14,8 +14,8 @@ export interface BucketRule {
  * exp2: le = 2^k * m; exp2zero: le = 0 for k = 0, else 2^(k-1) * m; linear: le = k * m;
  * fixed: le = k * m for the listed keys. Keys below min count in the first bucket (their values are
  * smaller, so cumulative counts stay right), keys above max only in +Inf. Without a sum field, the
- * key max + 1 holds the sum (ebpf_exporter's convention); a map that keeps no sum there exports
- * _sum 0.
+ * key max + 1 (fixed: the largest key + 1) holds the sum (ebpf_exporter's convention); a map that
+ * keeps no sum there exports _sum 0.
  */
 export function bucketIndex(rule: BucketRule, sumField: boolean): { bounds: number[]; index: (key: number) => number } {
   const { kind, min, max, multiplier: m } = rule;
@@ -26,7 +26,8 @@ export function bucketIndex(rule: BucketRule, sumField: boolean): { bounds: numb
       bounds,
       index: (key) => {
         for (let j = 0; j < keys.length; j++) if (key <= keys[j]) return j;
-        return keys.length;
+        // ebpf_exporter's fixed buckets keep their sum at the last key + 1, as the others at max + 1.
+        return key === keys[keys.length - 1] + 1 && !sumField ? SUM_SLOT : keys.length;
       },
     };
   }

@@ -195,7 +195,20 @@ describe('bucketIndex', () => {
     const withSum = bucketIndex({ kind: 'linear', min: 2, max: 4, multiplier: 1 }, true);
     expect(withSum.index(5)).toBe(3);
     const fixed = bucketIndex({ kind: 'fixed', min: 0, max: 0, multiplier: 1, values: [10, 50] }, false);
-    expect([0, 10, 11, 50, 51].map(fixed.index)).toEqual([0, 0, 1, 1, 2]);
+    expect([0, 10, 11, 50, 51, 52].map(fixed.index)).toEqual([0, 0, 1, 1, SUM_SLOT, 2]);
+    expect(bucketIndex({ kind: 'fixed', min: 0, max: 0, multiplier: 1, values: [10, 50] }, true).index(51)).toBe(2);
+  });
+
+  it('keeps a fixed histogram\'s sum key (the largest key + 1) out of its counts, as ebpf_exporter does', () => {
+    const h = bucketIndex({ kind: 'fixed', min: 0, max: 0, multiplier: 1, values: [1, 2, 5] }, false);
+    const counts = [0, 0, 0, 0];
+    let sum = 0;
+    for (const [key, n] of [[1, 5], [2, 3], [5, 2], [6, 1000]]) {
+      const b = h.index(key);
+      if (b === SUM_SLOT) sum += n;
+      else counts[b] += n;
+    }
+    expect({ count: counts.reduce((a, b) => a + b, 0), sum }).toEqual({ count: 10, sum: 1000 });
   });
 });
 
