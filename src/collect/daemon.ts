@@ -114,7 +114,7 @@ export class Daemon {
     for (const t of this.tasks) {
       if (!keep.has(t.name)) {
         this.sinks.unpublish(t.name);
-        this.opts.self.forget(t.name);
+        await this.opts.self.forget(t.name);
         this.lastFailure.delete(t.name);
       }
     }

@@ -170,9 +170,12 @@ export class SelfMetrics {
     this.invErrors?.inc({ errno });
   }
 
-  /** Forget a job's series of per-map gauges (the config dropped it). */
-  forget(map: string): void {
-    for (const m of [this.up, this.entries, this.maxEntries, this.duration, this.lastRead]) m.remove({ map });
+  /** Forget every series of a job (the config dropped it): gauges, counters, and those with more labels. */
+  async forget(map: string): Promise<void> {
+    const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.truncated, this.method];
+    for (const m of perMap) {
+      for (const v of (await m.get()).values) if (v.labels.map === map) m.remove(v.labels);
+    }
   }
 
   inventory(rows: readonly InventoryRow[]): void {

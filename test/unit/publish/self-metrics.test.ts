@@ -62,3 +62,23 @@ describe('ExpositionCache with process metrics', () => {
     expect(() => cache.set('j', [{ name: 'process_cpu_seconds', type: 'gauge', help: 'h', series: [] }])).toThrow(/clashes with the exporter's self-metric "process_cpu_seconds_total"/);
   });
 });
+
+describe('SelfMetrics.forget', () => {
+  it('drops every series of a job the config no longer has, and only those', async () => {
+    const registry = new Registry();
+    const self = new SelfMetrics(registry, { version: 't', inventory: false });
+    for (const map of ['gone', 'kept']) {
+      const stats = new Map([['m_total', { series: 3, seriesDropped: 1, rowsDropped: 2 }]]);
+      self.read(map, { entries: 3, maxEntries: 8, seconds: 0.1, method: 'batch', truncated: true, stats });
+      self.failed(map, 'EPERM');
+      self.overrun(map, 1);
+      self.lost(map, 4);
+    }
+    await self.forget('gone');
+    const text = await registry.metrics();
+    expect(text).not.toContain('map="gone"');
+    for (const name of ['map_up', 'map_reads_total', 'map_read_errors_total', 'series', 'series_dropped_total', 'rows_dropped_total', 'map_read_overruns_total', 'drain_possible_loss_total', 'map_iterations_truncated_total', 'map_read_method']) {
+      expect(text).toMatch(new RegExp(`bpf_map_exporter_${name}\\{[^}]*map="kept"`));
+    }
+  });
+});
