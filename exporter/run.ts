@@ -61,13 +61,13 @@ export async function run(opts: RunOptions): Promise<number> {
   // CPU, memory, fds, event-loop lag, GC...: before any job publishes, so a clash is caught at set().
   registerProcessMetrics(registry);
   const exposition = new ExpositionCache(registry);
-  const inventory = opts.inventory || config.inventory;
   // Registered up front: a reload may add maps to a config that had none, or drop them all.
   const self = new SelfMetrics(registry, { version: opts.version, inventory: true });
   // OTLP push runs when the config has an otel section or the standard variables name an endpoint.
   const otlpEnv = process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const producer = config.otel === undefined && otlpEnv === undefined ? undefined : new SnapshotProducer({ version: opts.version });
-  const daemon = new Daemon(config, { exposition, self, producer, inventory });
+  // --inventory holds for the process; the config's `inventory:` is read again at every reload.
+  const daemon = new Daemon(config, { exposition, self, producer, inventory: opts.inventory });
   try {
     daemon.start();
   } catch (e) {

@@ -161,7 +161,8 @@ export class Daemon {
   private install(config: Config, states: Record<string, Record<string, SeriesState[]>>): void {
     this.tasks = config.maps.map((spec, i) => new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: spec.mode === 'drain' ? states[spec.name] : undefined }));
     for (const t of this.tasks) this.scheduler.add(t);
-    if (this.inventoryOn()) {
+    if (!this.inventoryOn()) this.opts.self.inventoryOff();
+    else {
       this.scheduler.add({
         name: INVENTORY,
         intervalMs: config.interval,

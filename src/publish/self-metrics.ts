@@ -162,6 +162,14 @@ export class SelfMetrics {
     this.checkpointErrors.inc();
   }
 
+  /** The inventory was turned off (a reload): its rows and its up gauge go. */
+  inventoryOff(): void {
+    if (this.inv === undefined) return;
+    for (const m of Object.values(this.inv)) m.reset();
+    // reset() would leave a label-less gauge at 0: remove its one sample instead.
+    this.invUp?.remove({});
+  }
+
   /** The inventory failed: its last rows are dropped rather than shown as current. */
   inventoryFailed(errno: string): void {
     if (this.inv === undefined) return;
