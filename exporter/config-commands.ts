@@ -2,6 +2,7 @@ import { loadConfig } from '../src/config/parse.js';
 import { ConfigErrors } from '../src/config/errors.js';
 import type { Config } from '../src/config/types.js';
 import { jobsOf, type MapJob } from '../src/collect/job.js';
+import { captureLibbpfOutput } from '../src/bpf/libbpf.js';
 import type { PlanProblem } from '../src/aggregate/plan.js';
 import type { Family } from '../src/aggregate/types.js';
 
@@ -43,7 +44,7 @@ export function check(file: string): Outcome {
   if ('code' in config) return config;
   const jobs = jobsOf(config);
   try {
-    const err = openAll(config, jobs);
+    const err = openQuietly(config, jobs);
     if (err.length > 0) return { out: [], err, code: 2 };
     return { out: [`${file}: ok (${jobs.length} map${jobs.length === 1 ? '' : 's'})`], err: [], code: 0 };
   } finally {
@@ -71,7 +72,7 @@ export function dump(file: string, opts: { map?: string; format: 'json' | 'table
     return { out: [], err: [`${file}: no map named "${opts.map}"; the config has: ${config.maps.map((m) => m.name).join(', ') || 'none'}`], code: 2 };
   }
   try {
-    const err = openAll(config, jobs);
+    const err = openQuietly(config, jobs);
     if (err.length > 0) return { out: [], err, code: 2 };
     const rows: DumpRow[] = [];
     for (const job of jobs) {
@@ -86,6 +87,14 @@ export function dump(file: string, opts: { map?: string; format: 'json' | 'table
   } finally {
     for (const j of jobs) j.close();
   }
+}
+
+/**
+ * openAll without libbpf's own log lines: what they say of a failure is in the positioned line
+ * (`FILE:LINE:COLUMN: ...`), which must be the only kind of line these commands print.
+ */
+function openQuietly(config: Config, jobs: MapJob[]): string[] {
+  return captureLibbpfOutput(() => openAll(config, jobs), { quiet: true }).result;
 }
 
 function table(rows: DumpRow[]): string {

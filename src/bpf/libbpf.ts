@@ -121,8 +121,9 @@ export function captureLibbpfOutput<T>(fn: () => T, opts: { quiet?: boolean } = 
   const outer = captured;
   const outerQuiet = quiet;
   captured = [];
-  // quiet: the caller judges the messages (an expected refusal) and logs what matters itself.
-  quiet = opts.quiet === true;
+  // quiet: the caller judges the messages (an expected refusal) and logs what matters itself; a
+  // quiet capture stays quiet through the captures nested in it.
+  quiet = outerQuiet || opts.quiet === true;
   const output = captured;
   try {
     return { result: fn(), output };

@@ -55,4 +55,18 @@ describe('the command line', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('check prints its positioned lines only, not libbpf\'s own log lines', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bme-quiet-'));
+    try {
+      writeFileSync(join(dir, 'c.yaml'), `maps:\n  - name: m\n    source: { object: ${join(dir, 'missing.bpf.o')}, map: counts }\n    metrics:\n      - { name: m_total, type: counter, help: h, value: v }\n`);
+      // At the default log level (the tests run the rest silent).
+      const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--config', join(dir, 'c.yaml')], { encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'info' } });
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toEqual([`${join(dir, 'c.yaml')}:3:5: maps[0].source: map ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT (no such map or pin)`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
