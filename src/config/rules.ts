@@ -245,7 +245,36 @@ const rules: Rule[] = [
       }),
     );
   },
+
+  /**
+   * A histogram keeps a count per bucket for every series and writes a line per bucket: a key range
+   * of 10^8 took 1.9 GB to check, 2^64 aborted the process. No BPF histogram needs more than
+   * MAX_BUCKETS (exp2 covers all of u64 in 65), and exp2 bounds past 2^1023 are no longer numbers.
+   */
+  function bucketCountIsBounded(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) => {
+        const b = x?.buckets;
+        if (b === undefined || b === null) return;
+        const at = (k: string) => ['maps', i, 'metrics', j, 'buckets', k];
+        if (b.kind === 'fixed') {
+          if (Array.isArray(b.values) && b.values.length > MAX_BUCKETS) ctx.report(at('values'), `${b.values.length} bucket keys, expected at most ${MAX_BUCKETS}: each series of a histogram keeps a count per bucket and writes a line per bucket`);
+          return;
+        }
+        if (typeof b.max !== 'number' || typeof b.min !== 'number' || b.max < b.min) return;
+        const n = b.max - b.min + 1;
+        if (n > MAX_BUCKETS) {
+          ctx.report(at('max'), `min ${b.min} to max ${b.max} makes ${n} buckets, expected at most ${MAX_BUCKETS}: each series of a histogram keeps a count per bucket and writes a line per bucket (exp2 covers all of u64 in 65)`);
+        } else if ((b.kind === 'exp2' || b.kind === 'exp2zero') && !Number.isFinite(2 ** b.max * (typeof b.multiplier === 'number' ? b.multiplier : 1))) {
+          ctx.report(at('max'), `max ${b.max} gives ${b.kind} bucket bounds beyond the largest number, expected a smaller max`);
+        }
+      }),
+    );
+  },
 ];
+
+/** The most buckets a histogram may have (see bucketCountIsBounded). */
+export const MAX_BUCKETS = 4096;
 
 export function checkRules(config: RawConfig, ctx: RuleContext): void {
   for (const rule of rules) rule(config, ctx);
