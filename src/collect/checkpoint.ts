@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SeriesState } from '../aggregate/types.js';
 
@@ -37,6 +37,8 @@ export function saveCheckpoint(path: string, jobs: Checkpoint['jobs']): void {
       closeSync(dir);
     }
   } catch (e) {
+    // A full disk must not leave the half-written temporary file behind for good.
+    rmSync(tmp, { force: true });
     throw new CheckpointError(`cannot write state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
@@ -56,9 +58,37 @@ export function loadCheckpoint(path: string): Checkpoint['jobs'] {
   } catch {
     throw new CheckpointError(`state file ${path} is not valid JSON; move it away to start from zero`);
   }
-  const c = parsed as Partial<Checkpoint>;
-  if (c.version !== 1 || typeof c.jobs !== 'object' || c.jobs === null) {
-    throw new CheckpointError(`state file ${path} is not a version 1 checkpoint; move it away to start from zero`);
+  const shape = checkpointShape(parsed);
+  if (shape !== undefined) throw new CheckpointError(`state file ${path}: ${shape}; move it away to start from zero`);
+  return (parsed as Checkpoint).jobs;
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+
+/**
+ * What is wrong with the shape of a parsed state file (the first thing found), or undefined. Every
+ * total is checked: a string or a missing field would otherwise surface as a TypeError every cycle,
+ * or as totals turned into strings.
+ */
+function checkpointShape(c: unknown): string | undefined {
+  if (!isObject(c) || c.version !== 1) return 'not a version 1 checkpoint';
+  if (!isObject(c.jobs)) return 'jobs is not an object';
+  for (const [job, metrics] of Object.entries(c.jobs)) {
+    if (!isObject(metrics)) return `jobs.${job} is not an object`;
+    for (const [metric, series] of Object.entries(metrics)) {
+      const at = `jobs.${job}.${metric}`;
+      if (!Array.isArray(series)) return `${at} is not a list`;
+      for (let i = 0; i < series.length; i++) {
+        const s: unknown = series[i];
+        const where = `${at}[${i}]`;
+        if (!isObject(s)) return `${where} is not an object`;
+        if (!isObject(s.labels) || !Object.values(s.labels).every((v) => typeof v === 'string')) return `${where}.labels is not an object of strings`;
+        if (typeof s.value !== 'number' || !Number.isFinite(s.value)) return `${where}.value is ${JSON.stringify(s.value) ?? 'missing'}, expected a number`;
+        if (typeof s.sum !== 'number' || !Number.isFinite(s.sum)) return `${where}.sum is ${JSON.stringify(s.sum) ?? 'missing'}, expected a number`;
+        if (!Array.isArray(s.counts) || !s.counts.every(isCount)) return `${where}.counts is not a list of numbers >= 0`;
+      }
+    }
   }
-  return c.jobs;
+  return undefined;
 }
