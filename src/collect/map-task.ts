@@ -152,7 +152,18 @@ export class MapTask implements Task {
       probe.close();
     } catch (e) {
       if (!(e instanceof BpfError)) throw e;
-      // Unpinned, or no other map of that name (or several): our fd still holds the map; keep reading it.
+      if ('pinned' in source && e.errnoName === 'ENOENT') {
+        // The last pin is gone: only our fd keeps the map alive, and nothing will write to it again.
+        // Its series are not the map's "now" (a drain takes what is left first); the cycle fails
+        // with ENOENT until the pin comes back.
+        if (this.draining) {
+          const { snapshot } = await this.job.readAsync();
+          this.sinks.publish(this.name, snapshot.families, this.startTime);
+        }
+        this.closeJob();
+        throw e;
+      }
+      // No other map of that name (or several): our fd still holds the map; keep reading it.
       return;
     }
     if (id === this.job.mapInfo?.id) return;
