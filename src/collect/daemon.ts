@@ -6,7 +6,7 @@ import type { SelfMetrics } from '../publish/self-metrics.js';
 import type { SeriesState } from '../aggregate/types.js';
 import { logger } from '../log.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { inventory } from './inventory.js';
+import { inventoryAsync } from './inventory.js';
 import { MapTask, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';
 import { ObjectRegistry } from '../bpf/object.js';
@@ -168,7 +168,7 @@ export class Daemon {
         intervalMs: config.interval,
         run: async () => {
           try {
-            this.opts.self.inventory(inventory());
+            this.opts.self.inventory(await inventoryAsync());
           } catch (e) {
             this.opts.self.inventoryFailed(e instanceof BpfError ? e.errnoName : 'none');
             throw e;

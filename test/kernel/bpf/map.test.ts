@@ -236,4 +236,28 @@ kernelDescribe('inventory', () => {
     for (let i = 0; i < 100 && inventory().some((r) => r.id === id); i++) await new Promise((r) => setTimeout(r, 20));
     expect(inventory().some((r) => r.id === id)).toBe(false);
   });
+
+  it('gives the event loop turns while it lists many maps (the daemon\'s inventory), with the same rows as inventory()', async () => {
+    const { inventory, inventoryAsync } = await import('../../../src/collect/inventory.js');
+    const many = Array.from({ length: 200 }, () => BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 4 }));
+    try {
+      let turns = 0;
+      let done = false;
+      const tick = (): void => {
+        turns++;
+        if (!done) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const rows = await inventoryAsync();
+      done = true;
+      // At least one turn per 50 maps listed; a synchronous inventory gives none.
+      expect(turns).toBeGreaterThanOrEqual(Math.floor(rows.length / 50) - 1);
+      expect(turns).toBeGreaterThanOrEqual(3);
+      const ids = new Set(rows.map((r) => r.id));
+      for (const m of many) expect(ids.has(m.info.id)).toBe(true);
+      expect(rows.find((r) => r.id === many[0].info.id)).toEqual(inventory().find((r) => r.id === many[0].info.id));
+    } finally {
+      for (const m of many) m.close();
+    }
+  });
 });
