@@ -156,11 +156,7 @@ export class MapTask implements Task {
         // The last pin is gone: only our fd keeps the map alive, and nothing will write to it again.
         // Its series are not the map's "now" (a drain takes what is left first); the cycle fails
         // with ENOENT until the pin comes back.
-        if (this.draining) {
-          const { snapshot } = await this.job.readAsync();
-          this.sinks.publish(this.name, snapshot.families, this.startTime);
-        }
-        this.closeJob();
+        await this.letGo();
         throw e;
       }
       // No other map of that name (or several): our fd still holds the map; keep reading it.
@@ -168,7 +164,12 @@ export class MapTask implements Task {
     }
     if (id === this.job.mapInfo?.id) return;
     logger.info({ map: this.name, from: this.job.mapInfo?.id, to: id }, 'the source now names another map: following it');
-    if (this.draining) {
+    await this.letGo();
+  }
+
+  /** Close the map our fd alone holds; a drain job takes what is left in it first. */
+  private async letGo(): Promise<void> {
+    if (this.draining && this.job !== undefined) {
       const { snapshot } = await this.job.readAsync();
       this.sinks.publish(this.name, snapshot.families, this.startTime);
     }
