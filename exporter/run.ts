@@ -80,7 +80,7 @@ export async function run(opts: RunOptions): Promise<number> {
     producer === undefined ? undefined : startOtel([producer, new RegistryProducer(registry, { version: opts.version })], { ...config.otel, serviceVersion: opts.version });
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
-  const http = createExporterServer({ exposition, ready: () => daemon.ready(), version: opts.version, web: live });
+  const http = createExporterServer({ exposition, notReady: () => daemon.notReady(), version: opts.version, web: live });
   const server = http.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -128,12 +128,18 @@ export async function run(opts: RunOptions): Promise<number> {
       }, STOP_DEADLINE_MS);
       deadline.unref();
       http.close();
+      let unsaved: string | undefined;
       reloading
         .then(() => daemon.stop())
-        .then(() => otel?.shutdown())
+        .then((why) => {
+          unsaved = why;
+          return otel?.shutdown();
+        })
         .then(() => {
           clearTimeout(deadline);
-          resolve(0);
+          // The final checkpoint failed: what was drained since the last good one is not on disk.
+          if (unsaved !== undefined) logger.error({ err: unsaved }, 'stopped, but the drain state could not be saved');
+          resolve(unsaved === undefined ? 0 : 1);
         })
         .catch((err: unknown) => {
           logger.error({ err }, 'stop failed');

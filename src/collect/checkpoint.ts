@@ -7,18 +7,29 @@ export interface Checkpoint {
   version: 1;
   savedAt: string;
   jobs: Record<string, Record<string, SeriesState[]>>;
+  /** Per drain job, the last drain journal record counted in its totals (absent in older files). */
+  journal?: Record<string, number>;
 }
+
+/** The totals and journal positions of a state file. */
+export type Saved = Required<Pick<Checkpoint, 'jobs' | 'journal'>> & { savedAt?: string };
 
 export class CheckpointError extends Error {
   readonly code = 'ERR_CHECKPOINT';
+  /** The errno behind it (ENOSPC, EROFS...), or 'none' for a file of the wrong shape. */
+  readonly errnoName: string;
+  constructor(message: string, errnoName = 'none') {
+    super(message);
+    this.errnoName = errnoName;
+  }
 }
 
 /**
  * Write the checkpoint atomically: a temporary file beside the target, fsynced, then renamed over
  * it, and the folder fsynced, so a crash leaves either the old or the new file, never half of one.
  */
-export function saveCheckpoint(path: string, jobs: Checkpoint['jobs']): void {
-  const body: Checkpoint = { version: 1, savedAt: new Date().toISOString(), jobs };
+export function saveCheckpoint(path: string, jobs: Checkpoint['jobs'], journal: Record<string, number> = {}): void {
+  const body: Checkpoint = { version: 1, savedAt: new Date().toISOString(), jobs, journal };
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     mkdirSync(dirname(path), { recursive: true });
@@ -39,17 +50,18 @@ export function saveCheckpoint(path: string, jobs: Checkpoint['jobs']): void {
   } catch (e) {
     // A full disk must not leave the half-written temporary file behind for good.
     rmSync(tmp, { force: true });
-    throw new CheckpointError(`cannot write state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const errno = (e as NodeJS.ErrnoException).code;
+    throw new CheckpointError(`cannot write state file ${path}: ${errno ?? (e as Error).message}`, errno);
   }
 }
 
 /** The saved totals, or an empty checkpoint when there is no file yet. A corrupt file is an error, not a reset. */
-export function loadCheckpoint(path: string): Checkpoint['jobs'] {
+export function loadCheckpoint(path: string): Saved {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { jobs: {}, journal: {} };
     throw new CheckpointError(`cannot read state file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let parsed: unknown;
@@ -60,7 +72,8 @@ export function loadCheckpoint(path: string): Checkpoint['jobs'] {
   }
   const shape = checkpointShape(parsed);
   if (shape !== undefined) throw new CheckpointError(`state file ${path}: ${shape}; move it away to start from zero`);
-  return (parsed as Checkpoint).jobs;
+  const c = parsed as Checkpoint;
+  return { jobs: c.jobs, journal: c.journal ?? {}, savedAt: c.savedAt };
 }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -74,6 +87,7 @@ const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isF
 function checkpointShape(c: unknown): string | undefined {
   if (!isObject(c) || c.version !== 1) return 'not a version 1 checkpoint';
   if (!isObject(c.jobs)) return 'jobs is not an object';
+  if (c.journal !== undefined && (!isObject(c.journal) || !Object.values(c.journal).every((n) => Number.isSafeInteger(n) && (n as number) >= 0))) return 'journal is not an object of record numbers';
   for (const [job, metrics] of Object.entries(c.jobs)) {
     if (!isObject(metrics)) return `jobs.${job} is not an object`;
     for (const [metric, series] of Object.entries(metrics)) {

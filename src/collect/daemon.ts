@@ -7,7 +7,8 @@ import type { SeriesState } from '../aggregate/types.js';
 import { logger } from '../log.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { inventoryAsync } from './inventory.js';
-import { MapTask, type TaskSinks } from './map-task.js';
+import { Journal, JournalError, type JournalRecord } from './journal.js';
+import { MapTask, type TaskJournal, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';
 import { ObjectRegistry } from '../bpf/object.js';
 import { BpfError } from '../bpf/errors.js';
@@ -22,6 +23,13 @@ export interface DaemonOptions {
 }
 
 const INVENTORY = 'inventory';
+
+/** What a drain task carries from a state file, or across a reload. */
+interface Carried {
+  state: Record<string, SeriesState[]>;
+  position: number;
+  records: JournalRecord[];
+}
 
 /**
  * The running exporter: one scheduled task per configured map (and the inventory), their snapshots
@@ -40,6 +48,11 @@ export class Daemon {
   private readonly objects = new ObjectRegistry();
   /** The last failure logged per job, until it reads again. */
   private readonly lastFailure = new Map<string, string>();
+  /** Where every batch a drain takes is journaled before the next batch call (with a state file). */
+  private journal: Journal | undefined;
+  /** Why the drain state cannot be saved (drains pause until it can), and the entries at risk. */
+  private unsavedReason: { errno: string; message: string } | undefined;
+  private unsavedEntries = 0;
 
   constructor(config: Config, opts: DaemonOptions) {
     this.config = config;
@@ -80,6 +93,17 @@ export class Daemon {
       },
       lost: (job, n) => self.lost(job, n),
       drained: () => this.checkpoint(),
+      paused: () => {
+        // Drains wait for the state to be saved again; each waiting cycle tries once more.
+        if (this.unsavedReason !== undefined) this.checkpoint();
+        return this.unsavedReason;
+      },
+      unsaved: (job, entries, message) => {
+        this.unsavedEntries += entries;
+        self.unsaved(this.unsavedEntries);
+        logger.error({ map: job, entries }, `${message}: the entries taken are counted and published, and saved by the next checkpoint that works; drains pause until then`);
+      },
+      setAside: (job, records, reason) => this.setAside(job, records, reason),
     };
   }
 
@@ -94,21 +118,35 @@ export class Daemon {
     if (first && this.inventoryOn() && this.tasks.every((t) => this.firstDone.has(t.name))) void this.scheduler.runNow(INVENTORY);
   }
 
-  /** Every map job (and the inventory) has finished its first cycle. */
-  ready(): boolean {
-    return this.tasks.every((t) => this.firstDone.has(t.name)) && (!this.inventoryOn() || this.firstDone.has(INVENTORY));
+  /** Why the exporter is not ready (undefined when it is): maps not read yet, or drain state not saved. */
+  notReady(): string | undefined {
+    if (!this.tasks.every((t) => this.firstDone.has(t.name)) || (this.inventoryOn() && !this.firstDone.has(INVENTORY))) return 'maps not read yet';
+    if (this.unsavedReason !== undefined) return `drain state cannot be saved, drains are paused: ${this.unsavedReason.message}`;
+    return undefined;
   }
 
   start(): void {
-    const saved = this.config.state_file === undefined ? {} : loadCheckpoint(this.config.state_file);
-    this.install(this.config, saved);
+    const carried = new Map<string, Carried>();
+    const path = this.config.state_file;
+    if (path !== undefined) {
+      const saved = loadCheckpoint(path);
+      const records = this.openJournal(path, Math.max(0, ...Object.values(saved.journal)));
+      for (const spec of this.config.maps) {
+        if (spec.mode !== 'drain') continue;
+        const position = saved.journal[spec.name] ?? 0;
+        carried.set(spec.name, { state: saved.jobs[spec.name] ?? {}, position, records: records.filter((r) => r.job === spec.name && r.seq > position) });
+      }
+      this.setAsideStrays(records, saved.journal);
+      if (records.length > 0) logger.info({ stateSavedAt: saved.savedAt ?? null, records: records.length }, 'restoring drain totals: the state file plus the journal records written after it');
+    }
+    this.install(this.config, carried);
     this.scheduler.start();
   }
 
   /** Swap in a new config: drain totals of jobs that keep their name carry over. */
   async reload(config: Config): Promise<void> {
     await this.scheduler.stop();
-    const carried = this.states();
+    const carried = this.carried();
     for (const t of this.tasks) t.close();
     const keep = new Set(config.maps.map((m) => m.name));
     for (const t of this.tasks) {
@@ -116,6 +154,15 @@ export class Daemon {
         this.sinks.unpublish(t.name);
         await this.opts.self.forget(t.name);
         this.lastFailure.delete(t.name);
+      }
+    }
+    if (config.state_file !== this.config.state_file) {
+      // Another state file: the totals in memory carry over; its journal starts after them.
+      this.journal?.close();
+      this.journal = undefined;
+      if (config.state_file !== undefined) {
+        const position = Math.max(0, ...[...carried.values()].map((c) => c.position));
+        this.setAsideStrays(this.openJournal(config.state_file, position), {});
       }
     }
     this.config = config;
@@ -128,38 +175,99 @@ export class Daemon {
     this.scheduler.start();
   }
 
-  /** Stop reading: a final drain of every drain job, a last checkpoint, every map closed. */
-  async stop(): Promise<void> {
+  /**
+   * Stop reading: a final drain of every drain job, a last checkpoint, every map closed. Returns why
+   * the drain state could not be saved, if it could not (the exit is then a failure).
+   */
+  async stop(): Promise<string | undefined> {
     await this.scheduler.stop();
     for (const t of this.tasks) await t.finalCycle();
     this.checkpoint();
     for (const t of this.tasks) t.close();
     this.objects.closeAll();
+    this.journal?.close();
+    if (this.unsavedReason === undefined) return undefined;
+    return `${this.unsavedReason.message}${this.unsavedEntries > 0 ? `; ${this.unsavedEntries} entries taken out of maps are not saved` : ''}`;
   }
 
-  /** Write the drain totals to the state file, if there is one. */
+  /**
+   * Write the drain totals to the state file, if there is one, then empty the journal (but for
+   * records not yet counted). A failure pauses drains until a checkpoint works again.
+   */
   checkpoint(): void {
     const path = this.config.state_file;
     if (path === undefined || !this.tasks.some((t) => t.draining)) return;
+    const journals = this.tasks.filter((t) => t.draining).map((t) => [t.name, t.journalState()] as const);
     try {
-      saveCheckpoint(path, this.states());
+      saveCheckpoint(path, this.states(), Object.fromEntries(journals.map(([name, j]) => [name, j?.position ?? 0])));
     } catch (e) {
       if (!(e instanceof CheckpointError)) throw e;
       this.opts.self.checkpointFailed();
-      logger.error({ err: e.message }, 'checkpoint failed');
+      if (this.unsavedReason?.message !== e.message) logger.error({ err: e.message }, 'checkpoint failed: drains pause until the state file can be written');
+      this.unsavedReason = { errno: e.errnoName, message: e.message };
+      this.opts.self.checkpointUp(false);
+      return;
     }
+    this.journal?.compact(journals.flatMap(([, j]) => j?.records ?? []));
+    if (this.unsavedReason !== undefined) logger.info({ entries: this.unsavedEntries }, 'the drain state is saved again: drains go on');
+    this.unsavedReason = undefined;
+    this.unsavedEntries = 0;
+    this.opts.self.unsaved(0);
+    this.opts.self.checkpointUp(true);
   }
 
   private states(): Record<string, Record<string, SeriesState[]>> {
     return Object.fromEntries(this.tasks.filter((t) => t.draining).map((t) => [t.name, t.state()]));
   }
 
+  private carried(): Map<string, Carried> {
+    return new Map(this.tasks.filter((t) => t.draining).map((t) => [t.name, { state: t.state(), position: t.journalState()?.position ?? 0, records: t.journalState()?.records ?? [] }]));
+  }
+
+  /** Open the journal beside the state file; returns the records it holds. */
+  private openJournal(statePath: string, afterSeq: number): JournalRecord[] {
+    try {
+      const { journal, records } = Journal.open(`${statePath}.journal`, afterSeq);
+      this.journal = journal;
+      return records;
+    } catch (e) {
+      if (e instanceof JournalError) throw new CheckpointError(e.message, e.errnoName);
+      throw e;
+    }
+  }
+
+  /** Records of jobs the config no longer drains, or already in the totals, are not dropped unseen. */
+  private setAsideStrays(records: readonly JournalRecord[], positions: Record<string, number>): void {
+    const drains = new Set(this.config.maps.filter((m) => m.mode === 'drain').map((m) => m.name));
+    const strays = new Map<string, JournalRecord[]>();
+    for (const r of records) {
+      if (drains.has(r.job) || r.seq <= (positions[r.job] ?? 0)) continue;
+      strays.set(r.job, [...(strays.get(r.job) ?? []), r]);
+    }
+    for (const [job, rs] of strays) this.setAside(job, rs, 'the config has no drain job of that name');
+  }
+
+  private setAside(job: string, records: JournalRecord[], reason: string): void {
+    const entries = records.reduce((n, r) => n + r.count, 0);
+    try {
+      const file = this.journal!.setAside(job, records);
+      logger.error({ map: job, entries, file }, `journaled entries not counted (${reason}): kept in a file of their own`);
+    } catch (e) {
+      if (!(e instanceof JournalError)) throw e;
+      logger.error({ map: job, entries, err: e.message }, `journaled entries not counted (${reason}), and they could not be kept apart: they are lost`);
+    }
+  }
+
   private inventoryOn(): boolean {
     return this.opts.inventory === true || this.config.inventory || this.config.maps.length === 0;
   }
 
-  private install(config: Config, states: Record<string, Record<string, SeriesState[]>>): void {
-    this.tasks = config.maps.map((spec, i) => new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: spec.mode === 'drain' ? states[spec.name] : undefined }));
+  private install(config: Config, carried: ReadonlyMap<string, Carried>): void {
+    this.tasks = config.maps.map((spec, i) => {
+      const c = spec.mode === 'drain' ? carried.get(spec.name) : undefined;
+      const journal: TaskJournal | undefined = spec.mode === 'drain' && this.journal !== undefined ? { journal: this.journal, position: c?.position ?? 0, records: c?.records ?? [] } : undefined;
+      return new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: c?.state, journal });
+    });
     for (const t of this.tasks) this.scheduler.add(t);
     if (!this.inventoryOn()) this.opts.self.inventoryOff();
     else {

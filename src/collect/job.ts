@@ -77,15 +77,17 @@ export class MapJob {
 
   /**
    * The same sweep as read(), yielding to the event loop after every batch so that /metrics and
-   * health checks answer at once while a large map is read.
+   * health checks answer at once while a large map is read. `taken` sees each batch after it is
+   * counted and before the next batch call (a drain journals it there).
    */
-  async readAsync(mode: ReadMode = this.spec.mode): Promise<JobRead> {
+  async readAsync(mode: ReadMode = this.spec.mode, taken?: (keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>): Promise<JobRead> {
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
     const agg = this.aggregator;
     agg.begin();
     for (const b of this.reader.batches(mode)) {
       agg.add(b.keys, b.values, b.count);
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (taken !== undefined) await taken(b.keys, b.values, b.count);
+      else await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return { snapshot: agg.finish(), iteration: { ...this.reader.stats } };
   }
@@ -103,6 +105,14 @@ export class MapJob {
 
   importState(state: Parameters<MapAggregator['importState']>[0]): number {
     return this.aggregator?.importState(state) ?? 0;
+  }
+
+  /** Count batches taken from the map by an earlier run (drain journal records) into the totals. */
+  addBatches(batches: readonly { keys: Uint8Array; values: Uint8Array; count: number }[]): void {
+    if (this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
+    // A cycle of their own: rows are counted against the cycle they arrive in.
+    this.aggregator.begin();
+    for (const b of batches) this.aggregator.add(b.keys, b.values, b.count);
   }
 
   get mapPlan(): MapPlan | undefined {

@@ -8,6 +8,7 @@ import type { MapSnapshot } from '../aggregate/map-aggregator.js';
 import type { PlanProblem } from '../aggregate/plan.js';
 import { logger } from '../log.js';
 import { MapJob } from './job.js';
+import { JournalError, type Journal, type JournalRecord } from './journal.js';
 import type { Task } from './scheduler.js';
 
 /** Where a map task hands its results: the publishers and the self-metrics. */
@@ -19,6 +20,24 @@ export interface TaskSinks {
   lost(job: string, entries: number): void;
   /** A drain cycle moved entries into the totals: time to checkpoint. */
   drained(): void;
+  /**
+   * Why drains must wait (the drain state cannot be saved: a failed checkpoint or journal write),
+   * after trying to save it once more; undefined when they may go on.
+   */
+  paused(): { errno: string; message: string } | undefined;
+  /** A batch taken out of the map could not be journaled: its entries are counted, not yet saved. */
+  unsaved(job: string, entries: number, reason: string): void;
+  /** Journal records that cannot be counted into this job's totals: kept in a file of their own. */
+  setAside(job: string, records: JournalRecord[], reason: string): void;
+}
+
+/** Where a drain task journals what it takes, and what an earlier run journaled for it. */
+export interface TaskJournal {
+  journal: Journal;
+  /** The last record counted in the restored totals. */
+  position: number;
+  /** Records after it, to be counted once the map is open. */
+  records: JournalRecord[];
 }
 
 /**
@@ -42,8 +61,13 @@ export class MapTask implements Task {
   private startTime = Date.now();
   /** When the map was last read successfully (ms), for keep_stale. */
   private lastGood = 0;
+  private readonly journal: Journal | undefined;
+  /** The last journal record counted in the totals. */
+  private position: number;
+  /** Journal records of an earlier run not yet counted (the map has not been opened since). */
+  private waiting: JournalRecord[];
 
-  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry } = {}) {
+  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal } = {}) {
     this.name = spec.name;
     this.intervalMs = spec.interval;
     this.spec = spec;
@@ -52,10 +76,18 @@ export class MapTask implements Task {
     this.env = opts.env;
     this.objects = opts.objects;
     this.pending = opts.state;
+    this.journal = opts.journal?.journal;
+    this.position = opts.journal?.position ?? 0;
+    this.waiting = opts.journal?.records ?? [];
   }
 
   get draining(): boolean {
     return this.spec.mode === 'drain';
+  }
+
+  /** Where the totals are in the journal, and the records still waiting: what a checkpoint keeps. */
+  journalState(): TaskJournal | undefined {
+    return this.journal === undefined ? undefined : { journal: this.journal, position: this.position, records: this.waiting };
   }
 
   /** The drain totals now (for checkpoints and reloads). */
@@ -77,7 +109,14 @@ export class MapTask implements Task {
         }
       }
       const job = this.job!;
-      const { snapshot, iteration } = await job.readAsync();
+      if (this.draining) {
+        const paused = this.sinks.paused();
+        if (paused !== undefined) {
+          this.fail(paused.errno, `drain paused, the entries stay in the map: ${paused.message}`);
+          return;
+        }
+      }
+      const { snapshot, iteration } = await job.readAsync(this.spec.mode, this.draining ? this.journalTaken(job) : undefined);
       this.sinks.publish(this.name, snapshot.families, this.startTime);
       this.sinks.read(this.name, {
         entries: iteration.entries,
@@ -90,6 +129,11 @@ export class MapTask implements Task {
       this.lastGood = Date.now();
       if (this.draining) this.sinks.drained();
     } catch (e) {
+      if (e instanceof JournalError) {
+        // The batch is in the totals and published; it is saved by the next checkpoint that works.
+        this.fail(e.errnoName, e.message);
+        return;
+      }
       if (!(e instanceof BpfError)) throw e;
       if (e.possibleLoss > 0) this.sinks.lost(this.name, e.possibleLoss);
       // The map may be gone (or its fd broken): open it afresh next cycle, keeping the totals.
@@ -116,8 +160,41 @@ export class MapTask implements Task {
       if (skipped > 0) logger.warn({ map: this.name, skipped }, 'saved series that no longer fit the metrics were not restored');
       this.pending = undefined;
     }
+    this.countWaiting(job);
     this.job = job;
     return [];
+  }
+
+  /** Count what an earlier run journaled after its last checkpoint, if it still fits the map. */
+  private countWaiting(job: MapJob): void {
+    if (this.waiting.length === 0) return;
+    const records = this.waiting;
+    this.waiting = [];
+    const { keySize, valueStride } = job.mapPlan!.shape;
+    const misfit = records.find((r) => r.keySize !== keySize || r.valueSize !== valueStride);
+    if (misfit !== undefined) {
+      this.sinks.setAside(this.name, records, `journaled entries of ${misfit.keySize}-byte keys and ${misfit.valueSize}-byte values, the map now has ${keySize} and ${valueStride}`);
+      return;
+    }
+    job.addBatches(records);
+    this.position = Math.max(this.position, ...records.map((r) => r.seq));
+    logger.info({ map: this.name, records: records.length, entries: records.reduce((n, r) => n + r.count, 0) }, 'counted the entries an earlier run took out of the map after its last checkpoint');
+  }
+
+  /** Journal each batch a drain takes, durably, before the next batch call. */
+  private journalTaken(job: MapJob): ((keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>) | undefined {
+    const journal = this.journal;
+    if (journal === undefined) return undefined;
+    const { keySize, valueStride } = job.mapPlan!.shape;
+    return async (keys, values, count) => {
+      try {
+        this.position = journal.append(this.name, keys, values, count, keySize, valueStride);
+        await journal.commit();
+      } catch (e) {
+        if (e instanceof JournalError) this.sinks.unsaved(this.name, count, e.message);
+        throw e;
+      }
+    };
   }
 
   private closeJob(): void {
@@ -170,7 +247,8 @@ export class MapTask implements Task {
   /** Close the map our fd alone holds; a drain job takes what is left in it first. */
   private async letGo(): Promise<void> {
     if (this.draining && this.job !== undefined) {
-      const { snapshot } = await this.job.readAsync();
+      // Even when drains are paused: closing the map without it would destroy what is left.
+      const { snapshot } = await this.job.readAsync(this.spec.mode, this.journalTaken(this.job));
       this.sinks.publish(this.name, snapshot.families, this.startTime);
     }
     this.closeJob();

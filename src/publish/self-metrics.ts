@@ -86,6 +86,8 @@ export class SelfMetrics {
   private readonly possibleLoss: Counter;
   private readonly truncated: Counter;
   private readonly checkpointErrors: Counter;
+  private readonly checkpointUpGauge: Gauge;
+  private readonly unsavedGauge: Gauge;
   private readonly method: Gauge;
   private readonly inv: { info: Gauge; entries: Gauge; max: Gauge; fill: Gauge; memlock: Gauge } | undefined;
   private readonly invUp: Gauge | undefined;
@@ -112,6 +114,8 @@ export class SelfMetrics {
     this.possibleLoss = c('bpf_map_exporter_drain_possible_loss_total', 'Entries a drain may have deleted without receiving them (kernel EFAULT), upper bound');
     this.truncated = c('bpf_map_exporter_map_iterations_truncated_total', 'Per-key walks stopped at max_entries + 1 steps: entries may be missing from that cycle');
     this.checkpointErrors = c('bpf_map_exporter_checkpoint_errors_total', 'Failed writes of the drain state file', []);
+    this.checkpointUpGauge = g('bpf_map_exporter_checkpoint_up', 'Whether the last write of the drain state file succeeded (1) or failed (0, drains pause until it works)', []);
+    this.unsavedGauge = g('bpf_map_exporter_drain_unsaved_entries', 'Entries taken out of maps whose journal write failed: counted and published, not yet saved', []);
     this.method = g('bpf_map_exporter_map_read_method', 'How the map was read in the last cycle (batch or per-key), as a label; always 1', ['map', 'method']);
     if (opts.inventory) {
       const l = ['id', 'name', 'type'];
@@ -160,6 +164,14 @@ export class SelfMetrics {
 
   checkpointFailed(): void {
     this.checkpointErrors.inc();
+  }
+
+  checkpointUp(up: boolean): void {
+    this.checkpointUpGauge.set(up ? 1 : 0);
+  }
+
+  unsaved(entries: number): void {
+    this.unsavedGauge.set(entries);
   }
 
   /** The inventory was turned off (a reload): its rows and its up gauge go. */

@@ -11,8 +11,8 @@ import { clientCertRefusal, type TlsMaterial } from './tls.js';
 
 export interface ServerOptions {
   exposition: ExpositionCache;
-  /** Ready once every map job has finished its first cycle. */
-  ready: () => boolean;
+  /** Why the exporter is not ready (every map read once, drain state saved), or undefined when it is. */
+  notReady: () => string | undefined;
   version: string;
   /** TLS, headers and basic auth from a web config file; absent: plain HTTP, open to all. */
   web?: LiveWeb;
@@ -203,10 +203,12 @@ async function handle(req: Req, res: Res, opts: ServerOptions, path: string): Pr
     case '/healthz':
       send(res, req, 200, 'text/plain; charset=utf-8', 'ok\n');
       return;
-    case '/readyz':
-      if (opts.ready()) send(res, req, 200, 'text/plain; charset=utf-8', 'ready\n');
-      else send(res, req, 503, 'text/plain; charset=utf-8', 'not ready: maps not read yet\n');
+    case '/readyz': {
+      const why = opts.notReady();
+      if (why === undefined) send(res, req, 200, 'text/plain; charset=utf-8', 'ready\n');
+      else send(res, req, 503, 'text/plain; charset=utf-8', `not ready: ${why}\n`);
       return;
+    }
     case '/':
       send(res, req, 200, 'text/html; charset=utf-8', LANDING(opts.version));
       return;

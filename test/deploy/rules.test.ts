@@ -55,7 +55,7 @@ describe('the PrometheusRule', () => {
   it('queries only metrics the exporter declares (and Prometheus\'s own up)', () => {
     const used = new Set(rules.flatMap((r) => metricNames(r.expr)));
     expect([...used].sort()).toEqual([
-      'bpf_map_exporter_checkpoint_errors_total', 'bpf_map_exporter_inventory_up', 'bpf_map_exporter_map_read_errors_total',
+      'bpf_map_exporter_checkpoint_up', 'bpf_map_exporter_inventory_up', 'bpf_map_exporter_map_read_errors_total',
       'bpf_map_exporter_map_up', 'bpf_map_exporter_series_dropped_total', 'bpf_map_fill_ratio', 'up',
     ]);
     for (const m of used) if (m !== 'up') expect(declared, m).toContain(m);

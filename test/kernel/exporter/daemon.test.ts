@@ -3,7 +3,7 @@
  * negotiation, drains that survive a re-created pin and a restart, reload by SIGHUP, a clean SIGTERM.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
@@ -14,6 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { BpfMap } from '../../../src/bpf/map.js';
 import { MapType } from '../../../src/bpf/map-types.js';
 import { kernelDescribe, pinDir } from '../support.js';
+import { metrics, sample, sleep, startDaemon, stopDaemon, until } from './process.js';
 
 // The OTel project's generated protobuf definitions (@opentelemetry/otlp-transformer 0.52, the last
 // release that ships them), under a dev-only alias: 0.2xx encodes without them and cannot decode a request.
@@ -23,65 +24,14 @@ const otlpRoot = createRequire(import.meta.url)('otlp-proto-definitions/build/sr
 };
 const { ExportMetricsServiceRequest } = otlpRoot.opentelemetry.proto.collector.metrics.v1;
 
-const main = new URL('../../../exporter/main.ts', import.meta.url).pathname;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const le32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
 const le64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
-
-interface Daemon { proc: ChildProcess; base: string; stderr: () => string; exited: Promise<number | null> }
-
-async function startDaemon(config: string, env: Record<string, string> = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'run', '--config', config, '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info', ...env } });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  for (let i = 0; i < 200; i++) {
-    const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(err);
-    if (m !== null) {
-      const base = `http://127.0.0.1:${m[1]}`;
-      for (let j = 0; j < 100; j++) {
-        if ((await fetch(`${base}/readyz`)).status === 200) return { proc, base, stderr: () => err, exited };
-        await sleep(50);
-      }
-    }
-    if (proc.exitCode !== null) break;
-    await sleep(50);
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`daemon did not become ready: ${err}`);
-}
-
-async function stopDaemon(d: Daemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; ms: number }> {
-  const t = Date.now();
-  d.proc.kill(signal);
-  const code = await d.exited;
-  return { code, ms: Date.now() - t };
-}
 
 type Point = { asDouble?: number; asInt?: number | string; attributes: { key: string; value: { stringValue?: string } }[] };
 type Metric = { name: string; sum?: { dataPoints: Point[]; isMonotonic: boolean; aggregationTemporality: number }; gauge?: { dataPoints: Point[] } };
 type Body = { resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: Metric[] }[] }[] };
 /** A point's number: OTLP/JSON and protobuf carry doubles, or ints (as strings in JSON). */
 const value = (p: Point): number => (p.asInt !== undefined && p.asInt !== 0 && p.asInt !== '0' ? Number(p.asInt) : (p.asDouble ?? 0));
-
-const metrics = async (d: Daemon) => (await fetch(`${d.base}/metrics`)).text();
-
-/** The value of the one sample `name{labels}` (labels written as in the exposition), or undefined. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-/** Poll /metrics until `pred` holds (bounded). */
-async function until(d: Daemon, pred: (t: string) => boolean): Promise<string> {
-  let t = '';
-  for (let i = 0; i < 100; i++) {
-    t = await metrics(d);
-    if (pred(t)) return t;
-    await sleep(50);
-  }
-  throw new Error(`condition not met; last /metrics:\n${t}`);
-}
 
 kernelDescribe('the daemon', () => {
   let pins: string;

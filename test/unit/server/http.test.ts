@@ -43,7 +43,7 @@ async function serve(name: string, yaml: string): Promise<string> {
   const file = join(dir, name);
   writeFileSync(file, yaml);
   const web = new LiveWeb(file, loadWeb(file));
-  const s = createExporterServer({ exposition: new ExpositionCache(), ready: () => true, version: 'test', web });
+  const s = createExporterServer({ exposition: new ExpositionCache(), notReady: () => undefined, version: 'test', web });
   open.push(s);
   await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
   return `${s.scheme}://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
