@@ -305,6 +305,12 @@ const map: ObjectShape = {
       shape: { type: 'duration' },
       description: 'Read maps: how long the last good series stay exported while the map cannot be read. Default: they go at the first failed read.',
     },
+    btf: {
+      shape: { type: 'boolean' },
+      description:
+        'false: the map\'s BTF is neither read nor checked; key and value (both required then) are read as the bytes they describe, whatever fields BTF has there ' +
+        '(a u32 read over a u8 and its padding, as ebpf_exporter configs do). Default: the layout comes from BTF, or is checked against it.',
+    },
   },
 };
 
