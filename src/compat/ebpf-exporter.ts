@@ -19,7 +19,7 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { Document, isMap, isScalar, isSeq, type Node, type Pair, YAMLMap } from 'yaml';
-import { ConfigError, ConfigErrors, type ConfigPath } from '../config/errors.js';
+import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } from '../config/errors.js';
 import { Locator } from '../config/locate.js';
 import { parseYaml, readConfigText } from '../config/parse.js';
 import { checkRules, type RawConfig } from '../config/rules.js';
@@ -209,13 +209,6 @@ class Origins {
     }
     return { at: this.fallback, path: '' };
   }
-}
-
-/** `metrics.counters[0].labels[1]` for their paths. */
-function pathText(path: ConfigPath): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
-  return out;
 }
 
 /** Translate configs already read (the text of each and its object's contents). Throws ConfigErrors. */
@@ -572,7 +565,7 @@ class OneConfig {
   }
 
   /** static_map after uint: their keys are matched against uint's decimal text. */
-  private staticMap(dec: RawDecoder, at: ConfigPath, _type: string): { type: string; pad: number; decoder: Partial<LabelSpec> } | undefined {
+  private staticMap(dec: RawDecoder, at: ConfigPath, type: string): { type: string; pad: number; decoder: Partial<LabelSpec> } | undefined {
     const node = this.loc.find([...at, 'static_map']).value;
     if (!isMap(node) || node.items.length === 0) return this.fail([...at, 'name'], 'static_map needs a non-empty static_map: mapping, e.g. { 0: read, 1: write }');
     const map: Record<string, string> = {};
@@ -588,7 +581,7 @@ class OneConfig {
       if (value !== undefined) map[text] = value;
     }
     if (Object.keys(map).length === 0) return this.fail([...at, 'static_map'], 'no key of static_map can match (uint gives decimal numbers), expected keys like 0, 1, 2');
-    return { type: _type, pad: 0, decoder: { decoder: 'static_map', map, ...(dec.allow_unknown === true ? { allow_unknown: true } : {}) } };
+    return { type, pad: 0, decoder: { decoder: 'static_map', map, ...(dec.allow_unknown === true ? { allow_unknown: true } : {}) } };
   }
 
   /**
