@@ -5,6 +5,15 @@ import { jobsOf, type MapJob } from '../src/collect/job.js';
 import { captureLibbpfOutput } from '../src/bpf/libbpf.js';
 import type { PlanProblem } from '../src/aggregate/plan.js';
 import type { Family } from '../src/aggregate/types.js';
+import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
+import { renderNative } from '../src/compat/ebpf-exporter.js';
+
+/** A config file of ours, or ebpf_exporter's configs (--config.dir, --config.names). */
+export type ConfigRef = string | CompatRef;
+
+function nameOf(ref: ConfigRef): string {
+  return typeof ref === 'string' ? ref : describeCompat(ref);
+}
 
 /** A command's outcome: lines for stdout and stderr, and the exit code. */
 export interface Outcome {
@@ -25,9 +34,9 @@ export function problemLines(config: Config, problems: readonly PlanProblem[]): 
   });
 }
 
-function load(file: string): Config | Outcome {
+function load(ref: ConfigRef): Config | Outcome {
   try {
-    return loadConfig(file);
+    return typeof ref === 'string' ? loadConfig(ref) : loadCompat(ref).config;
   } catch (e) {
     if (e instanceof ConfigErrors) return { out: [], err: e.errors.map((x) => x.message), code: 2 };
     throw e;
@@ -39,8 +48,9 @@ function openAll(config: Config, jobs: MapJob[]): string[] {
 }
 
 /** `check`: the config parses, its maps resolve and its layouts and metrics fit them. */
-export function check(file: string): Outcome {
-  const config = load(file);
+export function check(ref: ConfigRef): Outcome {
+  const file = nameOf(ref);
+  const config = load(ref);
   if ('code' in config) return config;
   const jobs = jobsOf(config);
   try {
@@ -64,8 +74,9 @@ export interface DumpRow {
 }
 
 /** `dump`: the series the config yields right now. Drain maps are read, never drained, by a dump. */
-export function dump(file: string, opts: { map?: string; format: 'json' | 'table' }): Outcome {
-  const config = load(file);
+export function dump(ref: ConfigRef, opts: { map?: string; format: 'json' | 'table' }): Outcome {
+  const file = nameOf(ref);
+  const config = load(ref);
   if ('code' in config) return config;
   const jobs = jobsOf(config, opts.map);
   if (opts.map !== undefined && jobs.length === 0) {
@@ -106,4 +117,22 @@ function table(rows: DumpRow[]): string {
   const head = ['METRIC', 'LABELS', 'VALUE'];
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   return [head, ...cells].map((c) => c.map((x, i) => (i === 2 ? x : x.padEnd(w[i]))).join('  ')).join('\n');
+}
+
+/**
+ * `convert`: ebpf_exporter's configs as our YAML, which `check` accepts and which runs the same;
+ * what deserves a word is written as comments on top.
+ */
+export function convert(ref: CompatRef): Outcome {
+  try {
+    const result = loadCompat(ref);
+    const header = [
+      `Converted by bpf-map-exporter convert --config.dir ${ref.dir} --config.names ${ref.names}`,
+      'from ebpf_exporter\'s format: the same metric names and label values. Object paths are absolute.',
+    ];
+    return { out: [renderNative(result, header).trimEnd()], err: [], code: 0 };
+  } catch (e) {
+    if (e instanceof ConfigErrors) return { out: [], err: e.errors.map((x) => x.message), code: 2 };
+    throw e;
+  }
 }

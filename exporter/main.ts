@@ -9,12 +9,15 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  run [--config FILE] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--inventory] [--log.level LEVEL]
+  run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--inventory] [--log.level LEVEL]
                                                      the exporter: /metrics on :9435 (and OTLP push when
                                                      OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
+  convert --config.dir DIR --config.names A,B        print ebpf_exporter's configs DIR/A.yaml (+ A.bpf.o)... as our config
+                                                     (--config.dir/--config.names also work with run, check and dump:
+                                                     their configs run as they are; docs/migrating-from-ebpf-exporter.md)
   check --web.config.file FILE                       validate a web config and the certificate files it names
                                                      (both flags may be given together)
   dump --config FILE [--map NAME] [--format json|table]
@@ -42,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
       json: { type: 'boolean' },
       config: { type: 'string', short: 'c' },
+      'config.dir': { type: 'string' },
+      'config.names': { type: 'string' },
       map: { type: 'string' },
       format: { type: 'string', default: 'json' },
       'web.listen-address': { type: 'string', default: ':9435' },
@@ -59,9 +64,23 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && values.help !== true ? 2 : 0;
   }
+  // ebpf_exporter's flags: a folder of NAME.yaml + NAME.bpf.o, and the names to load.
+  const dir = values['config.dir'];
+  const names = values['config.names'];
+  if ((dir === undefined) !== (names === undefined)) return usageError(`--config.dir and --config.names go together (ebpf_exporter's configs), ${dir === undefined ? '--config.dir' : '--config.names'} is missing`);
+  if (dir !== undefined && values.config !== undefined) return usageError('--config names our config, --config.dir and --config.names ebpf_exporter\'s: give one or the other');
+  const compat = dir === undefined || names === undefined ? undefined : { dir, names };
   if (command === 'run') {
     const { run } = await import('./run.js');
-    return run({ config: values.config, listen: values['web.listen-address'], webConfig: values['web.config.file'], inventory: values.inventory, version: version() });
+    return run({ config: values.config, compat, listen: values['web.listen-address'], webConfig: values['web.config.file'], inventory: values.inventory, version: version() });
+  }
+  if (command === 'convert') {
+    if (compat === undefined) return usageError('convert needs --config.dir DIR --config.names A,B');
+    const { convert } = await import('./config-commands.js');
+    const r = convert(compat);
+    for (const line of r.out) console.log(line);
+    for (const line of r.err) console.error(line);
+    return r.code;
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.
@@ -75,16 +94,18 @@ async function main(argv: string[]): Promise<number> {
     const { checkWeb } = await import('../src/server/web-check.js');
     const web = checkWeb(values['web.config.file']);
     const { check } = await import('./config-commands.js');
-    const r = values.config === undefined ? { out: [], err: [], code: 0 } : check(values.config);
+    const ref = compat ?? values.config;
+    const r = ref === undefined ? { out: [], err: [], code: 0 } : check(ref);
     for (const line of [...r.out, ...web.out]) console.log(line);
     for (const line of [...r.err, ...web.err]) console.error(line);
     return Math.max(r.code, web.code);
   }
   if (command === 'check' || command === 'dump') {
-    if (values.config === undefined) return usageError(`${command} needs --config FILE`);
+    const ref = compat ?? values.config;
+    if (ref === undefined) return usageError(`${command} needs --config FILE (or --config.dir DIR --config.names A,B)`);
     if (values.format !== 'json' && values.format !== 'table') return usageError(`--format must be json or table, not ${JSON.stringify(values.format)}`);
     const { check, dump } = await import('./config-commands.js');
-    const r = command === 'check' ? check(values.config) : dump(values.config, { map: values.map, format: values.format });
+    const r = command === 'check' ? check(ref) : dump(ref, { map: values.map, format: values.format });
     for (const line of r.out) console.log(line);
     for (const line of r.err) console.error(line);
     return r.code;

@@ -10,9 +10,12 @@ import { RegistryProducer, SnapshotProducer, startOtel, type Otel } from '../src
 import { createExporterServer } from '../src/server/http.js';
 import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
 import { logger } from '../src/log.js';
+import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
 
 export interface RunOptions {
   config?: string;
+  /** ebpf_exporter's configs (--config.dir, --config.names), instead of `config`. */
+  compat?: CompatRef;
   listen: string;
   /** TLS, headers and basic auth (exporter-toolkit's web config format). */
   webConfig?: string;
@@ -30,9 +33,16 @@ function parseListen(listen: string): { host: string | undefined; port: number }
 
 /** `run`: the daemon. Resolves with the exit code once it has stopped. */
 export async function run(opts: RunOptions): Promise<number> {
+  // The config, read at start and at every SIGHUP.
+  const load = (): Config => {
+    if (opts.compat === undefined) return opts.config === undefined ? parseConfig('maps: []\n', '(no config)') : loadConfig(opts.config);
+    const { config: translated, notes } = loadCompat(opts.compat);
+    for (const n of notes) logger.warn({ at: `${n.at.file}:${n.at.line}:${n.at.column}` }, n.message);
+    return translated;
+  };
   let config: Config;
   try {
-    config = opts.config === undefined ? parseConfig('maps: []\n', '(no config)') : loadConfig(opts.config);
+    config = load();
   } catch (e) {
     if (!(e instanceof ConfigErrors)) throw e;
     for (const err of e.errors) console.error(err.message);
@@ -93,7 +103,7 @@ export async function run(opts: RunOptions): Promise<number> {
   if (web !== undefined) warnValidity(web);
   const addr = server.address();
   logger.info(
-    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maps: config.maps.length, config: opts.config ?? null, ...(web === undefined ? {} : describeWeb(web)) },
+    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
     'listening',
   );
 
@@ -102,10 +112,10 @@ export async function run(opts: RunOptions): Promise<number> {
     // The web config is followed on its own; a SIGHUP makes it look at once.
     live?.refresh('now');
     reloading = reloading.then(async () => {
-      if (opts.config === undefined) return;
+      if (opts.config === undefined && opts.compat === undefined) return;
       let next: Config;
       try {
-        next = loadConfig(opts.config);
+        next = load();
       } catch (e) {
         if (!(e instanceof ConfigErrors)) throw e;
         logger.error({ problems: e.errors.map((x) => x.message) }, 'reload refused: the new config has problems; the old one keeps running');

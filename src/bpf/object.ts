@@ -9,6 +9,13 @@ import { TcHook, type TcSpec } from './tc.js';
 import { logger } from '../log.js';
 import { closePerfEvent, describePerfEvent, onlineCpus, openPerfEvent, type PerfEventSpec } from './perf-event.js';
 
+/** An object's maps and programs as its ELF declares them (BpfObject.inspect). */
+export interface ObjectContents {
+  /** Every map, .bss/.data/.rodata included; `type` is enum bpf_map_type. */
+  maps: { name: string; type: number; keySize: number; valueSize: number }[];
+  programs: { name: string; section: string }[];
+}
+
 const BPF_F_TEST_RUN_ON_CPU = 1;
 // enum bpf_prog_type: libbpf gives sections tc and classifier SCHED_CLS, perf_event PERF_EVENT.
 const BPF_PROG_TYPE_SCHED_CLS = 3;
@@ -50,6 +57,33 @@ export class BpfObject {
       throw new BpfError('load BPF object', -ret, { map: path, detail: hint === undefined ? excerpt : excerpt === undefined ? hint : `${hint}; ${excerpt}` });
     }
     return obj;
+  }
+
+  /**
+   * What an object holds, read from its ELF by libbpf without loading anything into the kernel (so
+   * without privileges): its maps (name, type, key and value sizes, as the kernel will be told them)
+   * and its programs (name and ELF section).
+   */
+  static inspect(path: string): ObjectContents {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st !== undefined && !st.isFile()) {
+      throw new BpfError('open BPF object', Errno.EINVAL, { map: path, detail: `it is ${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : 'not a regular file'}, not a compiled object (.bpf.o)` });
+    }
+    const { result: handle, output } = captureLibbpfOutput(() => native.objectOpenFile(path, null), { quiet: true });
+    if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path, detail: verifierExcerpt(output) });
+    try {
+      const maps: ObjectContents['maps'] = [];
+      for (let m = native.objectNextMap(handle, null); m !== null; m = native.objectNextMap(handle, m)) {
+        maps.push({ name: native.mapName(m), type: native.mapType(m), keySize: native.mapKeySize(m), valueSize: native.mapValueSize(m) });
+      }
+      const programs: ObjectContents['programs'] = [];
+      for (let p = native.objectNextProgram(handle, null); p !== null; p = native.objectNextProgram(handle, p)) {
+        programs.push({ name: native.programName(p), section: native.programSectionName(p) });
+      }
+      return { maps, programs };
+    } finally {
+      native.objectClose(handle);
+    }
   }
 
   private get ptr(): unknown {

@@ -44,7 +44,8 @@ export class MapJob {
     const { map } = opened;
     let btf: MapBtf | undefined;
     try {
-      btf = mapBtf(map);
+      // btf: false takes the written layout as it is (the config requires both key and value then).
+      if (this.spec.btf !== false) btf = mapBtf(map);
     } catch (e) {
       // Reading BTF needs CAP_SYS_ADMIN; a config that describes the layout does without it.
       if (!(e instanceof BpfError) || (this.spec.key === undefined || this.spec.value === undefined)) {

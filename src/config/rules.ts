@@ -236,6 +236,15 @@ const rules: Rule[] = [
     }
   },
 
+  // Without BTF the layout can only come from the config.
+  function noBtfNeedsALayout(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m?.btf !== false) return;
+      const missing = (['key', 'value'] as const).filter((side) => !ctx.written(['maps', i, side]));
+      if (missing.length > 0) ctx.report(['maps', i, 'btf'], `btf: false needs the layout written: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing, expected key: and value: fields`);
+    });
+  },
+
   function bucketRangeIsInOrder(config, ctx) {
     (config.maps ?? []).forEach((m, i) =>
       (m?.metrics ?? []).forEach((x, j) => {

@@ -122,6 +122,10 @@ function checkAscending(items: readonly unknown[]): string | undefined {
   return undefined;
 }
 
+/** Label and metric names as Prometheus takes them (shared with the ebpf_exporter format in src/compat). */
+export const LABEL_NAME_SHAPE: StringShape = { type: 'string', check: checkLabelName, pattern: LABEL_NAME, expected: 'a label name ([a-zA-Z_][a-zA-Z0-9_]*)' };
+export const METRIC_NAME_SHAPE: StringShape = { type: 'string', pattern: METRIC_NAME, expected: 'a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)' };
+
 const nonEmpty: StringShape = { type: 'string', nonEmpty: true };
 const NOT_FIXED = ['exp2', 'exp2zero', 'linear'];
 
@@ -241,7 +245,7 @@ const label: ObjectShape = {
   at: true,
   exactlyOne: ['from', 'value'],
   props: {
-    name: { shape: { type: 'string', check: checkLabelName, pattern: LABEL_NAME, expected: 'a label name ([a-zA-Z_][a-zA-Z0-9_]*)' }, required: true, description: 'The label\'s name; not starting with __, not le.' },
+    name: { shape: LABEL_NAME_SHAPE, required: true, description: 'The label\'s name; not starting with __, not le.' },
     from: { shape: nonEmpty, description: 'The key or value field the label is decoded from. Rows that decode to the same labels are summed.' },
     value: { shape: { type: 'text' }, description: 'A static label value.' },
     decoder: {
@@ -264,7 +268,7 @@ const metric: ObjectShape = {
   at: true,
   props: {
     name: {
-      shape: { type: 'string', pattern: METRIC_NAME, expected: 'a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)' },
+      shape: METRIC_NAME_SHAPE,
       required: true,
       description: 'The metric\'s name, unique in the config; counters end in _total.',
     },
@@ -304,6 +308,12 @@ const map: ObjectShape = {
     keep_stale: {
       shape: { type: 'duration' },
       description: 'Read maps: how long the last good series stay exported while the map cannot be read. Default: they go at the first failed read.',
+    },
+    btf: {
+      shape: { type: 'boolean' },
+      description:
+        'false: the map\'s BTF is neither read nor checked; key and value (both required then) are read as the bytes they describe, whatever fields BTF has there ' +
+        '(a u32 read over a u8 and its padding, as ebpf_exporter configs do). Default: the layout comes from BTF, or is checked against it.',
     },
   },
 };

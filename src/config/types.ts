@@ -109,6 +109,11 @@ export interface MapSpec {
   metrics: MetricSpec[];
   /** Milliseconds the last good series of a read map stay exported while it cannot be read. */
   keep_stale?: number;
+  /**
+   * false: the map's BTF is neither read nor checked, and `key` and `value` (both written) are taken
+   * as the bytes they describe, whatever fields BTF has there. Unset: BTF is used when the map has it.
+   */
+  btf?: boolean;
   at: SourceRef;
 }
 

@@ -21,11 +21,13 @@ export interface SpawnOptions {
   wrap?: string[];
   /** More arguments to `run` (e.g. --web.config.file). */
   args?: string[];
+  /** Instead of `--config CONFIG`: how the config is named (e.g. --config.dir DIR --config.names A). */
+  configArgs?: string[];
 }
 
 /** The exporter's `run` as a process on a free loopback port, once its log says it listens. */
 export async function spawnExporter(config: string, opts: SpawnOptions = {}): Promise<Exporter & { port: number }> {
-  const [cmd, ...args] = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', '--config', config, '--web.listen-address', '127.0.0.1:0', ...(opts.args ?? [])];
+  const [cmd, ...args] = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(root, 'exporter/main.ts'), 'run', ...(opts.configArgs ?? ['--config', config]), '--web.listen-address', '127.0.0.1:0', ...(opts.args ?? [])];
   const proc = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
@@ -48,8 +50,8 @@ export async function spawnExporter(config: string, opts: SpawnOptions = {}): Pr
 }
 
 /** The exporter as a process on a free loopback port (plain HTTP), once /readyz says ready. */
-export async function startExporter(config: string, env: Record<string, string> = {}, wrap: string[] = []): Promise<Exporter> {
-  const e = await spawnExporter(config, { env, wrap });
+export async function startExporter(config: string, env: Record<string, string> = {}, wrap: string[] = [], configArgs?: string[]): Promise<Exporter> {
+  const e = await spawnExporter(config, { env, wrap, configArgs });
   for (let j = 0; j < 200; j++) {
     if ((await fetch(`${e.base}/readyz`)).status === 200) return e;
     await sleep(50);

@@ -403,3 +403,28 @@ maps:
   });
 });
 
+
+describe('btf: false', () => {
+  const map = (extra: string) => `
+maps:
+  - name: m
+    source: { pinned: /sys/fs/bpf/m }
+${extra}    metrics:
+      - { name: m_total, type: counter, help: M, value: v }
+`;
+
+  it('is kept when the layout is written, and absent unless written', () => {
+    const config = parseConfig(map('    btf: false\n    key: [ { name: k, type: u32 } ]\n    value: [ { name: v, type: u64 } ]\n'), 'c.yaml');
+    expect(config.maps[0].btf).toBe(false);
+    expect('btf' in parseConfig(MINIMAL_MAP, 'c.yaml').maps[0]).toBe(false);
+  });
+
+  it('needs key and value written, pointing at btf', () => {
+    expect(problems(map('    btf: false\n    value: [ { name: v, type: u64 } ]\n'))).toEqual([
+      'config.yaml:5:10: maps[0].btf: btf: false needs the layout written: key is missing, expected key: and value: fields',
+    ]);
+    expect(problems(map('    btf: false\n'))).toEqual([
+      'config.yaml:5:10: maps[0].btf: btf: false needs the layout written: key and value are missing, expected key: and value: fields',
+    ]);
+  });
+});

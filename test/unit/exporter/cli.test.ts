@@ -20,7 +20,18 @@ describe('the command line', () => {
     const o = cli(['check', '--nope']);
     expect(o.status).toBe(2);
     expect(o.stderr.trim().split('\n')).toHaveLength(1);
-    expect(cli(['check']).stderr.split('\n')[0]).toBe('bpf-map-exporter: check needs --config FILE');
+    expect(cli(['check']).stderr.split('\n')[0]).toBe('bpf-map-exporter: check needs --config FILE (or --config.dir DIR --config.names A,B)');
+  });
+
+  it('takes ebpf_exporter\'s --config.dir and --config.names together, and not with --config', () => {
+    const first = (args: string[]) => {
+      const r = cli(args);
+      return [r.status, r.stderr.split('\n')[0]];
+    };
+    expect(first(['convert'])).toEqual([2, 'bpf-map-exporter: convert needs --config.dir DIR --config.names A,B']);
+    expect(first(['run', '--config.dir', '/tmp'])).toEqual([2, 'bpf-map-exporter: --config.dir and --config.names go together (ebpf_exporter\'s configs), --config.names is missing']);
+    expect(first(['check', '--config.names=a', '--config', 'x.yaml', '--config.dir=/tmp'])).toEqual([2, 'bpf-map-exporter: --config names our config, --config.dir and --config.names ebpf_exporter\'s: give one or the other']);
+    expect(first(['convert', '--config.dir=/tmp', '--config.names=a,,b'])).toEqual([2, '/tmp: --config.names has an empty name in "a,,b", expected names separated by commas']);
   });
 
   it('refuses every broken config of the corpus with exit 2 and exactly its expected lines, never a stack trace', () => {

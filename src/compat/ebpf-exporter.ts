@@ -1,0 +1,809 @@
+/**
+ * cloudflare/ebpf_exporter's config format, read as it is and translated into our Config, so the
+ * rest of the exporter runs it unchanged. A config NAME is NAME.yaml beside NAME.bpf.o in one
+ * folder; each of its metrics reads the map of the same name in that object:
+ *
+ * - counters: the map's u64 values by key, labels cut from the key bytes by `size` (+ `padding`),
+ *   each through a chain of decoders; a per-CPU map whose last label is `cpu` keeps a series per
+ *   CPU, any other per-CPU map sums its CPUs;
+ * - histograms: the same, with the last label as the bucket key (exp2, exp2zero, linear, fixed),
+ *   the key bucket_max + 1 (fixed: the last key + 1) holding the sum;
+ * - every metric named `ebpf_exporter_<map>`.
+ *
+ * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
+ * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
+ * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname, regexp
+ * rewrites, kaddrs, cgroup_id_map, perf_event_array, tracing) is refused with a positioned line
+ * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
+ * their YAML.
+ */
+import { basename, join, resolve } from 'node:path';
+import { Document, isMap, isScalar, isSeq, type Node, type Pair, YAMLMap } from 'yaml';
+import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } from '../config/errors.js';
+import { Locator } from '../config/locate.js';
+import { parseYaml, readConfigText } from '../config/parse.js';
+import { checkRules, type RawConfig } from '../config/rules.js';
+import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, type ObjectShape, type Prop } from '../config/schema.js';
+import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
+import { Validator } from '../config/validate.js';
+import { MapType, mapTypeName } from '../bpf/map-types.js';
+import type { ObjectContents } from '../bpf/object.js';
+
+/** ebpf_exporter's namespace: every metric it exports is named `ebpf_exporter_<map>`. */
+export const METRIC_PREFIX = 'ebpf_exporter_';
+
+/**
+ * How often the maps are read. ebpf_exporter reads them at each scrape; we read on a schedule and
+ * serve the last read, so a short interval keeps what a scrape sees close to theirs.
+ */
+export const COMPAT_INTERVAL_MS = 5000;
+
+/** Series per metric before new ones are dropped (and counted): our default; theirs has no cap. */
+export const COMPAT_MAX_SERIES = 10_000;
+
+/** The map types ebpf_exporter reads as per-CPU (one u64 per CPU). */
+const PER_CPU = new Set<number>([MapType.percpu_hash, MapType.percpu_array, MapType.lru_percpu_hash]);
+
+/** Their decoders, every one; those without an equivalent here are refused by name below. */
+const THEIR_DECODERS = [
+  'cgroup', 'dname', 'errno', 'hex', 'ifname', 'inet_ip', 'kstack', 'ksym', 'majorminor',
+  'pci_class', 'pci_device', 'pci_subclass', 'pci_vendor', 'regexp', 'static_map', 'string', 'syscall', 'uint',
+] as const;
+
+/** Decoders with no equivalent here yet, and what they do, for the refusal. */
+const UNSUPPORTED_DECODERS: Readonly<Record<string, string>> = {
+  kstack: 'kernel stacks (frame addresses to symbol names)',
+  dname: 'DNS names in wire format',
+  pci_vendor: 'PCI vendor names from pci.ids',
+  pci_device: 'PCI device names from pci.ids',
+  pci_class: 'PCI class names from pci.ids',
+  pci_subclass: 'PCI subclass names from pci.ids',
+};
+
+/** One config as ebpf_exporter finds it: NAME.yaml (its text) and what NAME.bpf.o holds. */
+export interface CompatInput {
+  /** The config's name, as in --config.names. */
+  name: string;
+  /** NAME.yaml, for messages. */
+  file: string;
+  text: string;
+  /** NAME.bpf.o, absolute. */
+  object: string;
+  contents: ObjectContents;
+}
+
+/** Something that runs, but deserves a word: logged by run, written as a comment by convert. */
+export interface CompatNote {
+  at: SourceRef;
+  message: string;
+}
+
+export interface CompatResult {
+  config: Config;
+  notes: CompatNote[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Their format's shape, walked by our validator (types, unknown keys with "did you mean", positions)
+
+const decoderShape: ObjectShape = {
+  type: 'object',
+  props: {
+    name: { shape: { type: 'string', enum: THEIR_DECODERS }, required: true, description: 'The decoder.' },
+    static_map: { shape: { type: 'dict', keys: 'string' }, description: 'static_map: input -> label value.' },
+    regexps: { shape: { type: 'list', items: { type: 'string', nonEmpty: true }, minItems: 1 }, description: 'regexp: patterns; rows matching none are dropped.' },
+    allow_unknown: { shape: { type: 'boolean' }, description: 'static_map: unknown inputs pass through.' },
+  },
+};
+
+const labelShape: ObjectShape = {
+  type: 'object',
+  props: {
+    name: { shape: LABEL_NAME_SHAPE, required: true, description: 'The label name.' },
+    size: { shape: { type: 'integer', min: 1 }, required: true, description: 'Bytes of the key the label reads.' },
+    padding: { shape: { type: 'integer', min: 0 }, description: 'Bytes skipped after it.' },
+    decoders: { shape: { type: 'list', items: decoderShape, minItems: 1 }, required: true, description: 'Applied in order.' },
+  },
+};
+
+const common: Record<string, Prop> = {
+  name: { shape: METRIC_NAME_SHAPE, required: true, description: 'The map read, and the metric name after ebpf_exporter_.' },
+  help: { shape: { type: 'string', nonEmpty: true }, required: true, description: 'HELP text.' },
+};
+
+const counterShape: ObjectShape = {
+  type: 'object',
+  props: {
+    ...common,
+    perf_event_array: { shape: { type: 'boolean' }, description: 'Counted from perf events (not supported here yet).' },
+    flush_interval: { shape: { type: 'text' }, description: 'perf_event_array only.' },
+    labels: { shape: { type: 'list', items: labelShape }, description: 'Labels cut from the key.' },
+  },
+};
+
+const histogramShape: ObjectShape = {
+  type: 'object',
+  props: {
+    ...common,
+    bucket_type: { shape: { type: 'string', enum: ['exp2', 'exp2zero', 'linear', 'fixed'] }, required: true, description: 'How bucket keys become bounds.' },
+    bucket_multiplier: { shape: { type: 'number' }, description: 'Bounds and sum are multiplied by it (0 or unset: 1).' },
+    bucket_min: { shape: { type: 'integer' }, description: 'First bucket key.' },
+    bucket_max: { shape: { type: 'integer' }, description: 'Last bucket key.' },
+    bucket_keys: { shape: { type: 'list', items: { type: 'number' }, minItems: 1 }, description: 'fixed: the bucket keys.' },
+    labels: { shape: { type: 'list', items: labelShape, minItems: 1 }, required: true, description: 'Labels cut from the key; the last is the bucket.' },
+  },
+};
+
+const rootShape: ObjectShape = {
+  type: 'object',
+  props: {
+    metrics: {
+      shape: {
+        type: 'object',
+        props: {
+          counters: { shape: { type: 'list', items: counterShape }, description: 'Counters.' },
+          histograms: { shape: { type: 'list', items: histogramShape }, description: 'Histograms.' },
+        },
+      },
+      description: 'The metrics, each read from the map of its name.',
+    },
+  },
+};
+
+/** Top-level keys of theirs that we do not run yet: refused at the key, not "unknown". */
+const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
+  tracing: 'tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
+  kaddrs: 'kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
+  cgroup_id_map: 'cgroup_id_map (a map of cgroup ids filled from regexps over cgroup paths) is not supported yet: its map would stay empty',
+};
+
+interface RawDecoder {
+  name: (typeof THEIR_DECODERS)[number];
+  static_map?: Record<string, string>;
+  regexps?: string[];
+  allow_unknown?: boolean;
+}
+interface RawLabel {
+  name: string;
+  size: number;
+  padding?: number;
+  decoders: RawDecoder[];
+}
+interface RawCounter {
+  name: string;
+  help: string;
+  perf_event_array?: boolean;
+  labels?: RawLabel[];
+}
+interface RawHistogram {
+  name: string;
+  help: string;
+  bucket_type: 'exp2' | 'exp2zero' | 'linear' | 'fixed';
+  bucket_multiplier?: number;
+  bucket_min?: number;
+  bucket_max?: number;
+  bucket_keys?: number[];
+  labels: RawLabel[];
+}
+interface RawRoot {
+  metrics?: { counters?: RawCounter[]; histograms?: RawHistogram[] };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Where each path of the translated config was written in their files, for every later message. */
+class Origins {
+  private readonly refs = new Map<string, { at: SourceRef; path: string }>();
+
+  constructor(private readonly fallback: SourceRef) {}
+
+  set(ours: ConfigPath, at: SourceRef, theirPath: string): void {
+    this.refs.set(JSON.stringify(ours), { at, path: theirPath });
+  }
+
+  /** The nearest written parent of `ours`. */
+  find(ours: ConfigPath): { at: SourceRef; path: string } {
+    for (let n = ours.length; n >= 0; n--) {
+      const r = this.refs.get(JSON.stringify(ours.slice(0, n)));
+      if (r !== undefined) return r;
+    }
+    return { at: this.fallback, path: '' };
+  }
+}
+
+/** Translate configs already read (the text of each and its object's contents). Throws ConfigErrors. */
+export function translate(inputs: readonly CompatInput[]): CompatResult {
+  const errors: ConfigError[] = [];
+  const notes: CompatNote[] = [];
+  const maps: MapSpec[] = [];
+  const origins = new Origins(inputs.length === 0 ? { file: '(none)', line: 0, column: 0 } : { file: inputs[0].file, line: 1, column: 1 });
+
+  for (const input of inputs) {
+    let parsed: ReturnType<typeof parseYaml>;
+    try {
+      parsed = parseYaml(input.text, input.file);
+    } catch (e) {
+      if (!(e instanceof ConfigErrors)) throw e;
+      errors.push(...e.errors);
+      continue;
+    }
+    const one = new OneConfig(input, new Locator(parsed.doc, parsed.lines, input.file), errors, notes, origins);
+    maps.push(...one.translate(parsed.doc.contents, maps.length));
+  }
+
+  const config: Config = {
+    file: inputs.length === 1 ? inputs[0].file : `${inputs.map((i) => i.file).join(',')}`,
+    interval: COMPAT_INTERVAL_MS,
+    max_series: COMPAT_MAX_SERIES,
+    inventory: false,
+    maps,
+    where: (path) => origins.find(path).at,
+  };
+  if (errors.length === 0) {
+    // Our rules across keys: names unique across configs, names that fit their type, bucket counts...
+    checkRules(config as unknown as RawConfig, {
+      folder: '/',
+      report: (path, message) => {
+        const o = origins.find(path);
+        errors.push(new ConfigError(o.at, o.path, message));
+      },
+      line: (path) => origins.find(path).at.line,
+      written: () => true,
+    });
+  }
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  // In file order: the configs as named, each from its top.
+  const fileOrder = (n: CompatNote) => inputs.findIndex((i) => i.file === n.at.file);
+  notes.sort((a, b) => fileOrder(a) - fileOrder(b) || a.at.line - b.at.line || a.at.column - b.at.column);
+  return { config, notes };
+}
+
+/** One NAME.yaml with its object. */
+class OneConfig {
+  private readonly validator: Validator;
+
+  constructor(
+    private readonly input: CompatInput,
+    private readonly loc: Locator,
+    private readonly errors: ConfigError[],
+    private readonly notes: CompatNote[],
+    private readonly origins: Origins,
+  ) {
+    this.validator = new Validator(loc);
+  }
+
+  private where(path: ConfigPath): SourceRef {
+    return this.loc.where(path);
+  }
+
+  private fail(path: ConfigPath, message: string): undefined {
+    this.errors.push(new ConfigError(this.where(path), pathText(path), message));
+    return undefined;
+  }
+
+  private note(path: ConfigPath, message: string): void {
+    this.notes.push({ at: this.where(path), message: `${pathText(path)}: ${message}` });
+  }
+
+  /** The metrics of this config as map jobs; `first` is the index of the first one in the whole config. */
+  translate(contents: unknown, first: number): MapSpec[] {
+    const root = this.loc.resolve(contents) ?? new YAMLMap();
+    // Keys of theirs we do not run: said once, at the key, and kept out of the walk.
+    if (isMap(root)) {
+      root.items = root.items.filter((pair: Pair) => {
+        const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+        if (key === undefined || !Object.hasOwn(UNSUPPORTED_KEYS, key)) return true;
+        this.fail([key], UNSUPPORTED_KEYS[key]);
+        return false;
+      });
+    }
+    const before = this.validator.problems.length;
+    const raw = this.validator.document(rootShape, root) as RawRoot | undefined;
+    for (const p of this.validator.problems.slice(before)) this.errors.push(new ConfigError(p.at, pathText(p.path), p.message));
+    if (raw === undefined || this.validator.problems.length > before) return [];
+
+    const counters = raw.metrics?.counters ?? [];
+    const histograms = raw.metrics?.histograms ?? [];
+    if (counters.length + histograms.length === 0) {
+      // Without maps our exporter would fall back to the inventory: nothing like what was asked for.
+      this.fail(raw.metrics === undefined ? [] : ['metrics'], 'no metrics: neither metrics.counters nor metrics.histograms lists any, expected at least one (tracing is not supported here yet)');
+      return [];
+    }
+    this.checkSections();
+    const out: MapSpec[] = [];
+    counters.forEach((c, j) => {
+      const m = this.metric(c, ['metrics', 'counters', j], first + out.length, 'counter');
+      if (m !== undefined) out.push(m);
+    });
+    histograms.forEach((h, j) => {
+      const m = this.metric(h, ['metrics', 'histograms', j], first + out.length, 'histogram');
+      if (m !== undefined) out.push(m);
+    });
+    return out;
+  }
+
+  /** Their section conventions for perf events and XDP, which our loader does not read yet. */
+  private checkSections(): void {
+    for (const p of this.input.contents.programs) {
+      const conv = p.section.startsWith('perf_event/') ? 'perf_event/type=...,config=...,frequency=...' : /^xdp\/(?!cpumap|devmap)/.test(p.section) ? 'xdp/IFNAME' : undefined;
+      if (conv === undefined) continue;
+      this.errors.push(new ConfigError({ file: this.input.object, line: 0, column: 0 }, '', `program ${p.name} is in section ${p.section}: ebpf_exporter's section convention ${conv} is not supported here yet`));
+    }
+  }
+
+  private metric(raw: RawCounter | RawHistogram, at: ConfigPath, index: number, kind: 'counter' | 'histogram'): MapSpec | undefined {
+    const objectName = basename(this.input.object);
+    const info = this.input.contents.maps.find((m) => m.name === raw.name);
+    if (info === undefined) {
+      const names = this.input.contents.maps.map((m) => m.name).filter((n) => !n.includes('.'));
+      return this.fail([...at, 'name'], `${objectName} has no map named "${raw.name}" (each metric reads the map of its name), expected one of: ${names.join(', ') || 'none'}`);
+    }
+    if (kind === 'counter' && (raw as RawCounter).perf_event_array === true) {
+      return this.fail([...at, 'perf_event_array'], 'counters from a perf_event_array (events sent by the program and counted here) are not supported yet');
+    }
+    if (info.type === MapType.perf_event_array || info.type === MapType.ringbuf || info.type === MapType.percpu_cgroup_storage) {
+      return this.fail([...at, 'name'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, which is not read as counters here`);
+    }
+    if (info.valueSize !== 8) {
+      return this.fail([...at, 'name'], `map "${raw.name}" has ${info.valueSize}-byte values, expected 8: ebpf_exporter reads every value as a u64`);
+    }
+    const perCpu = PER_CPU.has(info.type);
+    const labels = raw.labels ?? [];
+
+    // The key's layout: each label's bytes (and padding); the cpu label of a per-CPU map is no key bytes.
+    let keyLabels = labels.map((l, k) => ({ l, k }));
+    let cpu: MetricSpec['cpu'] = 'sum';
+    let bucket: { l: RawLabel; k: number } | undefined;
+    if (kind === 'histogram') {
+      bucket = keyLabels.at(-1);
+      if (perCpu && bucket?.l.name === 'cpu') return this.fail([...at, 'labels', bucket.k, 'name'], 'the last label of a histogram is its bucket, expected another name than cpu (on a per-CPU map, cpu would be the CPU number)');
+    } else if (perCpu && labels.at(-1)?.name === 'cpu') {
+      const k = labels.length - 1;
+      const l = labels[k];
+      if (l.size !== 2 || (l.padding ?? 0) !== 0) return this.fail([...at, 'labels', k, 'size'], 'the cpu label of a per-CPU map is the CPU number ebpf_exporter appends to the key, expected size: 2 and no padding');
+      if (l.decoders.length !== 1 || l.decoders[0].name !== 'uint') return this.fail([...at, 'labels', k, 'decoders'], 'the cpu label of a per-CPU map is supported with the decoder uint alone, expected decoders: [ { name: uint } ]');
+      cpu = 'label';
+      keyLabels = keyLabels.slice(0, -1);
+    }
+
+    const valueName = labels.some((l) => l.name === 'value') ? '_value' : 'value';
+    const key: FieldSpec[] = [];
+    const metricLabels: LabelSpec[] = [];
+    // Which of their labels each key field and each of our labels comes from (pads: none).
+    const keyOrigin: (number | undefined)[] = [];
+    const labelOrigin: number[] = [];
+    const names = new Set(labels.map((l) => l.name));
+    let pads = 0;
+    const pad = (size: number, where: SourceRef): void => {
+      let name = `_pad${pads++}`;
+      while (names.has(name)) name = `_pad${pads++}`;
+      key.push({ name, type: `pad[${size}]`, at: where });
+      keyOrigin.push(undefined);
+    };
+
+    if (keyLabels.length === 0) {
+      // ebpf_exporter reads a metric without labels (or with only cpu) from the 4-byte key 0.
+      if (info.keySize !== 4) return this.fail([...at, cpu === 'label' ? 'labels' : 'name'], `map "${raw.name}" has a ${info.keySize}-byte key but no labels describe it, expected labels that add up to ${info.keySize} bytes (ebpf_exporter reads a metric without labels from a 4-byte key 0)`);
+      pad(4, this.where([...at, 'name']));
+    } else {
+      const total = keyLabels.reduce((n, { l }) => n + l.size + (l.padding ?? 0), 0);
+      if (total !== info.keySize) {
+        const parts = keyLabels.map(({ l }) => `${l.name} ${l.size}${l.padding ? ` + ${l.padding} padding` : ''}`).join(', ');
+        return this.fail([...at, 'labels'], `the labels take ${total} bytes (${parts}) but map "${raw.name}" has a ${info.keySize}-byte key${perCpu && kind === 'counter' ? ' (a per-CPU map\'s cpu label, last and named cpu, takes none)' : ''}, expected them to add up to ${info.keySize}`);
+      }
+    }
+
+    let failed = false;
+    let bucketField: string | undefined;
+    for (const { l, k } of keyLabels) {
+      const lat: ConfigPath = [...at, 'labels', k];
+      if (l === bucket?.l) {
+        const d = l.decoders;
+        if (d.length !== 1 || d[0].name !== 'uint') {
+          this.fail([...lat, 'decoders'], 'the last label of a histogram is its bucket key, expected decoders: [ { name: uint } ]');
+          failed = true;
+          continue;
+        }
+        if (![1, 2, 4, 8].includes(l.size)) {
+          this.fail([...lat, 'size'], `uint reads 1, 2, 4 or 8 bytes, got size ${l.size}`);
+          failed = true;
+          continue;
+        }
+        key.push({ name: l.name, type: `u${l.size * 8}`, at: this.where(lat) });
+        keyOrigin.push(k);
+        bucketField = l.name;
+      } else {
+        const t = this.label(l, lat);
+        if (t === undefined) {
+          failed = true;
+          continue;
+        }
+        key.push({ name: l.name, type: t.type, at: this.where(lat) });
+        keyOrigin.push(k);
+        if (t.pad > 0) pad(t.pad, this.where([...lat, 'size']));
+        metricLabels.push({ name: l.name, from: l.name, ...t.decoder, at: this.where(lat) });
+        labelOrigin.push(k);
+      }
+      if ((l.padding ?? 0) > 0) pad(l.padding!, this.where([...lat, 'padding']));
+    }
+    if (failed) return undefined;
+
+    const name = METRIC_PREFIX + raw.name;
+    let type: MetricSpec['type'] = kind;
+    if (kind === 'counter' && !raw.name.endsWith('_total')) {
+      // Our counters end in _total; theirs may not. The name is what dashboards query: keep it, as a gauge.
+      type = 'gauge';
+      this.note([...at, 'name'], `counter ${name} does not end in _total, which this exporter keeps for counters: it is exported under the same name as a gauge (the same samples; only its TYPE line differs)`);
+    }
+    let buckets: BucketSpec | undefined;
+    if (kind === 'histogram') {
+      buckets = this.buckets(raw as RawHistogram, at, bucketField!);
+      if (buckets === undefined) return undefined;
+    }
+
+    const metric: MetricSpec = {
+      name,
+      type,
+      help: raw.help,
+      value: valueName,
+      cpu,
+      scale: 1,
+      labels: metricLabels,
+      ...(buckets === undefined ? {} : { buckets }),
+      max_series: COMPAT_MAX_SERIES,
+      at: this.where(at),
+    };
+    const spec: MapSpec = {
+      name: `${this.input.name}/${raw.name}`,
+      source: { object: this.input.object, map: raw.name },
+      mode: 'read',
+      interval: COMPAT_INTERVAL_MS,
+      batch_size: 4096,
+      batch: true,
+      key,
+      value: [{ name: valueName, type: 'u64', at: this.where([...at, 'name']) }],
+      metrics: [metric],
+      btf: false,
+      at: this.where(at),
+    };
+    this.record(index, at, spec, { cpu: cpu === 'label' ? labels.length - 1 : undefined, key: keyOrigin, labels: labelOrigin, bucket: bucket?.k });
+    return spec;
+  }
+
+  /** Where the parts of a translated job were written in their file. */
+  private record(i: number, at: ConfigPath, spec: MapSpec, origin: { cpu?: number; key: (number | undefined)[]; labels: number[]; bucket?: number }): void {
+    const set = (ours: ConfigPath, theirs: ConfigPath) => this.origins.set(['maps', i, ...ours], this.where(theirs), pathText(theirs));
+    set([], at);
+    for (const k of ['name', 'source', 'value']) set([k], [...at, 'name']);
+    set(['key'], [...at, 'labels']);
+    set(['metrics', 0], at);
+    for (const k of ['name', 'help']) set(['metrics', 0, k], [...at, k]);
+    set(['metrics', 0, 'value'], [...at, 'name']);
+    set(['metrics', 0, 'labels'], [...at, 'labels']);
+    if (origin.cpu !== undefined) set(['metrics', 0, 'cpu'], [...at, 'labels', origin.cpu]);
+    origin.key.forEach((k, f) => {
+      if (k !== undefined) set(['key', f], [...at, 'labels', k, 'size']);
+    });
+    origin.labels.forEach((k, j) => {
+      set(['metrics', 0, 'labels', j], [...at, 'labels', k]);
+      set(['metrics', 0, 'labels', j, 'name'], [...at, 'labels', k, 'name']);
+      set(['metrics', 0, 'labels', j, 'from'], [...at, 'labels', k, 'name']);
+      set(['metrics', 0, 'labels', j, 'decoder'], [...at, 'labels', k, 'decoders']);
+    });
+    if (spec.metrics[0].buckets !== undefined) {
+      set(['metrics', 0, 'buckets'], [...at, 'bucket_type']);
+      set(['metrics', 0, 'buckets', 'kind'], [...at, 'bucket_type']);
+      for (const [ours, theirs] of [['min', 'bucket_min'], ['max', 'bucket_max'], ['multiplier', 'bucket_multiplier'], ['values', 'bucket_keys']]) set(['metrics', 0, 'buckets', ours], [...at, theirs]);
+      if (origin.bucket !== undefined) set(['metrics', 0, 'buckets', 'from'], [...at, 'labels', origin.bucket, 'name']);
+    }
+  }
+
+  /** A label's field type and our decoder for their chain, or undefined (reported). */
+  private label(l: RawLabel, at: ConfigPath): { type: string; pad: number; decoder: Partial<LabelSpec> } | undefined {
+    const d = l.decoders;
+    const dat = (i: number): ConfigPath => [...at, 'decoders', i, 'name'];
+    const unsupported = d.findIndex((x) => Object.hasOwn(UNSUPPORTED_DECODERS, x.name));
+    if (unsupported >= 0) {
+      const n = d[unsupported].name;
+      return this.fail(dat(unsupported), `decoder ${n} (${UNSUPPORTED_DECODERS[n]}) has no equivalent here yet`);
+    }
+    const tooLong = (from: number): undefined => this.fail(dat(from), `decoder ${d[from].name} after ${d.slice(0, from).map((x) => x.name).join(', ')} is not supported here, expected ${from === 1 ? `${d[0].name} alone` : `at most ${from} decoders`}`);
+    const size = l.size;
+    const first = d[0];
+    switch (first.name) {
+      case 'uint': {
+        if (![1, 2, 4, 8].includes(size)) return this.fail([...at, 'size'], `uint reads 1, 2, 4 or 8 bytes, got size ${size}`);
+        const type = `u${size * 8}`;
+        if (d.length === 1) return { type, pad: 0, decoder: { decoder: 'uint' } };
+        if (d.length > 2) return tooLong(2);
+        const second = d[1];
+        switch (second.name) {
+          case 'static_map':
+            return this.staticMap(second, [...at, 'decoders', 1], type);
+          case 'syscall':
+          case 'errno':
+            return { type, pad: 0, decoder: { decoder: second.name } };
+          case 'cgroup':
+            if (size !== 8) return this.fail([...at, 'size'], `cgroup ids are 64-bit and the cgroup decoder here reads 8 bytes, got size ${size}`);
+            return { type, pad: 0, decoder: { decoder: 'cgroup' } };
+          case 'regexp': {
+            const pattern = this.regexp(second, [...at, 'decoders', 1]);
+            return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+          }
+          default:
+            return tooLong(1);
+        }
+      }
+      case 'string': {
+        const type = `char[${size}]`;
+        if (d.length === 1) return { type, pad: 0, decoder: { decoder: 'string' } };
+        if (d.length > 2 || d[1].name !== 'regexp') return tooLong(d.length > 2 && d[1].name === 'regexp' ? 2 : 1);
+        const pattern = this.regexp(d[1], [...at, 'decoders', 1]);
+        return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+      }
+      case 'hex':
+        return d.length > 1 ? tooLong(1) : { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'hex' } };
+      case 'inet_ip':
+        if (d.length > 1) return tooLong(1);
+        if (size !== 4 && size !== 16) return this.fail([...at, 'size'], `inet_ip reads an IPv4 (4 bytes) or IPv6 (16 bytes) address, got size ${size}`);
+        return { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'inet_ip' } };
+      case 'ksym':
+        if (d.length > 1) return tooLong(1);
+        if (size !== 8) return this.fail([...at, 'size'], `ksym reads an 8-byte kernel address, got size ${size}`);
+        return { type: 'u64', pad: 0, decoder: { decoder: 'ksym' } };
+      case 'ifname':
+      case 'majorminor':
+        // Both read the first 4 bytes as a u32.
+        if (d.length > 1) return tooLong(1);
+        if (size < 4) return this.fail([...at, 'size'], `${first.name} reads a 4-byte number, got size ${size}`);
+        return { type: 'u32', pad: size - 4, decoder: { decoder: first.name } };
+      default: {
+        const before = first.name === 'regexp' ? 'string or uint' : 'uint';
+        return this.fail(dat(0), `decoder ${first.name} reads the text another decoder gives, expected ${before} before it`);
+      }
+    }
+  }
+
+  /** static_map after uint: their keys are matched against uint's decimal text. */
+  private staticMap(dec: RawDecoder, at: ConfigPath, type: string): { type: string; pad: number; decoder: Partial<LabelSpec> } | undefined {
+    const node = this.loc.find([...at, 'static_map']).value;
+    if (!isMap(node) || node.items.length === 0) return this.fail([...at, 'name'], 'static_map needs a non-empty static_map: mapping, e.g. { 0: read, 1: write }');
+    const map: Record<string, string> = {};
+    for (const pair of node.items) {
+      const keyNode = this.loc.resolve(pair.key);
+      // As yaml.v2 gives it to their map[string]string: the key as written.
+      const text = isScalar(keyNode) ? (typeof keyNode.source === 'string' && keyNode.source !== '' ? keyNode.source : String(keyNode.value)) : '';
+      const value = dec.static_map?.[String(isScalar(keyNode) ? keyNode.value : '')];
+      if (!/^(0|[1-9][0-9]*)$/.test(text)) {
+        this.notes.push({ at: this.loc.pos(keyNode), message: `${pathText([...at, 'static_map'])}: key "${text}" never matches (uint gives decimal numbers without leading zeros), so it is left out` });
+        continue;
+      }
+      if (value !== undefined) map[text] = value;
+    }
+    if (Object.keys(map).length === 0) return this.fail([...at, 'static_map'], 'no key of static_map can match (uint gives decimal numbers), expected keys like 0, 1, 2');
+    return { type, pad: 0, decoder: { decoder: 'static_map', map, ...(dec.allow_unknown === true ? { allow_unknown: true } : {}) } };
+  }
+
+  /**
+   * Their regexp keeps a row when a pattern matches and labels it with the match (or its first
+   * group). Ours keeps the whole value: the same only when every pattern can match only the whole
+   * value, i.e. ^...$ without alternation outside groups, with no group or one around it all.
+   */
+  private regexp(dec: RawDecoder, at: ConfigPath): string | undefined {
+    const patterns = dec.regexps;
+    if (patterns === undefined) return this.fail([...at, 'name'], 'regexp needs regexps: a list of patterns');
+    const bodies: string[] = [];
+    for (const [i, p] of patterns.entries()) {
+      const pat: ConfigPath = [...at, 'regexps', i];
+      try {
+        new RegExp(p, 'u');
+      } catch (e) {
+        return this.fail(pat, `pattern "${p}" is not one this exporter can run (JavaScript syntax): ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '')}`);
+      }
+      const body = wholeMatchBody(p);
+      if (body === undefined) {
+        return this.fail(pat, `pattern "${p}" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all`);
+      }
+      bodies.push(body);
+    }
+    return bodies.length === 1 ? `^${bodies[0]}$` : `^(?:${bodies.join('|')})$`;
+  }
+
+  private buckets(h: RawHistogram, at: ConfigPath, from: string): BucketSpec | undefined {
+    const multiplier = h.bucket_multiplier === undefined || h.bucket_multiplier === 0 ? 1 : h.bucket_multiplier;
+    if (multiplier < 0) return this.fail([...at, 'bucket_multiplier'], `${h.bucket_multiplier} is negative, expected a positive multiplier`);
+    const where = this.where([...at, 'bucket_type']);
+    if (h.bucket_type === 'fixed') {
+      const keys = h.bucket_keys;
+      if (keys === undefined) return this.fail(at, 'missing required key "bucket_keys", required when bucket_type is fixed');
+      for (const [i, k] of keys.entries()) {
+        if (!Number.isInteger(k) || k < 0) return this.fail([...at, 'bucket_keys', i], `${k} is not a bucket key a uint can hold, expected a whole number of at least 0`);
+        if (i > 0 && k <= keys[i - 1]) return this.fail([...at, 'bucket_keys', i], `${k} comes after ${keys[i - 1]}, expected ascending keys without repeats`);
+      }
+      return { from, kind: 'fixed', min: keys[0], max: keys[keys.length - 1], multiplier, values: [...keys], at: where };
+    }
+    const min = h.bucket_min ?? 0;
+    if (h.bucket_max === undefined) return this.fail(at, `missing required key "bucket_max", required when bucket_type is ${h.bucket_type}`);
+    const max = h.bucket_max;
+    if (min < 0) return this.fail([...at, 'bucket_min'], `${min} is negative, expected a bucket key of at least 0 (keys are unsigned)`);
+    if (max <= min) return this.fail([...at, 'bucket_max'], `bucket_max ${max} is not above bucket_min ${min}: ebpf_exporter refuses a histogram of zero or negative size, expected bucket_max > bucket_min`);
+    return { from, kind: h.bucket_type, min, max, multiplier, at: where };
+  }
+}
+
+/**
+ * The body X of a pattern that can only match a whole value: `^X$` with no capturing group and no
+ * `|` outside groups, or `^(X)$` with one group around it all and none inside. Undefined otherwise.
+ */
+export function wholeMatchBody(p: string): string | undefined {
+  if (!p.startsWith('^') || !p.endsWith('$')) return undefined;
+  // The $ must not be escaped: an odd run of backslashes before it escapes it.
+  let slashes = 0;
+  for (let i = p.length - 2; i >= 0 && p[i] === '\\'; i--) slashes++;
+  if (slashes % 2 === 1) return undefined;
+  const body = p.slice(1, -1);
+  const groups: { start: number; end: number }[] = [];
+  const open: number[] = [];
+  let capturing = 0;
+  let topAlternation = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      // A class: to its closing ], escapes included; a ] first in the class is a literal.
+      i++;
+      if (body[i] === '^') i++;
+      if (body[i] === ']') i++;
+      while (i < body.length && body[i] !== ']') i += body[i] === '\\' ? 2 : 1;
+    } else if (c === '(') {
+      const named = body.startsWith('(?<', i) && body[i + 3] !== '=' && body[i + 3] !== '!';
+      const isCapture = body[i + 1] !== '?' || named || body.startsWith('(?P<', i);
+      open.push(isCapture ? i : -1 - i);
+      if (isCapture) capturing++;
+    } else if (c === ')') {
+      const start = open.pop();
+      if (start !== undefined && start >= 0) groups.push({ start, end: i });
+    } else if (c === '|' && open.length === 0) {
+      topAlternation = true;
+    }
+  }
+  if (capturing === 0) return topAlternation ? undefined : body;
+  if (capturing === 1 && groups.length === 1 && groups[0].start === 0 && groups[0].end === body.length - 1 && body[1] !== '?') return body.slice(1, -1);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** --config.names as ebpf_exporter reads it: comma-separated, each name once. */
+export function splitNames(names: string): string[] | string {
+  const list = names.split(',');
+  if (list.some((n) => n.trim() === '')) return `--config.names has an empty name in ${JSON.stringify(names)}, expected names separated by commas`;
+  const twice = list.find((n, i) => list.indexOf(n) !== i);
+  if (twice !== undefined) return `--config.names names ${twice} twice, expected each config once`;
+  return list;
+}
+
+/**
+ * Read and translate `dir`/NAME.yaml + NAME.bpf.o for each name. `inspect` reads an object's maps
+ * and programs (BpfObject.inspect; injected so that this module does not load libbpf itself).
+ * Throws ConfigErrors.
+ */
+export function loadEbpfExporterConfigs(dir: string, names: readonly string[], inspect: (path: string) => ObjectContents): CompatResult {
+  const errors: ConfigError[] = [];
+  const inputs: CompatInput[] = [];
+  for (const name of names) {
+    const file = join(dir, `${name}.yaml`);
+    const object = resolve(dir, `${name}.bpf.o`);
+    let text: string;
+    try {
+      text = readConfigText(file);
+    } catch (e) {
+      if (!(e instanceof ConfigErrors)) throw e;
+      errors.push(...e.errors);
+      continue;
+    }
+    let contents: ObjectContents;
+    try {
+      contents = inspect(object);
+    } catch (e) {
+      const err = e as { code?: string; message: string };
+      if (err.code !== 'ERR_BPF') throw e;
+      errors.push(new ConfigError({ file: join(dir, `${name}.bpf.o`), line: 0, column: 0 }, '', `config ${name} needs its compiled object beside ${name}.yaml: ${err.message}`));
+      continue;
+    }
+    inputs.push({ name, file, text, object, contents });
+  }
+  if (errors.length > 0) {
+    // The configs that could be read are still checked, so one run reports everything.
+    try {
+      translate(inputs);
+    } catch (e) {
+      if (!(e instanceof ConfigErrors)) throw e;
+      errors.push(...e.errors);
+    }
+    throw new ConfigErrors(errors);
+  }
+  return translate(inputs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// convert: the translated config as our YAML
+
+function durationText(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
+ * The native YAML of a translated config: what `check` accepts and what runs the same. Notes are
+ * written as comments at the top.
+ */
+export function renderNative(result: CompatResult, header: readonly string[] = []): string {
+  const { config, notes } = result;
+  const data = {
+    interval: durationText(config.interval),
+    maps: config.maps.map((m) => ({
+      name: m.name,
+      source: m.source,
+      btf: false,
+      key: (m.key ?? []).map((f) => ({ name: f.name, type: f.type })),
+      value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })),
+      metrics: m.metrics.map((x) => ({
+        name: x.name,
+        type: x.type,
+        help: x.help,
+        value: x.value,
+        ...(x.cpu === 'sum' ? {} : { cpu: x.cpu }),
+        ...(x.labels.length === 0
+          ? {}
+          : {
+              labels: x.labels.map((l) => ({
+                name: l.name,
+                from: l.from,
+                decoder: l.decoder,
+                ...(l.map === undefined ? {} : { map: l.map }),
+                ...(l.allow_unknown === undefined ? {} : { allow_unknown: l.allow_unknown }),
+                ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
+              })),
+            }),
+        ...(x.buckets === undefined
+          ? {}
+          : {
+              buckets: {
+                from: x.buckets.from,
+                kind: x.buckets.kind,
+                ...(x.buckets.kind === 'fixed' ? { values: x.buckets.values } : { min: x.buckets.min, max: x.buckets.max }),
+                multiplier: x.buckets.multiplier,
+              },
+            }),
+      })),
+    })),
+  };
+  const doc = new Document(data);
+  // Short mappings on one line: fields, sources, labels and buckets read like the examples.
+  const flow = (node: unknown): void => {
+    if (isMap(node) || isSeq(node)) (node as Node & { flow?: boolean }).flow = true;
+  };
+  const maps = doc.get('maps') as unknown;
+  if (isSeq(maps)) {
+    for (const m of maps.items) {
+      if (!isMap(m)) continue;
+      flow(m.get('source'));
+      for (const side of ['key', 'value']) {
+        const fields = m.get(side);
+        if (isSeq(fields)) fields.items.forEach(flow);
+      }
+      const metrics = m.get('metrics');
+      if (!isSeq(metrics)) continue;
+      for (const x of metrics.items) {
+        if (!isMap(x)) continue;
+        flow(x.get('buckets'));
+        const labels = x.get('labels');
+        if (isSeq(labels)) labels.items.forEach(flow);
+      }
+    }
+  }
+  const comments = [...header, ...notes.map((n) => `${n.at.file}:${n.at.line}:${n.at.column}: ${n.message}`)];
+  const body = doc.toString({ lineWidth: 0 });
+  return `${comments.map((c) => `# ${c}\n`).join('')}${body}`;
+}

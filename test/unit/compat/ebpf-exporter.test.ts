@@ -1,0 +1,468 @@
+/**
+ * ebpf_exporter's config format: their YAML (and what their object holds) in, our Config and the
+ * native YAML of `convert` out, exactly; and every refusal as one positioned line.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/parse.js';
+import { ConfigErrors } from '../../../src/config/errors.js';
+import { MapType } from '../../../src/bpf/map-types.js';
+import type { ObjectContents } from '../../../src/bpf/object.js';
+import { renderNative, splitNames, translate, wholeMatchBody, type CompatInput } from '../../../src/compat/ebpf-exporter.js';
+
+/** A value without its `at` positions and `where`, for comparing the data alone. */
+function withoutPositions(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutPositions);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => k !== 'at' && typeof v !== 'function').map(([k, v]) => [k, withoutPositions(v)]));
+}
+
+const map = (name: string, type: number, keySize: number, valueSize = 8) => ({ name, type, keySize, valueSize });
+
+function input(name: string, text: string, maps: ObjectContents['maps'], programs: ObjectContents['programs'] = []): CompatInput {
+  return { name, file: `ex/${name}.yaml`, text, object: `/abs/ex/${name}.bpf.o`, contents: { maps, programs } };
+}
+
+/** The lines a user sees for these configs, or [] when they translate. */
+function problems(...inputs: CompatInput[]): string[] {
+  try {
+    translate(inputs);
+    return [];
+  } catch (e) {
+    if (!(e instanceof ConfigErrors)) throw e;
+    return e.errors.map((x) => x.message);
+  }
+}
+
+// Their biolatency.yaml, as they ship it (a u8 op read as 4 bytes with its padding).
+const BIOLATENCY = `metrics:
+  histograms:
+    - name: bio_latency_seconds
+      help: Block IO latency histogram
+      bucket_type: exp2
+      bucket_min: 0
+      bucket_max: 27
+      bucket_multiplier: 0.000001 # microseconds to seconds
+      labels:
+        - name: device
+          size: 4
+          decoders:
+            - name: majorminor
+        - name: operation
+          size: 4
+          decoders:
+            - name: uint
+            - name: static_map
+              static_map:
+                0: read
+                1: write
+        - name: bucket
+          size: 8
+          decoders:
+            - name: uint
+`;
+
+// Their percpu-softirq.yaml, shortened: the cpu label of a per-CPU map.
+const PERCPU = `metrics:
+  counters:
+    - name: softirqs_total
+      help: Total number of softirq calls per cpu
+      labels:
+        - name: vec
+          size: 4
+          decoders:
+            - name: uint
+            - name: static_map
+              static_map:
+                0: HI_SOFTIRQ
+                1: TIMER_SOFTIRQ
+        - name: cpu
+          size: 2
+          decoders:
+            - name: uint
+`;
+
+// Counters with padding, strings, syscalls, hex, inet_ip, ksym, no labels, and a fixed and a linear histogram.
+const MIXED = `metrics:
+  counters:
+    - name: syscalls_total
+      help: Syscalls by comm and name
+      labels:
+        - name: comm
+          size: 16
+          decoders:
+            - name: string
+            - name: regexp
+              regexps:
+                - ^(bme.*)$
+                - ^systemd-journal$
+        - name: syscall
+          size: 1
+          padding: 7
+          decoders:
+            - name: uint
+            - name: syscall
+    - name: peers_total
+      help: Peers
+      labels:
+        - name: addr
+          size: 16
+          decoders:
+            - name: inet_ip
+        - name: raw
+          size: 4
+          decoders:
+            - name: hex
+        - name: iface
+          size: 4
+          decoders:
+            - name: ifname
+        - name: fn
+          size: 8
+          decoders:
+            - name: ksym
+    - name: all_calls_total
+      help: Every call
+  histograms:
+    - name: sizes_bytes
+      help: Sizes
+      bucket_type: fixed
+      bucket_keys: [1, 10, 100]
+      labels:
+        - name: bucket
+          size: 2
+          padding: 2
+          decoders:
+            - name: uint
+    - name: backlog
+      help: Backlog
+      bucket_type: linear
+      bucket_max: 20
+      bucket_multiplier: 50
+      labels:
+        - name: bucket
+          size: 8
+          decoders:
+            - name: uint
+`;
+
+const MIXED_MAPS = [
+  map('syscalls_total', MapType.hash, 24),
+  map('peers_total', MapType.lru_hash, 32),
+  map('all_calls_total', MapType.array, 4),
+  map('sizes_bytes', MapType.hash, 4),
+  map('backlog', MapType.percpu_hash, 8),
+  map('.rodata', MapType.array, 4, 16),
+];
+
+describe('translation into our Config', () => {
+  it('biolatency: a histogram whose labels read a u8 with its padding, the bucket last, btf: false', () => {
+    const { config, notes } = translate([input('biolatency', BIOLATENCY, [map('bio_latency_seconds', MapType.hash, 16)])]);
+    expect(notes).toEqual([]);
+    expect(withoutPositions(config)).toEqual({
+      file: 'ex/biolatency.yaml',
+      interval: 5000,
+      max_series: 10000,
+      inventory: false,
+      maps: [
+        {
+          name: 'biolatency/bio_latency_seconds',
+          source: { object: '/abs/ex/biolatency.bpf.o', map: 'bio_latency_seconds' },
+          mode: 'read',
+          interval: 5000,
+          batch_size: 4096,
+          batch: true,
+          btf: false,
+          key: [
+            { name: 'device', type: 'u32' },
+            { name: 'operation', type: 'u32' },
+            { name: 'bucket', type: 'u64' },
+          ],
+          value: [{ name: 'value', type: 'u64' }],
+          metrics: [
+            {
+              name: 'ebpf_exporter_bio_latency_seconds',
+              type: 'histogram',
+              help: 'Block IO latency histogram',
+              value: 'value',
+              cpu: 'sum',
+              scale: 1,
+              labels: [
+                { name: 'device', from: 'device', decoder: 'majorminor' },
+                { name: 'operation', from: 'operation', decoder: 'static_map', map: { 0: 'read', 1: 'write' } },
+              ],
+              buckets: { from: 'bucket', kind: 'exp2', min: 0, max: 27, multiplier: 0.000001 },
+              max_series: 10000,
+            },
+          ],
+        },
+      ],
+    });
+    // Positions point into their file: the metric, its labels.
+    expect(config.where(['maps', 0, 'metrics', 0, 'labels', 1, 'decoder'])).toEqual({ file: 'ex/biolatency.yaml', line: 16, column: 11 });
+    expect(config.where(['maps', 0, 'key', 2, 'type'])).toEqual({ file: 'ex/biolatency.yaml', line: 23, column: 17 });
+  });
+
+  it('percpu-softirq: the last label cpu of a per-CPU map is cpu: label and no key bytes', () => {
+    const { config } = translate([input('percpu-softirq', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)])]);
+    const m = config.maps[0];
+    expect(withoutPositions(m.key)).toEqual([{ name: 'vec', type: 'u32' }]);
+    expect(withoutPositions(m.metrics[0])).toEqual({
+      name: 'ebpf_exporter_softirqs_total',
+      type: 'counter',
+      help: 'Total number of softirq calls per cpu',
+      value: 'value',
+      cpu: 'label',
+      scale: 1,
+      labels: [{ name: 'vec', from: 'vec', decoder: 'static_map', map: { 0: 'HI_SOFTIRQ', 1: 'TIMER_SOFTIRQ' } }],
+      max_series: 10000,
+    });
+  });
+
+  it('a label named cpu on a map that is not per-CPU is key bytes like any other', () => {
+    const llc = 'metrics:\n  counters:\n    - name: llc_references_total\n      help: LLC\n      labels:\n        - { name: cpu, size: 4, decoders: [ { name: uint } ] }\n';
+    const { config } = translate([input('llcstat', llc, [map('llc_references_total', MapType.hash, 4)])]);
+    expect(withoutPositions(config.maps[0].key)).toEqual([{ name: 'cpu', type: 'u32' }]);
+    expect(config.maps[0].metrics[0].cpu).toBe('sum');
+    expect(withoutPositions(config.maps[0].metrics[0].labels)).toEqual([{ name: 'cpu', from: 'cpu', decoder: 'uint' }]);
+  });
+
+  it('padding, strings through regexp, syscalls, hex, inet_ip, ifname, ksym, no labels, fixed and linear buckets', () => {
+    const { config } = translate([input('mixed', MIXED, MIXED_MAPS)]);
+    const byName = Object.fromEntries(config.maps.map((m) => [m.name, withoutPositions({ key: m.key, metric: m.metrics[0] })]));
+    expect(Object.keys(byName)).toEqual(['mixed/syscalls_total', 'mixed/peers_total', 'mixed/all_calls_total', 'mixed/sizes_bytes', 'mixed/backlog']);
+    expect(byName['mixed/syscalls_total']).toEqual({
+      key: [
+        { name: 'comm', type: 'char[16]' },
+        { name: 'syscall', type: 'u8' },
+        { name: '_pad0', type: 'pad[7]' },
+      ],
+      metric: {
+        name: 'ebpf_exporter_syscalls_total',
+        type: 'counter',
+        help: 'Syscalls by comm and name',
+        value: 'value',
+        cpu: 'sum',
+        scale: 1,
+        labels: [
+          { name: 'comm', from: 'comm', decoder: 'regexp', pattern: '^(?:bme.*|systemd-journal)$' },
+          { name: 'syscall', from: 'syscall', decoder: 'syscall' },
+        ],
+        max_series: 10000,
+      },
+    });
+    expect(byName['mixed/peers_total']).toEqual({
+      key: [
+        { name: 'addr', type: 'u8[16]' },
+        { name: 'raw', type: 'u8[4]' },
+        { name: 'iface', type: 'u32' },
+        { name: 'fn', type: 'u64' },
+      ],
+      metric: expect.objectContaining({
+        labels: [
+          { name: 'addr', from: 'addr', decoder: 'inet_ip' },
+          { name: 'raw', from: 'raw', decoder: 'hex' },
+          { name: 'iface', from: 'iface', decoder: 'ifname' },
+          { name: 'fn', from: 'fn', decoder: 'ksym' },
+        ],
+      }),
+    });
+    expect(byName['mixed/all_calls_total']).toEqual({
+      key: [{ name: '_pad0', type: 'pad[4]' }],
+      metric: { name: 'ebpf_exporter_all_calls_total', type: 'counter', help: 'Every call', value: 'value', cpu: 'sum', scale: 1, labels: [], max_series: 10000 },
+    });
+    expect(byName['mixed/sizes_bytes']).toEqual({
+      key: [
+        { name: 'bucket', type: 'u16' },
+        { name: '_pad0', type: 'pad[2]' },
+      ],
+      metric: expect.objectContaining({ type: 'histogram', labels: [], buckets: { from: 'bucket', kind: 'fixed', min: 1, max: 100, multiplier: 1, values: [1, 10, 100] } }),
+    });
+    // A per-CPU histogram sums its CPUs, as theirs does when the last label is the bucket.
+    expect(byName['mixed/backlog']).toEqual({
+      key: [{ name: 'bucket', type: 'u64' }],
+      metric: expect.objectContaining({ name: 'ebpf_exporter_backlog', cpu: 'sum', buckets: { from: 'bucket', kind: 'linear', min: 0, max: 20, multiplier: 50 } }),
+    });
+  });
+
+  it('a counter not ending in _total keeps its name as a gauge, with a note; a static_map key uint never gives is left out, with a note', () => {
+    const text = 'metrics:\n  counters:\n    - name: bpf_jit_pages_currently_allocated\n      help: Pages\n      labels:\n        - name: op\n          size: 4\n          decoders:\n            - name: uint\n            - name: static_map\n              static_map: { 1: one, 0x2: two, 03: three }\n';
+    const { config, notes } = translate([input('jit', text, [map('bpf_jit_pages_currently_allocated', MapType.hash, 4)])]);
+    expect(config.maps[0].metrics[0]).toMatchObject({ name: 'ebpf_exporter_bpf_jit_pages_currently_allocated', type: 'gauge', labels: [{ map: { 1: 'one' } }] });
+    expect(notes.map((n) => `${n.at.file}:${n.at.line}:${n.at.column}: ${n.message}`)).toEqual([
+      'ex/jit.yaml:3:13: metrics.counters[0].name: counter ebpf_exporter_bpf_jit_pages_currently_allocated does not end in _total, which this exporter keeps for counters: it is exported under the same name as a gauge (the same samples; only its TYPE line differs)',
+      'ex/jit.yaml:11:37: metrics.counters[0].labels[0].decoders[1].static_map: key "0x2" never matches (uint gives decimal numbers without leading zeros), so it is left out',
+      'ex/jit.yaml:11:47: metrics.counters[0].labels[0].decoders[1].static_map: key "03" never matches (uint gives decimal numbers without leading zeros), so it is left out',
+    ]);
+  });
+
+  it('several configs become one, job names prefixed by the config', () => {
+    const { config } = translate([input('biolatency', BIOLATENCY, [map('bio_latency_seconds', MapType.hash, 16)]), input('percpu-softirq', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)])]);
+    expect(config.maps.map((m) => m.name)).toEqual(['biolatency/bio_latency_seconds', 'percpu-softirq/softirqs_total']);
+    expect(config.where(['maps', 1, 'metrics', 0, 'cpu'])).toEqual({ file: 'ex/percpu-softirq.yaml', line: 14, column: 11 });
+  });
+});
+
+describe('convert: the native YAML', () => {
+  it('is exactly this for biolatency and percpu-softirq', () => {
+    const result = translate([input('biolatency', BIOLATENCY, [map('bio_latency_seconds', MapType.hash, 16)]), input('percpu-softirq', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)])]);
+    expect(renderNative(result, ['converted'])).toBe(`# converted
+interval: 5s
+maps:
+  - name: biolatency/bio_latency_seconds
+    source: { object: /abs/ex/biolatency.bpf.o, map: bio_latency_seconds }
+    btf: false
+    key:
+      - { name: device, type: u32 }
+      - { name: operation, type: u32 }
+      - { name: bucket, type: u64 }
+    value:
+      - { name: value, type: u64 }
+    metrics:
+      - name: ebpf_exporter_bio_latency_seconds
+        type: histogram
+        help: Block IO latency histogram
+        value: value
+        labels:
+          - { name: device, from: device, decoder: majorminor }
+          - { name: operation, from: operation, decoder: static_map, map: { "0": read, "1": write } }
+        buckets: { from: bucket, kind: exp2, min: 0, max: 27, multiplier: 0.000001 }
+  - name: percpu-softirq/softirqs_total
+    source: { object: /abs/ex/percpu-softirq.bpf.o, map: softirqs_total }
+    btf: false
+    key:
+      - { name: vec, type: u32 }
+    value:
+      - { name: value, type: u64 }
+    metrics:
+      - name: ebpf_exporter_softirqs_total
+        type: counter
+        help: Total number of softirq calls per cpu
+        value: value
+        cpu: label
+        labels:
+          - { name: vec, from: vec, decoder: static_map, map: { "0": HI_SOFTIRQ, "1": TIMER_SOFTIRQ } }
+`);
+  });
+
+  it('parses with our own parser into the same config', () => {
+    for (const inputs of [[input('mixed', MIXED, MIXED_MAPS)], [input('biolatency', BIOLATENCY, [map('bio_latency_seconds', MapType.hash, 16)]), input('percpu-softirq', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)])]]) {
+      const result = translate(inputs);
+      const native = parseConfig(renderNative(result), '/tmp/converted.yaml');
+      expect(withoutPositions({ ...native, file: '' })).toEqual(withoutPositions({ ...result.config, file: '' }));
+    }
+  });
+});
+
+describe('refusals, one positioned line each', () => {
+  const one = (text: string, maps: ObjectContents['maps'], programs: ObjectContents['programs'] = []) => problems(input('c', text, maps, programs));
+  const counter = (labels: string, mapName = 'x_total') => `metrics:\n  counters:\n    - name: ${mapName}\n      help: X\n      labels:\n${labels}`;
+  const hash = (keySize: number, name = 'x_total') => [map(name, MapType.hash, keySize)];
+
+  it('decoders with no equivalent here name themselves', () => {
+    expect(one(counter('        - name: stack\n          size: 160\n          decoders:\n            - name: kstack\n'), hash(160))).toEqual([
+      'ex/c.yaml:9:21: metrics.counters[0].labels[0].decoders[0].name: decoder kstack (kernel stacks (frame addresses to symbol names)) has no equivalent here yet',
+    ]);
+    expect(one(counter('        - name: vendor\n          size: 4\n          decoders:\n            - name: uint\n            - name: pci_vendor\n'), hash(4))).toEqual([
+      'ex/c.yaml:10:21: metrics.counters[0].labels[0].decoders[1].name: decoder pci_vendor (PCI vendor names from pci.ids) has no equivalent here yet',
+    ]);
+    expect(one(counter('        - name: q\n          size: 64\n          decoders:\n            - name: string\n            - name: dname\n'), hash(64))).toEqual([
+      'ex/c.yaml:10:21: metrics.counters[0].labels[0].decoders[1].name: decoder dname (DNS names in wire format) has no equivalent here yet',
+    ]);
+  });
+
+  it('a regexp that rewrites the value is refused; one that keeps it whole is not', () => {
+    // Their regexp.yaml: ^(kswapd).*$ labels kswapd0 and kswapd1 both "kswapd".
+    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(kswapd).*$\n                - ^.*$\n'), hash(16))).toEqual([
+      'ex/c.yaml:12:19: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "^(kswapd).*$" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all',
+    ]);
+    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps: [ "(?i)^a$" ]\n'), hash(16))).toEqual([
+      'ex/c.yaml:11:26: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "(?i)^a$" is not one this exporter can run (JavaScript syntax): Invalid group',
+    ]);
+  });
+
+  it('unknown decoders and keys, with what was expected', () => {
+    expect(one(counter('        - name: a\n          size: 4\n          decoders:\n            - name: unit\n'), hash(4))).toEqual([
+      'ex/c.yaml:9:21: metrics.counters[0].labels[0].decoders[0].name: unknown value "unit", expected one of cgroup, dname, errno, hex, ifname, inet_ip, kstack, ksym, majorminor, pci_class, pci_device, pci_subclass, pci_vendor, regexp, static_map, string, syscall, uint',
+    ]);
+    expect(one('metrics:\n  histograms:\n    - name: h\n      help: H\n      bucket_type: exp2\n      bucket_multipler: 2\n      bucket_max: 3\n      labels: [ { name: bucket, size: 4, decoders: [ { name: uint } ] } ]\n', hash(4, 'h'))).toEqual([
+      'ex/c.yaml:6:7: metrics.histograms[0].bucket_multipler: unknown key, did you mean "bucket_multiplier"?',
+    ]);
+  });
+
+  it('labels whose sizes do not add up to the key, a missing map, values that are not u64', () => {
+    expect(one(counter('        - name: a\n          size: 4\n          decoders: [ { name: uint } ]\n'), hash(8))).toEqual([
+      'ex/c.yaml:5:7: metrics.counters[0].labels: the labels take 4 bytes (a 4) but map "x_total" has a 8-byte key, expected them to add up to 8',
+    ]);
+    expect(one(counter('        - name: a\n          size: 4\n          decoders: [ { name: uint } ]\n'), [map('y_total', MapType.hash, 4), map('.bss', MapType.array, 4, 4)])).toEqual([
+      'ex/c.yaml:3:13: metrics.counters[0].name: c.bpf.o has no map named "x_total" (each metric reads the map of its name), expected one of: y_total',
+    ]);
+    expect(one(counter('        - name: a\n          size: 4\n          decoders: [ { name: uint } ]\n'), [map('x_total', MapType.hash, 4, 16)])).toEqual([
+      'ex/c.yaml:3:13: metrics.counters[0].name: map "x_total" has 16-byte values, expected 8: ebpf_exporter reads every value as a u64',
+    ]);
+    expect(one(counter('        - name: a\n          size: 3\n          decoders: [ { name: uint } ]\n'), hash(3))).toEqual([
+      'ex/c.yaml:7:17: metrics.counters[0].labels[0].size: uint reads 1, 2, 4 or 8 bytes, got size 3',
+    ]);
+  });
+
+  it('the cpu label of a per-CPU map is 2 bytes decoded by uint', () => {
+    expect(one(counter('        - { name: a, size: 4, decoders: [ { name: uint } ] }\n        - { name: cpu, size: 4, decoders: [ { name: uint } ] }\n'), [map('x_total', MapType.percpu_hash, 4)])).toEqual([
+      'ex/c.yaml:7:30: metrics.counters[0].labels[1].size: the cpu label of a per-CPU map is the CPU number ebpf_exporter appends to the key, expected size: 2 and no padding',
+    ]);
+  });
+
+  it('what ebpf_exporter does beyond maps of counters: tracing, kaddrs, cgroup_id_map, perf_event_array, its section conventions', () => {
+    const text = 'metrics:\n  counters:\n    - name: oom_kills_total\n      help: OOMs\n      perf_event_array: true\nkaddrs:\n  - bpf_jit_current\ncgroup_id_map:\n  name: m\n  type: hash\n  regexps: [ x ]\ntracing:\n  spans: []\n';
+    expect(one(text, [map('oom_kills_total', MapType.perf_event_array, 4, 4)], [{ name: 'p', section: 'perf_event/type=0,config=0,frequency=99' }])).toEqual([
+      '/abs/ex/c.bpf.o: program p is in section perf_event/type=0,config=0,frequency=99: ebpf_exporter\'s section convention perf_event/type=...,config=...,frequency=... is not supported here yet',
+      'ex/c.yaml:5:25: metrics.counters[0].perf_event_array: counters from a perf_event_array (events sent by the program and counted here) are not supported yet',
+      'ex/c.yaml:6:1: kaddrs: kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
+      'ex/c.yaml:8:1: cgroup_id_map: cgroup_id_map (a map of cgroup ids filled from regexps over cgroup paths) is not supported yet: its map would stay empty',
+      'ex/c.yaml:12:1: tracing: tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
+    ]);
+  });
+
+  it('histograms: zero size, unordered fixed keys, a bucket that is not uint', () => {
+    const hist = (extra: string, bucket = '[ { name: uint } ]') => `metrics:\n  histograms:\n    - name: h\n      help: H\n${extra}      labels: [ { name: bucket, size: 4, decoders: ${bucket} } ]\n`;
+    expect(one(hist('      bucket_type: exp2\n      bucket_min: 3\n      bucket_max: 3\n'), hash(4, 'h'))).toEqual([
+      'ex/c.yaml:7:19: metrics.histograms[0].bucket_max: bucket_max 3 is not above bucket_min 3: ebpf_exporter refuses a histogram of zero or negative size, expected bucket_max > bucket_min',
+    ]);
+    expect(one(hist('      bucket_type: fixed\n      bucket_keys: [ 1, 10, 5 ]\n'), hash(4, 'h'))).toEqual([
+      'ex/c.yaml:6:29: metrics.histograms[0].bucket_keys[2]: 5 comes after 10, expected ascending keys without repeats',
+    ]);
+    expect(one(hist('      bucket_type: linear\n      bucket_max: 3\n', '[ { name: hex } ]'), hash(4, 'h'))).toEqual([
+      'ex/c.yaml:7:42: metrics.histograms[0].labels[0].decoders: the last label of a histogram is its bucket key, expected decoders: [ { name: uint } ]',
+    ]);
+  });
+
+  it('names clashing across configs, pointing into the second file', () => {
+    const a = input('a', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)]);
+    const b = { ...input('b', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)]) };
+    expect(problems(a, b)).toEqual([
+      'ex/b.yaml:3:13: metrics.counters[0].name: metric name "ebpf_exporter_softirqs_total" is already used by maps[0].metrics[0] (line 3), expected a unique name across the config',
+    ]);
+  });
+
+  it('YAML errors and an empty config', () => {
+    expect(one('metrics: [\n', [])).toEqual([expect.stringMatching(/^ex\/c\.yaml:2:1: invalid YAML: /)]);
+    expect(one('metrics:\n  counters: []\n', [])).toEqual(['ex/c.yaml:1:1: metrics: no metrics: neither metrics.counters nor metrics.histograms lists any, expected at least one (tracing is not supported here yet)']);
+  });
+});
+
+describe('wholeMatchBody', () => {
+  it('accepts patterns that can only match a whole value', () => {
+    expect(wholeMatchBody('^.*$')).toBe('.*');
+    expect(wholeMatchBody('^(systemd.*)$')).toBe('systemd.*');
+    expect(wholeMatchBody('^a(?:b|c)[|)]$')).toBe('a(?:b|c)[|)]');
+  });
+  it('refuses rewrites, unanchored patterns, alternation outside groups and escaped anchors', () => {
+    for (const p of ['^(kswapd).*$', 'kswapd', '^a|b$', '^a\\$', '^(a)(b)$', '^(?<n>a)b$']) expect(wholeMatchBody(p), p).toBeUndefined();
+  });
+});
+
+describe('--config.names', () => {
+  it('splits on commas, refusing empty and repeated names', () => {
+    expect(splitNames('a,b')).toEqual(['a', 'b']);
+    expect(splitNames('a,,b')).toBe('--config.names has an empty name in "a,,b", expected names separated by commas');
+    expect(splitNames('a,a')).toBe('--config.names names a twice, expected each config once');
+  });
+});
