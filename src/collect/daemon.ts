@@ -265,7 +265,7 @@ export class Daemon {
   private install(config: Config, carried: ReadonlyMap<string, Carried>): void {
     this.tasks = config.maps.map((spec, i) => {
       const c = spec.mode === 'drain' ? carried.get(spec.name) : undefined;
-      const journal: TaskJournal | undefined = spec.mode === 'drain' && this.journal !== undefined ? { journal: this.journal, position: c?.position ?? 0, records: c?.records ?? [] } : undefined;
+      const journal: TaskJournal | undefined = spec.mode === 'drain' && this.journal !== undefined ? { journal: this.journal, syncEachBatch: config.state_sync === 'batch', position: c?.position ?? 0, records: c?.records ?? [] } : undefined;
       return new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: c?.state, journal });
     });
     for (const t of this.tasks) this.scheduler.add(t);

@@ -34,6 +34,8 @@ export interface TaskSinks {
 /** Where a drain task journals what it takes, and what an earlier run journaled for it. */
 export interface TaskJournal {
   journal: Journal;
+  /** Sync the journal after every batch (state_sync: batch), not only with each cycle's checkpoint. */
+  syncEachBatch: boolean;
   /** The last record counted in the restored totals. */
   position: number;
   /** Records after it, to be counted once the map is open. */
@@ -62,6 +64,7 @@ export class MapTask implements Task {
   /** When the map was last read successfully (ms), for keep_stale. */
   private lastGood = 0;
   private readonly journal: Journal | undefined;
+  private readonly syncEachBatch: boolean;
   /** The last journal record counted in the totals. */
   private position: number;
   /** Journal records of an earlier run not yet counted (the map has not been opened since). */
@@ -77,6 +80,7 @@ export class MapTask implements Task {
     this.objects = opts.objects;
     this.pending = opts.state;
     this.journal = opts.journal?.journal;
+    this.syncEachBatch = opts.journal?.syncEachBatch ?? false;
     this.position = opts.journal?.position ?? 0;
     this.waiting = opts.journal?.records ?? [];
   }
@@ -87,7 +91,7 @@ export class MapTask implements Task {
 
   /** Where the totals are in the journal, and the records still waiting: what a checkpoint keeps. */
   journalState(): TaskJournal | undefined {
-    return this.journal === undefined ? undefined : { journal: this.journal, position: this.position, records: this.waiting };
+    return this.journal === undefined ? undefined : { journal: this.journal, syncEachBatch: this.syncEachBatch, position: this.position, records: this.waiting };
   }
 
   /** The drain totals now (for checkpoints and reloads). */
@@ -181,7 +185,10 @@ export class MapTask implements Task {
     logger.info({ map: this.name, records: records.length, entries: records.reduce((n, r) => n + r.count, 0) }, 'counted the entries an earlier run took out of the map after its last checkpoint');
   }
 
-  /** Journal each batch a drain takes, durably, before the next batch call. */
+  /**
+   * Journal each batch a drain takes before the next batch call: written (a process crash cannot
+   * lose it), and with state_sync: batch synced too (nor can a host crash).
+   */
   private journalTaken(job: MapJob): ((keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>) | undefined {
     const journal = this.journal;
     if (journal === undefined) return undefined;
@@ -189,7 +196,8 @@ export class MapTask implements Task {
     return async (keys, values, count) => {
       try {
         this.position = journal.append(this.name, keys, values, count, keySize, valueStride);
-        await journal.commit();
+        if (this.syncEachBatch) await journal.commit();
+        else await new Promise<void>((resolve) => setImmediate(resolve));
       } catch (e) {
         if (e instanceof JournalError) this.sinks.unsaved(this.name, count, e.message);
         throw e;

@@ -234,6 +234,7 @@ export function translate(inputs: readonly CompatInput[]): CompatResult {
   const config: Config = {
     file: inputs.length === 1 ? inputs[0].file : `${inputs.map((i) => i.file).join(',')}`,
     interval: COMPAT_INTERVAL_MS,
+    state_sync: 'cycle',
     max_series: COMPAT_MAX_SERIES,
     inventory: false,
     maps,

@@ -75,6 +75,7 @@ export function readConfigText(path: string): string {
 interface Complete {
   interval: number;
   state_file?: string;
+  state_sync: 'cycle' | 'batch';
   max_series: number;
   inventory: boolean;
   otel?: OtelSpec;
@@ -87,6 +88,7 @@ function build(raw: Complete, file: string, loc: Locator): Config {
   const config: Config = {
     file,
     interval: raw.interval,
+    state_sync: raw.state_sync,
     max_series: raw.max_series,
     inventory: raw.inventory,
     ...(raw.otel === undefined ? {} : { otel: raw.otel }),

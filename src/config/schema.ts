@@ -343,7 +343,12 @@ export const CONFIG_SCHEMA: ObjectShape = {
   type: 'object',
   props: {
     interval: { shape: { type: 'duration' }, default: '15s', description: 'How often maps are read, unless a map says otherwise: 500ms, 5s, 1m, 1h, 1m30s.' },
-    state_file: { shape: nonEmpty, description: 'Where drain totals are checkpointed across restarts, relative to the config file\'s folder.' },
+    state_file: { shape: nonEmpty, description: 'Where drain totals are checkpointed across restarts, relative to the config file\'s folder; every batch a drain takes is journaled beside it (state_file.journal) before the next batch call.' },
+    state_sync: {
+      shape: { type: 'string', enum: ['cycle', 'batch'] },
+      default: 'cycle',
+      description: 'When the drain journal is synced to disk: with the checkpoint at the end of each drain cycle (a process crash loses at most one batch, a host crash at most one cycle), or after every batch too (a host crash also loses at most one batch; a sync per batch call).',
+    },
     max_series: { shape: { type: 'integer', min: 1 }, default: 10000, description: 'Cap on series per metric, unless a metric says otherwise.' },
     maps: { shape: { type: 'list', items: map }, default: [], description: 'The maps to export. Without any, the exporter only inventories every BPF map on the host.' },
     inventory: { shape: { type: 'boolean' }, default: false, description: 'Also export the inventory of every BPF map on the host beside the maps listed (always on when none are).' },

@@ -134,6 +134,8 @@ export interface Config {
   interval: number;
   /** Where drain totals are checkpointed, resolved relative to the config file's folder. */
   state_file?: string;
+  /** When the drain journal is synced: with each cycle's checkpoint, or after every batch too. */
+  state_sync: 'cycle' | 'batch';
   /** Default cap on series per metric. */
   max_series: number;
   /** Empty: the exporter only inventories the host's BPF maps. */

@@ -40,16 +40,17 @@ kernelDescribe('drain durability', () => {
   });
 
   /** A pinned hash map and a config that drains it into one counter: the number of entries taken (each has value 1). */
-  function setup(name: string, stateFile: string): { map: BpfMap; config: string } {
+  function setup(name: string, stateFile: string): { map: BpfMap; config: string; synced: string } {
     const map = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 1 << 20 });
     maps.push(map);
     map.pin(`${pins}/${name}`);
     const config = join(dir, `${name}.yaml`);
-    writeFileSync(
-      config,
-      `interval: 100ms\nstate_file: ${stateFile}\nmaps:\n  - name: ${name}\n    mode: drain\n    batch_size: ${BATCH}\n    source: { pinned: ${pins}/${name} }\n    key: [ { name: k, type: u32 } ]\n    value: [ { name: v, type: u64 } ]\n    metrics:\n      - { name: ${name}_total, type: counter, help: entries taken, value: v }\n`,
-    );
-    return { map, config };
+    const text = `interval: 100ms\nstate_file: ${stateFile}\nmaps:\n  - name: ${name}\n    mode: drain\n    batch_size: ${BATCH}\n    source: { pinned: ${pins}/${name} }\n    key: [ { name: k, type: u32 } ]\n    value: [ { name: v, type: u64 } ]\n    metrics:\n      - { name: ${name}_total, type: counter, help: entries taken, value: v }\n`;
+    writeFileSync(config, text);
+    // The same, with the journal synced after every batch as well.
+    const synced = join(dir, `${name}-synced.yaml`);
+    writeFileSync(synced, `state_sync: batch\n${text}`);
+    return { map, config, synced };
   }
 
   /** Insert `n` new keys, each with value 1 (keys are never reused: a drain takes each exactly once). */
@@ -66,7 +67,7 @@ kernelDescribe('drain durability', () => {
   const total = (t: string, name: string) => sample(t, `${name}_total`) ?? 0;
 
   it('loses at most one batch per SIGKILL, none of the downtime backlog', async () => {
-    const { map, config } = setup('crash', join(dir, 'crash-state', 'state.json'));
+    const { map, config, synced } = setup('crash', join(dir, 'crash-state', 'state.json'));
     let written = 0;
     let writing = true;
     // A writer with a known total: 10,000 entries a second while the exporter is killed and restarted.
@@ -81,7 +82,8 @@ kernelDescribe('drain durability', () => {
     let counted = 0;
     try {
       for (let k = 0; k < KILLS; k++) {
-        const d = await startDaemon(config, {}, { ready: false });
+        // state_sync: cycle (the default) and batch in turn.
+        const d = await startDaemon(k % 2 === 0 ? config : synced, {}, { ready: false });
         // Random moments, most of them in the first cycle (it drains what was written while no
         // exporter ran), some in later ones.
         await sleep(Math.random() * 600);

@@ -161,6 +161,7 @@ describe('translation into our Config', () => {
     expect(withoutPositions(config)).toEqual({
       file: 'ex/biolatency.yaml',
       interval: 5000,
+      state_sync: 'cycle',
       max_series: 10000,
       inventory: false,
       maps: [

@@ -35,6 +35,7 @@ describe('the DESIGN.md example config', () => {
     expect(withoutPositions(config)).toEqual({
       file,
       interval: 15_000,
+      state_sync: 'cycle',
       max_series: 10_000,
       inventory: false,
       maps: [
@@ -115,6 +116,7 @@ describe('defaults', () => {
     expect(withoutPositions(c)).toEqual({
       file: 'config.yaml',
       interval: 15_000,
+      state_sync: 'cycle',
       max_series: 10_000,
       inventory: false,
       maps: [
@@ -157,7 +159,7 @@ maps:
   it('reads an empty file, or one of comments only, as an inventory-only config', () => {
     for (const text of ['', '# nothing here\n']) {
       const c = parseConfig(text, 'empty.yaml');
-      expect(withoutPositions(c)).toEqual({ file: 'empty.yaml', interval: 15_000, max_series: 10_000, inventory: false, maps: [] });
+      expect(withoutPositions(c)).toEqual({ file: 'empty.yaml', interval: 15_000, state_sync: 'cycle', max_series: 10_000, inventory: false, maps: [] });
     }
   });
 
