@@ -9,11 +9,14 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  run [--config FILE] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--inventory] [--log.level LEVEL]
+  run [--config FILE] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--web.max-connections N]
+      [--inventory] [--log.level LEVEL]
                                                      the exporter: /metrics on :9435 (and OTLP push when
                                                      OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
+                                                     --web.max-connections: connections kept open (default:
+                                                     half the free fds, 16 to 1024; docs/deployment.md)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
   check --web.config.file FILE                       validate a web config and the certificate files it names
                                                      (both flags may be given together)
@@ -46,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'json' },
       'web.listen-address': { type: 'string', default: ':9435' },
       'web.config.file': { type: 'string' },
+      'web.max-connections': { type: 'string' },
       inventory: { type: 'boolean', default: false },
       'log.level': { type: 'string' },
     },
@@ -60,8 +64,20 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && values.help !== true ? 2 : 0;
   }
   if (command === 'run') {
+    const max = values['web.max-connections'];
+    if (max !== undefined && !/^[1-9]\d{0,6}$/.test(max)) {
+      console.error(`bpf-map-exporter: --web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(max)}`);
+      return 2;
+    }
     const { run } = await import('./run.js');
-    return run({ config: values.config, listen: values['web.listen-address'], webConfig: values['web.config.file'], inventory: values.inventory, version: version() });
+    return run({
+      config: values.config,
+      listen: values['web.listen-address'],
+      webConfig: values['web.config.file'],
+      maxConnections: max === undefined ? undefined : Number(max),
+      inventory: values.inventory,
+      version: version(),
+    });
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.
