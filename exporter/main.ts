@@ -17,7 +17,8 @@ commands:
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
                                                      --web.max-connections: connections kept open (default:
                                                      half the free fds, 16 to 1024; docs/deployment.md)
-  check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
+  check --config FILE                                validate a config: it parses, its maps resolve, layouts fit,
+                                                     the programs of its objects find their attach targets
   check --web.config.file FILE                       validate a web config and the certificate files it names
                                                      (both flags may be given together)
   dump --config FILE [--map NAME] [--format json|table]
