@@ -43,18 +43,22 @@ function load(ref: ConfigRef): Config | Outcome {
   }
 }
 
-function openAll(config: Config, jobs: MapJob[]): string[] {
-  return problemLines(config, jobs.flatMap((j) => j.open()));
+function openAll(config: Config, jobs: MapJob[], opts: { checkTargets?: boolean }): string[] {
+  return problemLines(config, jobs.flatMap((j) => j.open(opts)));
 }
 
-/** `check`: the config parses, its maps resolve and its layouts and metrics fit them. */
+/**
+ * `check`: the config parses, its maps resolve and its layouts and metrics fit them, and the
+ * programs of the objects it loads have their attach targets (tracepoints, kernel functions,
+ * interfaces...) on this host, as `run` will need them.
+ */
 export function check(ref: ConfigRef): Outcome {
   const file = nameOf(ref);
   const config = load(ref);
   if ('code' in config) return config;
   const jobs = jobsOf(config);
   try {
-    const err = openQuietly(config, jobs);
+    const err = openQuietly(config, jobs, { checkTargets: true });
     if (err.length > 0) return { out: [], err, code: 2 };
     return { out: [`${file}: ok (${jobs.length} map${jobs.length === 1 ? '' : 's'})`], err: [], code: 0 };
   } finally {
@@ -83,7 +87,7 @@ export function dump(ref: ConfigRef, opts: { map?: string; format: 'json' | 'tab
     return { out: [], err: [`${file}: no map named "${opts.map}"; the config has: ${config.maps.map((m) => m.name).join(', ') || 'none'}`], code: 2 };
   }
   try {
-    const err = openQuietly(config, jobs);
+    const err = openQuietly(config, jobs, {});
     if (err.length > 0) return { out: [], err, code: 2 };
     const rows: DumpRow[] = [];
     for (const job of jobs) {
@@ -104,8 +108,8 @@ export function dump(ref: ConfigRef, opts: { map?: string; format: 'json' | 'tab
  * openAll without libbpf's own log lines: what they say of a failure is in the positioned line
  * (`FILE:LINE:COLUMN: ...`), which must be the only kind of line these commands print.
  */
-function openQuietly(config: Config, jobs: MapJob[]): string[] {
-  return captureLibbpfOutput(() => openAll(config, jobs), { quiet: true }).result;
+function openQuietly(config: Config, jobs: MapJob[], opts: { checkTargets?: boolean }): string[] {
+  return captureLibbpfOutput(() => openAll(config, jobs, opts), { quiet: true }).result;
 }
 
 function table(rows: DumpRow[]): string {

@@ -9,17 +9,21 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE] [--inventory] [--log.level LEVEL]
+  run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE]
+      [--web.max-connections N] [--inventory] [--log.level LEVEL]
                                                      the exporter: /metrics on :9435 (and OTLP push when
                                                      OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
-  check --config FILE                                validate a config: it parses, its maps resolve, layouts fit
+                                                     --web.max-connections: connections kept open (default:
+                                                     half the free fds, 16 to 1024; docs/deployment.md)
+  check --config FILE                                validate a config: it parses, its maps resolve, layouts fit,
+                                                     the programs of its objects find their attach targets
+  check --web.config.file FILE                       validate a web config and the certificate files it names
+                                                     (both flags may be given together)
   convert --config.dir DIR --config.names A,B        print ebpf_exporter's configs DIR/A.yaml (+ A.bpf.o)... as our config
                                                      (--config.dir/--config.names also work with run, check and dump:
                                                      their configs run as they are; docs/migrating-from-ebpf-exporter.md)
-  check --web.config.file FILE                       validate a web config and the certificate files it names
-                                                     (both flags may be given together)
   dump --config FILE [--map NAME] [--format json|table]
                                                      print the series the config yields right now
   maps [--json]                                      list every BPF map on this host (id, name, type, sizes, entries, fill)
@@ -51,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'json' },
       'web.listen-address': { type: 'string', default: ':9435' },
       'web.config.file': { type: 'string' },
+      'web.max-connections': { type: 'string' },
       inventory: { type: 'boolean', default: false },
       'log.level': { type: 'string' },
     },
@@ -71,8 +76,21 @@ async function main(argv: string[]): Promise<number> {
   if (dir !== undefined && values.config !== undefined) return usageError('--config names our config, --config.dir and --config.names ebpf_exporter\'s: give one or the other');
   const compat = dir === undefined || names === undefined ? undefined : { dir, names };
   if (command === 'run') {
+    const max = values['web.max-connections'];
+    if (max !== undefined && !/^[1-9]\d{0,6}$/.test(max)) {
+      console.error(`bpf-map-exporter: --web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(max)}`);
+      return 2;
+    }
     const { run } = await import('./run.js');
-    return run({ config: values.config, compat, listen: values['web.listen-address'], webConfig: values['web.config.file'], inventory: values.inventory, version: version() });
+    return run({
+      config: values.config,
+      compat,
+      listen: values['web.listen-address'],
+      webConfig: values['web.config.file'],
+      maxConnections: max === undefined ? undefined : Number(max),
+      inventory: values.inventory,
+      version: version(),
+    });
   }
   if (command === 'convert') {
     if (compat === undefined) return usageError('convert needs --config.dir DIR --config.names A,B');

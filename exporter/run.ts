@@ -19,6 +19,8 @@ export interface RunOptions {
   listen: string;
   /** TLS, headers and basic auth (exporter-toolkit's web config format). */
   webConfig?: string;
+  /** --web.max-connections; absent: derived from the fd limit (src/server/connections.ts). */
+  maxConnections?: number;
   inventory: boolean;
   version: string;
 }
@@ -90,7 +92,7 @@ export async function run(opts: RunOptions): Promise<number> {
     producer === undefined ? undefined : startOtel([producer, new RegistryProducer(registry, { version: opts.version })], { ...config.otel, serviceVersion: opts.version });
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
-  const http = createExporterServer({ exposition, notReady: () => daemon.notReady(), version: opts.version, web: live });
+  const http = createExporterServer({ exposition, notReady: () => daemon.notReady(), version: opts.version, web: live, maxConnections: opts.maxConnections });
   const server = http.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -103,7 +105,7 @@ export async function run(opts: RunOptions): Promise<number> {
   if (web !== undefined) warnValidity(web);
   const addr = server.address();
   logger.info(
-    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
+    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maxConnections: http.connections.cap, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
     'listening',
   );
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
@@ -162,28 +162,27 @@ export class BpfObject {
       for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
         const name = native.programName(p);
         const section = native.programSectionName(p);
-        const type = native.programType(p);
-        if (isXdpSection(section)) {
+        const way = attachWay(section, native.programType(p));
+        if (way === 'xdp') {
           const ifname = opts.xdp?.[name];
           if (ifname === undefined) {
             skipped.push(name);
             continue;
           }
           this.attachXdp(p, name, ifname);
-        } else if (type === BPF_PROG_TYPE_SCHED_CLS) {
+        } else if (way === 'tc') {
           if (opts.tc === undefined) {
             skipped.push(name);
             continue;
           }
           this.attachTc(p, name, opts.tc);
-        } else if (type === BPF_PROG_TYPE_PERF_EVENT) {
+        } else if (way === 'perf_event') {
           if (opts.perfEvent === undefined) {
             skipped.push(name);
             continue;
           }
           this.attachPerfEvent(p, name, opts.perfEvent);
-        } else if (!/[/:]/.test(section)) {
-          // Without a target in the section (raw_tp, kprobe, tracepoint alone) libbpf cannot attach it.
+        } else if (way === 'none') {
           skipped.push(name);
           continue;
         } else {
@@ -308,16 +307,37 @@ function loadHint(errno: number, output: readonly string[], sections: ReadonlyMa
 function attachHint(section: string, errno: number): string | undefined {
   const kind = /^[a-z_.]+/.exec(section)?.[0] ?? '';
   if ((kind === 'kprobe' || kind === 'kretprobe') && errno === Errno.ENOENT) {
-    // libbpf tries the kprobe PMU, then tracefs' kprobe_events: a kernel without CONFIG_KPROBES has neither.
-    const haveKprobes = existsSync('/sys/bus/event_source/devices/kprobe') || existsSync(`${TRACEFS}/kprobe_events`) || existsSync('/sys/kernel/debug/tracing/kprobe_events');
     const target = section.slice(section.indexOf('/') + 1);
-    return haveKprobes
+    return haveKprobes()
       ? `no kernel function ${target} to probe; /proc/kallsyms lists them`
       : 'this kernel has no kprobes: no kprobe PMU in /sys/bus/event_source/devices and no kprobe_events in tracefs (built without CONFIG_KPROBES)';
   }
   if ((kind === 'uprobe' || kind === 'uretprobe') && errno === Errno.ENOENT) return 'the binary or its function named in the section was not found';
   if ((kind === 'tp' || kind === 'tracepoint') && errno === Errno.ENOENT) return `no tracepoint ${section.slice(section.indexOf('/') + 1)}; ${TRACEFS}/available_events lists them`;
+  if (RAW_TP_KINDS.has(kind) && errno === Errno.ENOENT) {
+    return `no raw tracepoint ${section.slice(section.indexOf('/') + 1)} in this kernel or its loaded modules (their BTF, ${BTF_DIR}, names each as btf_trace_NAME)`;
+  }
   return undefined;
+}
+
+/** libbpf tries the kprobe PMU, then tracefs' kprobe_events: a kernel without CONFIG_KPROBES has neither. */
+function haveKprobes(): boolean {
+  return existsSync('/sys/bus/event_source/devices/kprobe') || existsSync(`${TRACEFS}/kprobe_events`) || existsSync('/sys/kernel/debug/tracing/kprobe_events');
+}
+
+const RAW_TP_KINDS: ReadonlySet<string> = new Set(['raw_tp', 'raw_tracepoint', 'raw_tp.w', 'raw_tracepoint.w']);
+const BTF_DIR = '/sys/kernel/btf';
+
+/**
+ * How attach() attaches a program: XDP, tc and perf_event programs where the source's option says,
+ * others by their section, which must name a target (libbpf cannot attach `raw_tp`, `kprobe` or
+ * `tracepoint` alone: those are skipped).
+ */
+function attachWay(section: string, type: number): 'xdp' | 'tc' | 'perf_event' | 'section' | 'none' {
+  if (isXdpSection(section)) return 'xdp';
+  if (type === BPF_PROG_TYPE_SCHED_CLS) return 'tc';
+  if (type === BPF_PROG_TYPE_PERF_EVENT) return 'perf_event';
+  return /[/:]/.test(section) ? 'section' : 'none';
 }
 
 /** XDP sections as libbpf names them: xdp, xdp.frags, xdp/cpumap, xdp/devmap... */
@@ -449,8 +469,7 @@ export class ObjectRegistry {
  */
 function attachAs(obj: BpfObject, opts: AttachOptions): { attached: string[]; skipped: string[] } {
   const { xdp, tc } = checkAttachOptions(obj, opts);
-  if (opts.xdp !== undefined) interfaceIndex(opts.xdp, `attach XDP program ${xdp[0]} to interface ${opts.xdp}`, obj.path);
-  if (opts.tc !== undefined) interfaceIndex(opts.tc.interface, `attach tc program ${tc[0]} to interface ${opts.tc.interface} ${opts.tc.direction}`, obj.path);
+  lookUpInterfaces(obj, opts, xdp, tc);
   const ifname = opts.xdp;
   return obj.attach({ xdp: ifname === undefined ? undefined : Object.fromEntries(xdp.map((name) => [name, ifname])), tc: opts.tc, perfEvent: opts.perf_event });
 }
@@ -475,4 +494,121 @@ export function checkAttachOptions(obj: BpfObject, opts: AttachOptions): { xdp: 
     throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a perf_event section' });
   }
   return { xdp, tc };
+}
+
+/** The interfaces `opts.xdp` and `opts.tc` name exist (ENOENT otherwise, as attaching says). */
+function lookUpInterfaces(obj: BpfObject, opts: AttachOptions, xdp: readonly string[], tc: readonly string[]): void {
+  if (opts.xdp !== undefined) interfaceIndex(opts.xdp, `attach XDP program ${xdp[0]} to interface ${opts.xdp}`, obj.path);
+  if (opts.tc !== undefined) interfaceIndex(opts.tc.interface, `attach tc program ${tc[0]} to interface ${opts.tc.interface} ${opts.tc.direction}`, obj.path);
+}
+
+/**
+ * What attaching `obj` as `opts` say would fail on now, found without attaching anything (for
+ * `check`, which loads objects privately): the options against the object's programs, the
+ * interfaces of `xdp` and `tc`, the event of `perf_event` (opened disabled on one CPU, closed at
+ * once), and the target every other program's section names: a tracepoint in tracefs, a raw
+ * tracepoint in the BTF of the kernel and its modules, a kernel function in /proc/kallsyms (and
+ * kprobes in the kernel), a uprobe's binary given by path. Throws the BpfError the attach would
+ * (ENOENT for a missing target), for the first program that would fail. What it cannot see passes:
+ * tracefs not mounted (run mounts it), no BTF, a uprobe library found through libbpf's search path,
+ * a function inside a uprobe's binary, a kernel function kprobes refuse.
+ */
+export function checkAttachTargets(obj: BpfObject, opts: AttachOptions): void {
+  const { xdp, tc } = checkAttachOptions(obj, opts);
+  lookUpInterfaces(obj, opts, xdp, tc);
+  const programs = obj.programs();
+  const perf = programs.find((p) => attachWay(p.section, p.type) === 'perf_event');
+  if (opts.perf_event !== undefined && perf !== undefined) {
+    const cpu = onlineCpus()[0] ?? 0;
+    closePerfEvent(openPerfEvent(opts.perf_event, cpu, `attach perf_event program ${perf.name} to ${describePerfEvent(opts.perf_event)} on CPU ${cpu}`, obj.path));
+  }
+  for (const p of programs) {
+    if (attachWay(p.section, p.type) !== 'section' || !targetMissing(p.section)) continue;
+    throw new BpfError(`attach program ${p.name} (section ${p.section})`, Errno.ENOENT, { map: obj.path, detail: attachHint(p.section, Errno.ENOENT) });
+  }
+}
+
+/** The target a section names is certainly not there (see checkAttachTargets); false when unknown. */
+function targetMissing(section: string): boolean {
+  const slash = section.indexOf('/');
+  if (slash < 0) return false;
+  const kind = section.slice(0, slash);
+  const target = section.slice(slash + 1);
+  switch (kind) {
+    case 'tp':
+    case 'tracepoint':
+      return tracepointMissing(target);
+    case 'kprobe':
+    case 'kretprobe':
+      // libbpf's form: FUNC or FUNC+OFFSET.
+      return !haveKprobes() || !kernelFunctionExists(target.replace(/\+.*$/, ''));
+    case 'uprobe':
+    case 'uretprobe':
+    case 'uprobe.s':
+    case 'uretprobe.s':
+      return uprobeBinaryMissing(target);
+    default:
+      return RAW_TP_KINDS.has(kind) && rawTracepointMissing(target);
+  }
+}
+
+/** `CATEGORY/NAME` has no folder under tracefs' events; false when tracefs cannot be read. */
+function tracepointMissing(target: string): boolean {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(target) || target.includes('..')) return false;
+  const events = [`${TRACEFS}/events`, '/sys/kernel/debug/tracing/events'].find((d) => statErrno(d) === 0);
+  return events !== undefined && statErrno(`${events}/${target}`) === Errno.ENOENT;
+}
+
+/**
+ * No BTF of the kernel or of a loaded module has `btf_trace_NAME`, the type the kernel defines for
+ * every tracepoint a raw_tp program can attach to; false without the kernel's BTF.
+ */
+function rawTracepointMissing(name: string): boolean {
+  let files: string[];
+  try {
+    files = readdirSync(BTF_DIR);
+  } catch {
+    return false;
+  }
+  if (!files.includes('vmlinux')) return false;
+  const needle = Buffer.from(`\0btf_trace_${name}\0`);
+  for (const f of files) {
+    try {
+      const strings = btfStrings(readFileSync(`${BTF_DIR}/${f}`));
+      if (strings === undefined || strings.includes(needle)) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The string section of raw BTF (struct btf_header: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len). */
+function btfStrings(btf: Buffer): Buffer | undefined {
+  if (btf.length < 24) return undefined;
+  const le = btf.readUInt16LE(0) === 0xeb9f;
+  if (!le && btf.readUInt16BE(0) !== 0xeb9f) return undefined;
+  const u32 = (at: number) => (le ? btf.readUInt32LE(at) : btf.readUInt32BE(at));
+  const start = u32(4) + u32(16);
+  return btf.subarray(start, start + u32(20));
+}
+
+/** /proc/kallsyms lists a text symbol `name` (of the kernel or a loaded module). */
+export function kernelFunctionExists(name: string): boolean {
+  if (!/^[\w.]+$/.test(name)) return true;
+  let text: string;
+  try {
+    text = readFileSync('/proc/kallsyms', 'utf8');
+  } catch {
+    return true;
+  }
+  return new RegExp(`^[0-9a-f]+ [tTwW] ${name.replace(/\./g, '\\.')}(?:\t|$)`, 'm').test(text);
+}
+
+/** A uprobe section's binary, given by path, is not a file (`uprobe/PATH:FUNC`); a bare library name libbpf searches for passes. */
+function uprobeBinaryMissing(target: string): boolean {
+  const colon = target.indexOf(':');
+  const binary = colon < 0 ? target : target.slice(0, colon);
+  if (!binary.includes('/')) return false;
+  return statErrno(binary) === Errno.ENOENT;
 }

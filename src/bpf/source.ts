@@ -1,5 +1,5 @@
 import { BpfMap } from './map.js';
-import { BpfObject, checkAttachOptions, type ObjectRegistry } from './object.js';
+import { BpfObject, checkAttachOptions, checkAttachTargets, type ObjectRegistry } from './object.js';
 import type { TcSpec } from './tc.js';
 import type { PerfEventSpec } from './perf-event.js';
 
@@ -21,9 +21,10 @@ export interface OpenedMap {
  * from the registry's loaded and attached object when one is given (the daemon; its XDP, tc and
  * perf_event programs where the source's `xdp`, `tc` and `perf_event` say), or loads the object
  * privately, without attaching anything, for as long as the map is open (check, dump). Either way,
- * an attach option for programs the object lacks fails (ENOENT).
+ * an attach option for programs the object lacks fails (ENOENT). `checkTargets` (check): a private
+ * load also fails as attaching would, when a program's target is missing (checkAttachTargets).
  */
-export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry } = {}): OpenedMap {
+export function openSource(source: MapSourceRef, opts: { write?: boolean; objects?: ObjectRegistry; checkTargets?: boolean } = {}): OpenedMap {
   if ('pinned' in source) return own(BpfMap.openPinned(source.pinned, opts));
   if ('id' in source) return own(BpfMap.openById(source.id, opts));
   if ('name' in source) return own(BpfMap.openByName(source.name, opts));
@@ -33,8 +34,11 @@ export function openSource(source: MapSourceRef, opts: { write?: boolean; object
   }
   const obj = BpfObject.load(source.object);
   try {
-    // Nothing is attached here, but an option for programs the object lacks is wrong already.
-    checkAttachOptions(obj, { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event });
+    // Nothing is attached here, but an option for programs the object lacks is wrong already (and,
+    // for check, a target the attach would not find).
+    const attach = { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event };
+    if (opts.checkTargets === true) checkAttachTargets(obj, attach);
+    else checkAttachOptions(obj, attach);
     return { map: obj.map(source.map), close: () => obj.close() };
   } catch (e) {
     obj.close();

@@ -31,12 +31,16 @@ export class MapJob {
     this.index = index;
   }
 
-  /** Open the map and fit the config to it. Problems name config paths; BPF failures are problems of `source`. */
-  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry } = {}): PlanProblem[] {
+  /**
+   * Open the map and fit the config to it. Problems name config paths; BPF failures are problems of
+   * `source`. `checkTargets` (check): an object loaded privately is also checked for programs whose
+   * attach target is missing.
+   */
+  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean } = {}): PlanProblem[] {
     this.close();
     let opened: OpenedMap;
     try {
-      opened = openSource(this.spec.source, { write: opts.write, objects: opts.objects });
+      opened = openSource(this.spec.source, { write: opts.write, objects: opts.objects, checkTargets: opts.checkTargets });
     } catch (e) {
       if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message }];
       throw e;

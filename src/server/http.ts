@@ -8,6 +8,7 @@ import { negotiate, wantsGzip } from '../publish/negotiate.js';
 import { logger } from '../log.js';
 import type { LiveWeb } from './reload.js';
 import { clientCertRefusal, type TlsMaterial } from './tls.js';
+import { ConnectionLimiter } from './connections.js';
 
 export interface ServerOptions {
   exposition: ExpositionCache;
@@ -16,15 +17,22 @@ export interface ServerOptions {
   version: string;
   /** TLS, headers and basic auth from a web config file; absent: plain HTTP, open to all. */
   web?: LiveWeb;
+  /** The most connections kept open (--web.max-connections); absent: derived from the fd limit. */
+  maxConnections?: number;
 }
 
 export interface ExporterServer {
   /** The listening socket's server: listen(), address(), 'error'. */
   readonly server: NetServer;
   readonly scheme: 'http' | 'https';
+  /** The open connections and their cap. */
+  readonly connections: ConnectionLimiter;
   /** Stop listening and end every open connection. */
   close(): void;
 }
+
+/** How long a connection may sit idle: before its request head, its TLS handshake, or between keep-alive requests. */
+export const IDLE_MS = 5_000;
 
 /**
  * Paths answered without basic auth or rate limit: Kubernetes probes cannot easily send credentials,
@@ -37,9 +45,11 @@ interface Req {
   method?: string;
   url?: string;
   headers: IncomingHttpHeaders;
+  readonly socket: Socket;
 }
 interface Res {
   readonly headersSent: boolean;
+  once(event: 'close', listener: () => void): unknown;
   setHeader(name: string, value: string): unknown;
   writeHead(status: number, headers: Record<string, string>): unknown;
   write(chunk: Buffer): unknown;
@@ -64,6 +74,9 @@ const LANDING = (version: string) => `<!doctype html>
  */
 export function createExporterServer(opts: ServerOptions): ExporterServer {
   const onRequest = (req: Req, res: Res) => {
+    // The connection is busy until the response is done (or the connection gone): never closed to make room.
+    const done = limiter.begin(req.socket);
+    if (done !== undefined) res.once('close', done);
     respond(req, res, opts).catch((err: unknown) => {
       logger.error({ err, url: req.url }, 'request failed');
       if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -76,26 +89,38 @@ export function createExporterServer(opts: ServerOptions): ExporterServer {
   if (web === undefined || tls === undefined) {
     server = createHttpServer(onRequest);
   } else if (web.current.config.http2) {
-    const h2: Http2SecureServer = createSecureServer({ ...tls.options, allowHTTP1: true, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized }, onRequest);
-    // Idle HTTP/2 sessions are closed after this long.
-    h2.setTimeout(15_000);
+    const h2: Http2SecureServer = createSecureServer(
+      { ...tls.options, allowHTTP1: true, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, handshakeTimeout: IDLE_MS },
+      onRequest,
+    );
+    // Idle HTTP/2 sessions (and HTTP/1.1 connections on this server) are closed after this long.
+    h2.setTimeout(IDLE_MS);
     server = h2;
   } else {
-    server = createHttpsServer({ ...tls.options, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized }, onRequest);
+    server = createHttpsServer({ ...tls.options, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, handshakeTimeout: IDLE_MS }, onRequest);
   }
-  // Bounded waits: a slow or stuck client cannot hold a connection open. (HTTP/1.1 on an HTTP/2
-  // server is served by the same code and reads the same fields.)
-  const h1 = server as HttpServer & HttpsServer;
-  h1.headersTimeout = 10_000;
+  // Bounded waits: a slow, stuck or idle client cannot hold a connection open for long.
+  // - handshakeTimeout (above): a TLS handshake not done within IDLE_MS (Node's default waits 120 s);
+  // - headersTimeout, requestTimeout: a request head (from the connection's start: this closes one
+  //   that sends nothing at all too) or a whole request not received in time, checked every second
+  //   (Node's default sweep runs every 30 s, which let idle connections pile up);
+  // - keepAliveTimeout: a keep-alive connection idle between requests.
+  // (HTTP/1.1 on an HTTP/2 server is served by the same code and reads the same fields;
+  // connectionsCheckingInterval is read when the server starts listening, and @types/node lacks it.)
+  const h1 = server as HttpServer & HttpsServer & { connectionsCheckingInterval: number };
+  h1.headersTimeout = IDLE_MS;
   h1.requestTimeout = 15_000;
-  h1.keepAliveTimeout = 5_000;
+  h1.keepAliveTimeout = IDLE_MS;
+  h1.connectionsCheckingInterval = 1_000;
 
-  const sockets = new Set<Socket>();
+  // A cap on open connections, from the fd limit: see ConnectionLimiter.
+  const limiter = new ConnectionLimiter(server, { fixed: opts.maxConnections });
+  server.on('drop', () => limiter.dropped());
+  server.once('listening', () => limiter.start());
   // Prepended: it runs before Node wraps the socket in TLS, so a certificate replaced on disk is
   // already in the context this very connection gets.
   server.prependListener('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    limiter.add(socket);
     web?.refresh();
   });
   if (tls !== undefined && web !== undefined) {
@@ -119,9 +144,11 @@ export function createExporterServer(opts: ServerOptions): ExporterServer {
   return {
     server,
     scheme: tls === undefined ? 'http' : 'https',
+    connections: limiter,
     close: () => {
       server.close();
-      for (const s of sockets) s.destroy();
+      limiter.stop();
+      limiter.closeAll();
     },
   };
 }

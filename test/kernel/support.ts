@@ -53,9 +53,9 @@ export function pinDir(name: string): string {
   return dir;
 }
 
-/** clang compiles a BPF C source (test fixtures) with BTF; the object goes to `outDir`. */
-export function compileBpf(source: string, out: string): void {
+/** clang compiles a BPF C source (test fixtures) with BTF, with more clang arguments (-D...) if given; the object goes to `out`. */
+export function compileBpf(source: string, out: string, args: readonly string[] = []): void {
   // <linux/types.h> includes <asm/types.h>, which Debian keeps under the multiarch folder.
   const multiarch = execFileSync('gcc', ['-dumpmachine']).toString().trim();
-  execFileSync('clang', ['-g', '-O2', '-target', 'bpf', `-I/usr/include/${multiarch}`, '-c', source, '-o', out], { stdio: 'pipe' });
+  execFileSync('clang', ['-g', '-O2', '-target', 'bpf', `-I/usr/include/${multiarch}`, ...args, '-c', source, '-o', out], { stdio: 'pipe' });
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnExporter } from '../../e2e/support.js';
 
 const main = fileURLToPath(new URL('../../../exporter/main.ts', import.meta.url));
 const broken = fileURLToPath(new URL('../config/broken/', import.meta.url));
@@ -77,6 +78,23 @@ describe('the command line', () => {
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toEqual([`${join(dir, 'c.yaml')}:3:5: maps[0].source: map ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT (no such map or pin)`]);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes --web.max-connections as the cap on connections, and refuses one that is not a whole number above 0 in one line', async () => {
+    for (const bad of ['0', '1.5', '1e3', 'many']) {
+      const r = cli(['run', '--web.max-connections', bad, '--web.listen-address', '127.0.0.1:0']);
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr.trim().split('\n'), bad).toEqual([`bpf-map-exporter: --web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(bad)}`]);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'bme-maxconn-'));
+    writeFileSync(join(dir, 'c.yaml'), 'inventory: false\nmaps: []\n');
+    const e = await spawnExporter(join(dir, 'c.yaml'), { args: ['--web.max-connections', '7'] });
+    try {
+      expect(e.log()).toContain('"maxConnections":7,');
+    } finally {
+      await e.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
