@@ -98,7 +98,10 @@ export class Daemon {
         if (this.unsavedReason !== undefined) this.checkpoint();
         return this.unsavedReason;
       },
-      unsaved: (job, entries, message) => {
+      unsaved: (job, entries, errno, message) => {
+        // Drains pause until a checkpoint (which saves these entries too) works.
+        this.unsavedReason = { errno, message };
+        self.checkpointUp(false);
         this.unsavedEntries += entries;
         self.unsaved(this.unsavedEntries);
         logger.error({ map: job, entries }, `${message}: the entries taken are counted and published, and saved by the next checkpoint that works; drains pause until then`);
@@ -148,6 +151,9 @@ export class Daemon {
     await this.scheduler.stop();
     const carried = this.carried();
     for (const t of this.tasks) t.close();
+    // Journal records waiting for a job the new config no longer drains are kept apart, not dropped.
+    const drains = new Set(config.maps.filter((m) => m.mode === 'drain').map((m) => m.name));
+    for (const [name, c] of carried) if (!drains.has(name) && c.records.length > 0) this.setAside(name, c.records, 'the config has no drain job of that name');
     const keep = new Set(config.maps.map((m) => m.name));
     for (const t of this.tasks) {
       if (!keep.has(t.name)) {

@@ -85,7 +85,7 @@ export class Journal {
       records.push(record);
       at += PREFIX + length;
     }
-    const journal = new Journal(path, fd, at, Math.max(afterSeq, ...records.map((r) => r.seq)) + 1);
+    const journal = new Journal(path, fd, at, records.reduce((n, r) => Math.max(n, r.seq), afterSeq) + 1);
     if (at < bytes.length) journal.cut();
     return { journal, records };
   }

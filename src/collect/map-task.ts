@@ -26,7 +26,7 @@ export interface TaskSinks {
    */
   paused(): { errno: string; message: string } | undefined;
   /** A batch taken out of the map could not be journaled: its entries are counted, not yet saved. */
-  unsaved(job: string, entries: number, reason: string): void;
+  unsaved(job: string, entries: number, errno: string, message: string): void;
   /** Journal records that cannot be counted into this job's totals: kept in a file of their own. */
   setAside(job: string, records: JournalRecord[], reason: string): void;
 }
@@ -181,7 +181,7 @@ export class MapTask implements Task {
       return;
     }
     job.addBatches(records);
-    this.position = Math.max(this.position, ...records.map((r) => r.seq));
+    this.position = records.reduce((n, r) => Math.max(n, r.seq), this.position);
     logger.info({ map: this.name, records: records.length, entries: records.reduce((n, r) => n + r.count, 0) }, 'counted the entries an earlier run took out of the map after its last checkpoint');
   }
 
@@ -199,7 +199,7 @@ export class MapTask implements Task {
         if (this.syncEachBatch) await journal.commit();
         else await new Promise<void>((resolve) => setImmediate(resolve));
       } catch (e) {
-        if (e instanceof JournalError) this.sinks.unsaved(this.name, count, e.message);
+        if (e instanceof JournalError) this.sinks.unsaved(this.name, count, e.errnoName, e.message);
         throw e;
       }
     };
