@@ -66,6 +66,8 @@ export class MapTask implements Task {
   private position: number;
   /** Journal records of an earlier run not yet counted (the map has not been opened since). */
   private waiting: JournalRecord[];
+  /** The seed refresh's last failures, logged once while they last. */
+  private lastSeedFailure = '';
 
   constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal } = {}) {
     this.name = spec.name;
@@ -109,6 +111,7 @@ export class MapTask implements Task {
         }
       }
       const job = this.job!;
+      this.refreshSeed(job);
       if (this.draining) {
         const paused = this.sinks.paused();
         if (paused !== undefined) {
@@ -153,7 +156,7 @@ export class MapTask implements Task {
 
   private open(): PlanProblem[] {
     const job = new MapJob(this.spec, this.index);
-    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects });
+    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
       const skipped = job.importState(this.pending);
@@ -163,6 +166,18 @@ export class MapTask implements Task {
     this.countWaiting(job);
     this.job = job;
     return [];
+  }
+
+  /**
+   * The seed's cgroup entries, brought up to date each cycle. A cgroup that cannot be written (a
+   * full map) is logged, once per distinct failure, and the map is read all the same: the entries
+   * mirror the host, and the metrics do not depend on all of them being there.
+   */
+  private refreshSeed(job: MapJob): void {
+    const problems = job.refreshSeed();
+    const text = problems.map((p) => p.message).join('\n');
+    if (text !== '' && text !== this.lastSeedFailure) logger.warn({ map: this.name, failures: problems.length }, problems[0].message);
+    this.lastSeedFailure = text;
   }
 
   /** Count what an earlier run journaled after its last checkpoint, if it still fits the map. */

@@ -94,6 +94,18 @@ const ATTACH_OPTIONS: { key: string; programs: string; describe(source: RawSourc
 ];
 
 const rules: Rule[] = [
+  /** A job reads metrics, seeds its map, or both; a seed writes entries, cgroups, or both, into a map a drain would empty. */
+  function jobsHaveWork(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m === undefined || m === null) return;
+      if (!ctx.written(['maps', i, 'metrics']) && !ctx.written(['maps', i, 'seed'])) ctx.report(['maps', i], 'missing required key "metrics"');
+      const seed = m.seed;
+      if (seed === undefined || seed === null) return;
+      if (!ctx.written(['maps', i, 'seed', 'entries']) && !ctx.written(['maps', i, 'seed', 'cgroups'])) ctx.report(['maps', i, 'seed'], 'a seed writes nothing, expected entries:, cgroups: or both');
+      if (m.mode === 'drain') ctx.report(['maps', i, 'seed'], 'a drained map loses its seeded entries at the first drain, expected mode: read (or no seed)');
+    });
+  },
+
   function mapNamesAreUnique(config, ctx) {
     unique(ctx, 'map name', (config.maps ?? []).map((m, i) => [m?.name, ['maps', i, 'name']]), 'a unique name');
   },
