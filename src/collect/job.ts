@@ -90,6 +90,11 @@ export class MapJob {
     return this.seeder.refreshCgroups(this.opened.map);
   }
 
+  /** Entries the seed wrote and keeps: its entries, and the cgroups written and still there. */
+  get seeded(): number {
+    return this.seeder === undefined ? 0 : this.seeder.written;
+  }
+
   /** One sweep of the map into a snapshot. `mode` defaults to the job's own. */
   read(mode: ReadMode = this.spec.mode): JobRead {
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);

@@ -112,6 +112,13 @@ export class MapTask implements Task {
       }
       const job = this.job!;
       this.refreshSeed(job);
+      if (this.spec.metrics.length === 0) {
+        // A job that only seeds its map has nothing to read (a cgrp_storage map cannot even be
+        // iterated): its entries are the ones it keeps written.
+        this.sinks.read(this.name, { entries: job.seeded, maxEntries: job.mapInfo?.maxEntries ?? 0, seconds: (performance.now() - started) / 1000, method: 'seed', truncated: false, stats: new Map() });
+        this.lastGood = Date.now();
+        return;
+      }
       if (this.draining) {
         const paused = this.sinks.paused();
         if (paused !== undefined) {

@@ -217,9 +217,9 @@ export class Seeder {
     return problems;
   }
 
-  /** The cgroup ids written and still there at the last refresh (hash maps), for tests and logs. */
-  get cgroupsWritten(): number {
-    return this.cgroupIds.size + this.cgroupDirs.size;
+  /** The entries written, and the cgroups written and still there at the last refresh. */
+  get written(): number {
+    return this.entries.count + this.cgroupIds.size + this.cgroupDirs.size;
   }
 }
 
