@@ -12,8 +12,8 @@
  *
  * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
  * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
- * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname, regexp
- * rewrites, kaddrs, cgroup_id_map, perf_event_array, tracing) is refused with a positioned line
+ * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname,
+ * kaddrs, perf_event_array, tracing) is refused with a positioned line
  * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
  * their YAML.
  */
@@ -593,8 +593,8 @@ class OneConfig {
             if (size !== 8) return this.fail([...at, 'size'], `cgroup ids are 64-bit and the cgroup decoder here reads 8 bytes, got size ${size}`);
             return { type, pad: 0, decoder: { decoder: 'cgroup' } };
           case 'regexp': {
-            const pattern = this.regexp(second, [...at, 'decoders', 1]);
-            return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+            const decoder = this.regexp(second, [...at, 'decoders', 1]);
+            return decoder === undefined ? undefined : { type, pad: 0, decoder };
           }
           default:
             return tooLong(1);
@@ -604,8 +604,8 @@ class OneConfig {
         const type = `char[${size}]`;
         if (d.length === 1) return { type, pad: 0, decoder: { decoder: 'string' } };
         if (d.length > 2 || d[1].name !== 'regexp') return tooLong(d.length > 2 && d[1].name === 'regexp' ? 2 : 1);
-        const pattern = this.regexp(d[1], [...at, 'decoders', 1]);
-        return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+        const decoder = this.regexp(d[1], [...at, 'decoders', 1]);
+        return decoder === undefined ? undefined : { type, pad: 0, decoder };
       }
       case 'hex':
         return d.length > 1 ? tooLong(1) : { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'hex' } };
@@ -651,14 +651,15 @@ class OneConfig {
   }
 
   /**
-   * Their regexp keeps a row when a pattern matches and labels it with the match (or its first
-   * group). Ours keeps the whole value: the same only when every pattern can match only the whole
-   * value, i.e. ^...$ without alternation outside groups, with no group or one around it all.
+   * Their regexp keeps a row when a pattern matches (tried in order) and labels it with the match,
+   * or the first group of a pattern with one; a pattern with more groups never labels (the next is
+   * tried). When every pattern can match only the whole value, that is the value itself: one
+   * pattern of ours. Otherwise ours rewrites as theirs does (patterns, rewrite: true).
    */
-  private regexp(dec: RawDecoder, at: ConfigPath): string | undefined {
+  private regexp(dec: RawDecoder, at: ConfigPath): Partial<LabelSpec> | undefined {
     const patterns = dec.regexps;
     if (patterns === undefined) return this.fail([...at, 'name'], 'regexp needs regexps: a list of patterns');
-    const bodies: string[] = [];
+    const bodies: (string | undefined)[] = [];
     for (const [i, p] of patterns.entries()) {
       const pat: ConfigPath = [...at, 'regexps', i];
       try {
@@ -666,13 +667,17 @@ class OneConfig {
       } catch (e) {
         return this.fail(pat, `pattern "${p}" is not one this exporter can run (JavaScript syntax): ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '')}`);
       }
-      const body = wholeMatchBody(p);
-      if (body === undefined) {
-        return this.fail(pat, `pattern "${p}" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all`);
+      const groups = new RegExp(`${p}|`, 'u').exec('')!.length - 1;
+      if (groups > 1) {
+        return this.fail(pat, `pattern "${p}" has ${groups} groups: ebpf_exporter never labels a row with such a pattern (it takes a match with no group or one), so it only hides the patterns after it; expected at most one group (make the others (?:...))`);
       }
-      bodies.push(body);
+      bodies.push(wholeMatchBody(p));
     }
-    return bodies.length === 1 ? `^${bodies[0]}$` : `^(?:${bodies.join('|')})$`;
+    if (bodies.every((b) => b !== undefined)) {
+      const whole = bodies as string[];
+      return { decoder: 'regexp', pattern: whole.length === 1 ? `^${whole[0]}$` : `^(?:${whole.join('|')})$` };
+    }
+    return { decoder: 'regexp', patterns: [...patterns], rewrite: true };
   }
 
   private buckets(h: RawHistogram, at: ConfigPath, from: string): BucketSpec | undefined {
@@ -831,6 +836,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
                 ...(l.map === undefined ? {} : { map: l.map }),
                 ...(l.allow_unknown === undefined ? {} : { allow_unknown: l.allow_unknown }),
                 ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
+                ...(l.patterns === undefined ? {} : { patterns: l.patterns }),
+                ...(l.rewrite === undefined ? {} : { rewrite: l.rewrite }),
               })),
             }),
         ...(x.buckets === undefined

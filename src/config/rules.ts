@@ -94,6 +94,20 @@ const ATTACH_OPTIONS: { key: string; programs: string; describe(source: RawSourc
 ];
 
 const rules: Rule[] = [
+  function regexpHasPatterns(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) =>
+        (x?.labels ?? []).forEach((l, k) => {
+          if (l?.decoder !== 'regexp') return;
+          const at: ConfigPath = ['maps', i, 'metrics', j, 'labels', k];
+          // A key written wrong is written (and reported already), though it has no value.
+          if (!ctx.written([...at, 'pattern']) && !ctx.written([...at, 'patterns'])) ctx.report(at, 'missing required key "pattern", required when decoder is regexp');
+          else if (l.pattern !== undefined && l.patterns !== undefined) ctx.report([...at, 'patterns'], 'conflicts with pattern, expected one of pattern and patterns (a list)');
+        }),
+      ),
+    );
+  },
+
   /** A job reads metrics, seeds its map, or both; a seed writes entries, cgroups, or both, into a map a drain would empty. */
   function jobsHaveWork(config, ctx) {
     (config.maps ?? []).forEach((m, i) => {

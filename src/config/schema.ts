@@ -257,8 +257,18 @@ const label: ObjectShape = {
     allow_unknown: { shape: { type: 'boolean' }, when: { key: 'decoder', is: ['static_map'] }, description: 'static_map: values not in map pass through as their number (else unknown:N).' },
     pattern: {
       shape: { type: 'string', nonEmpty: true, check: checkPattern },
-      when: { key: 'decoder', is: ['regexp'], required: true },
-      description: 'regexp: a JavaScript regular expression; rows whose (string) value does not match are dropped.',
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp (this or patterns): a JavaScript regular expression; rows whose (string) value does not match are dropped.',
+    },
+    patterns: {
+      shape: { type: 'list', items: { type: 'string', nonEmpty: true, check: checkPattern }, minItems: 1 },
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp (this or pattern): JavaScript regular expressions tried in order; rows that match none are dropped.',
+    },
+    rewrite: {
+      shape: { type: 'boolean' },
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp: the label is the part that matched, or the first group of the pattern that matched (^(kswapd).*$ labels kswapd0 and kswapd1 as kswapd, and sums them), instead of the whole value.',
     },
   },
 };

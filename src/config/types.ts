@@ -73,6 +73,10 @@ export interface LabelSpec {
   allow_unknown?: boolean;
   /** regexp: rows whose decoded value does not match are dropped. */
   pattern?: string;
+  /** regexp: several patterns, tried in order (instead of pattern). */
+  patterns?: string[];
+  /** regexp: the label is the part matched, or the first group of the pattern that matched. */
+  rewrite?: boolean;
   at: SourceRef;
 }
 

@@ -370,10 +370,15 @@ describe('refusals, one positioned line each', () => {
     ]);
   });
 
-  it('a regexp that rewrites the value is refused; one that keeps it whole is not', () => {
+  it('a regexp that rewrites the value runs as patterns with rewrite; more than one group is refused', () => {
     // Their regexp.yaml: ^(kswapd).*$ labels kswapd0 and kswapd1 both "kswapd".
-    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(kswapd).*$\n                - ^.*$\n'), hash(16))).toEqual([
-      'ex/c.yaml:12:19: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "^(kswapd).*$" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all',
+    const text = counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(kswapd).*$\n                - ^systemd-journal$\n');
+    const label = translate([input('c', text, hash(16))]).config.maps[0].metrics[0].labels[0];
+    expect(withoutPositions(label)).toEqual({ name: 'comm', from: 'comm', decoder: 'regexp', patterns: ['^(kswapd).*$', '^systemd-journal$'], rewrite: true });
+    expect(withoutPositions(parseConfig(renderNative(translate([input('c', text, hash(16))])), 'n.yaml').maps[0].metrics[0].labels[0])).toEqual(withoutPositions(label));
+    expect(renderNative(translate([input('c', text, hash(16))]))).toContain('      labels:\n          - { name: comm, from: comm, decoder: regexp, patterns: [ ^(kswapd).*$, ^systemd-journal$ ], rewrite: true }\n');
+    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(a)(b)$\n'), hash(16))).toEqual([
+      'ex/c.yaml:12:19: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "^(a)(b)$" has 2 groups: ebpf_exporter never labels a row with such a pattern (it takes a match with no group or one), so it only hides the patterns after it; expected at most one group (make the others (?:...))',
     ]);
     expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps: [ "(?i)^a$" ]\n'), hash(16))).toEqual([
       'ex/c.yaml:11:26: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "(?i)^a$" is not one this exporter can run (JavaScript syntax): Invalid group',
