@@ -8,6 +8,7 @@ import { BatchReader, type IterationStats, type ReadMode } from '../bpf/batch.js
 import type { DecoderEnv } from '../decode/index.js';
 import { planMap, type MapPlan, type PlanProblem } from '../aggregate/plan.js';
 import { MapAggregator, type MapSnapshot } from '../aggregate/map-aggregator.js';
+import { Seeder } from './seed.js';
 
 export interface JobRead {
   snapshot: MapSnapshot;
@@ -25,6 +26,7 @@ export class MapJob {
   private plan: MapPlan | undefined;
   private reader: BatchReader | undefined;
   private aggregator: MapAggregator | undefined;
+  private seeder: Seeder | undefined;
 
   constructor(spec: MapSpec, index: number) {
     this.spec = spec;
@@ -34,13 +36,16 @@ export class MapJob {
   /**
    * Open the map and fit the config to it. Problems name config paths; BPF failures are problems of
    * `source`. `checkTargets` (check): an object loaded privately is also checked for programs whose
-   * attach target is missing.
+   * attach target is missing. A seed is encoded (its values checked against the layouts) whenever
+   * there is one, and written into the map only with `seed: true` (the daemon; check and dump never
+   * write): its failures are positioned in their message, since run logs carry no other position.
    */
-  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean } = {}): PlanProblem[] {
+  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean; seed?: boolean; cgroupRoot?: string } = {}): PlanProblem[] {
     this.close();
     let opened: OpenedMap;
     try {
-      opened = openSource(this.spec.source, { write: opts.write, objects: opts.objects, checkTargets: opts.checkTargets });
+      // Seeding writes: a pinned map is opened read-write then.
+      opened = openSource(this.spec.source, { write: opts.write === true || (opts.seed === true && this.spec.seed !== undefined), objects: opts.objects, checkTargets: opts.checkTargets });
     } catch (e) {
       if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message }];
       throw e;
@@ -64,11 +69,31 @@ export class MapJob {
       opened.close();
       return problems;
     }
+    if (this.spec.seed !== undefined) {
+      const prepared = Seeder.prepare(this.spec, this.index, plan, plan.shape, map.info.type, { cgroupRoot: opts.cgroupRoot });
+      const wrote = prepared.seeder === undefined || opts.seed !== true ? [] : prepared.seeder.writeEntries(map);
+      if (prepared.seeder === undefined || wrote.length > 0) {
+        opened.close();
+        return [...prepared.problems, ...wrote];
+      }
+      this.seeder = prepared.seeder;
+    }
     this.opened = opened;
     this.plan = plan;
     this.reader = new BatchReader(map, { batchSize: this.spec.batch_size, method: this.spec.batch ? 'auto' : 'per-key' });
     this.aggregator = new MapAggregator(plan, { accumulate: this.spec.mode === 'drain' });
     return [];
+  }
+
+  /** Bring the seed's cgroup entries up to date (the daemon, every cycle); the failures, positioned. */
+  refreshSeed(): PlanProblem[] {
+    if (this.seeder === undefined || this.opened === undefined) return [];
+    return this.seeder.refreshCgroups(this.opened.map);
+  }
+
+  /** Entries the seed wrote and keeps: its entries, and the cgroups written and still there. */
+  get seeded(): number {
+    return this.seeder === undefined ? 0 : this.seeder.written;
   }
 
   /** One sweep of the map into a snapshot. `mode` defaults to the job's own. */
@@ -130,6 +155,7 @@ export class MapJob {
     this.plan = undefined;
     this.reader = undefined;
     this.aggregator = undefined;
+    this.seeder = undefined;
   }
 }
 

@@ -69,6 +69,8 @@ export class MapTask implements Task {
   private position: number;
   /** Journal records of an earlier run not yet counted (the map has not been opened since). */
   private waiting: JournalRecord[];
+  /** The seed refresh's last failures, logged once while they last. */
+  private lastSeedFailure = '';
 
   constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal } = {}) {
     this.name = spec.name;
@@ -113,6 +115,14 @@ export class MapTask implements Task {
         }
       }
       const job = this.job!;
+      this.refreshSeed(job);
+      if (this.spec.metrics.length === 0) {
+        // A job that only seeds its map has nothing to read (a cgrp_storage map cannot even be
+        // iterated): its entries are the ones it keeps written.
+        this.sinks.read(this.name, { entries: job.seeded, maxEntries: job.mapInfo?.maxEntries ?? 0, seconds: (performance.now() - started) / 1000, method: 'seed', truncated: false, stats: new Map() });
+        this.lastGood = Date.now();
+        return;
+      }
       if (this.draining) {
         const paused = this.sinks.paused();
         if (paused !== undefined) {
@@ -157,7 +167,7 @@ export class MapTask implements Task {
 
   private open(): PlanProblem[] {
     const job = new MapJob(this.spec, this.index);
-    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects });
+    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
       const skipped = job.importState(this.pending);
@@ -167,6 +177,18 @@ export class MapTask implements Task {
     this.countWaiting(job);
     this.job = job;
     return [];
+  }
+
+  /**
+   * The seed's cgroup entries, brought up to date each cycle. A cgroup that cannot be written (a
+   * full map) is logged, once per distinct failure, and the map is read all the same: the entries
+   * mirror the host, and the metrics do not depend on all of them being there.
+   */
+  private refreshSeed(job: MapJob): void {
+    const problems = job.refreshSeed();
+    const text = problems.map((p) => p.message).join('\n');
+    if (text !== '' && text !== this.lastSeedFailure) logger.warn({ map: this.name, failures: problems.length }, problems[0].message);
+    this.lastSeedFailure = text;
   }
 
   /** Count what an earlier run journaled after its last checkpoint, if it still fits the map. */

@@ -12,8 +12,8 @@
  *
  * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
  * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
- * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname, regexp
- * rewrites, kaddrs, cgroup_id_map, perf_event_array, tracing) is refused with a positioned line
+ * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname,
+ * kaddrs, perf_event_array, tracing) is refused with a positioned line
  * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
  * their YAML.
  */
@@ -26,7 +26,7 @@ import { checkRules, type RawConfig } from '../config/rules.js';
 import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, type ObjectShape, type Prop } from '../config/schema.js';
 import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
-import { MapType, mapTypeName } from '../bpf/map-types.js';
+import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
 import type { ObjectContents } from '../bpf/object.js';
 
 /** ebpf_exporter's namespace: every metric it exports is named `ebpf_exporter_<map>`. */
@@ -134,9 +134,19 @@ const histogramShape: ObjectShape = {
   },
 };
 
+const cgroupIdMapShape: ObjectShape = {
+  type: 'object',
+  props: {
+    name: { shape: { type: 'string', nonEmpty: true }, required: true, description: 'The map in the object the cgroup ids go into.' },
+    type: { shape: { type: 'string', enum: ['hash', 'cgrp_storage'] }, description: 'hash (keyed by cgroup id; the default) or cgrp_storage (keyed by a cgroup fd).' },
+    regexps: { shape: { type: 'list', items: { type: 'string', nonEmpty: true }, minItems: 1 }, required: true, description: 'Patterns over the cgroup\'s full path; a cgroup matching one is written with value 1.' },
+  },
+};
+
 const rootShape: ObjectShape = {
   type: 'object',
   props: {
+    cgroup_id_map: { shape: cgroupIdMapShape, description: 'A map of the cgroups whose paths match, kept up to date.' },
     metrics: {
       shape: {
         type: 'object',
@@ -154,7 +164,6 @@ const rootShape: ObjectShape = {
 const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
   tracing: 'tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
   kaddrs: 'kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
-  cgroup_id_map: 'cgroup_id_map (a map of cgroup ids filled from regexps over cgroup paths) is not supported yet: its map would stay empty',
 };
 
 interface RawDecoder {
@@ -187,6 +196,7 @@ interface RawHistogram {
 }
 interface RawRoot {
   metrics?: { counters?: RawCounter[]; histograms?: RawHistogram[] };
+  cgroup_id_map?: { name: string; type?: 'hash' | 'cgrp_storage'; regexps: string[] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +330,63 @@ class OneConfig {
       const m = this.metric(h, ['metrics', 'histograms', j], first + out.length, 'histogram');
       if (m !== undefined) out.push(m);
     });
+    if (raw.cgroup_id_map !== undefined) {
+      const m = this.cgroupIdMap(raw.cgroup_id_map, first + out.length);
+      if (m !== undefined) out.push(m);
+    }
     return out;
+  }
+
+  /**
+   * Their cgroup_id_map: every cgroup whose full path (with the mount point) matches one of the
+   * patterns gets an entry of value 1, keyed by its id (hash) or an fd of it (cgrp_storage), kept
+   * up to date as cgroups come and go. Ours is a job that seeds the map (seed.cgroups) with no
+   * metrics of its own.
+   */
+  private cgroupIdMap(raw: NonNullable<RawRoot['cgroup_id_map']>, index: number): MapSpec | undefined {
+    const at: ConfigPath = ['cgroup_id_map'];
+    const info = this.input.contents.maps.find((m) => m.name === raw.name);
+    if (info === undefined) {
+      const names = this.input.contents.maps.map((m) => m.name).filter((n) => !n.includes('.'));
+      return this.fail([...at, 'name'], `${basename(this.input.object)} has no map named "${raw.name}", expected one of: ${names.join(', ') || 'none'}`);
+    }
+    const type = raw.type ?? 'hash';
+    const storage = type === 'cgrp_storage';
+    if (storage !== (info.type === MapType.cgrp_storage)) {
+      return this.fail([...at, 'type'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, expected ${storage ? 'a cgrp_storage map for type: cgrp_storage' : 'a hash map for type: hash (or type: cgrp_storage for a cgrp_storage map)'}`);
+    }
+    if (!storage && !isHashFamily(info.type)) return this.fail([...at, 'name'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, expected a hash map keyed by cgroup id`);
+    const keySize = storage ? 4 : 8;
+    if (info.keySize !== keySize) return this.fail([...at, 'name'], `map "${raw.name}" has a ${info.keySize}-byte key, expected ${keySize} for type ${type} (${storage ? 'a cgroup fd' : 'a cgroup id'})`);
+    if (info.valueSize !== 8) return this.fail([...at, 'name'], `map "${raw.name}" has ${info.valueSize}-byte values, expected 8 (ebpf_exporter writes the u64 1)`);
+    for (const [i, p] of raw.regexps.entries()) {
+      try {
+        new RegExp(p);
+      } catch (e) {
+        return this.fail([...at, 'regexps', i], `pattern "${p}" is not one this exporter can run (JavaScript syntax): ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '')}`);
+      }
+    }
+    const where = this.where(at);
+    const spec: MapSpec = {
+      name: `${this.input.name}/${raw.name}`,
+      source: { object: this.input.object, map: raw.name },
+      mode: 'read',
+      interval: COMPAT_INTERVAL_MS,
+      batch_size: 4096,
+      batch: true,
+      key: [{ name: 'key', type: storage ? 'u32' : 'u64', at: where }],
+      value: [{ name: 'value', type: 'u64', at: where }],
+      metrics: [],
+      btf: false,
+      seed: { flags: 'any', lock: false, cgroups: { match: [...raw.regexps], paths: 'absolute', value: { value: '1' }, at: this.where([...at, 'regexps']) }, at: where },
+      at: where,
+    };
+    const set = (ours: ConfigPath, theirs: ConfigPath) => this.origins.set(['maps', index, ...ours], this.where(theirs), pathText(theirs));
+    set([], at);
+    for (const k of ['name', 'source', 'key', 'value']) set([k], [...at, 'name']);
+    set(['seed'], at);
+    set(['seed', 'cgroups'], [...at, 'regexps']);
+    return spec;
   }
 
   /** Their section conventions for perf events and XDP, which our loader does not read yet. */
@@ -528,8 +594,8 @@ class OneConfig {
             if (size !== 8) return this.fail([...at, 'size'], `cgroup ids are 64-bit and the cgroup decoder here reads 8 bytes, got size ${size}`);
             return { type, pad: 0, decoder: { decoder: 'cgroup' } };
           case 'regexp': {
-            const pattern = this.regexp(second, [...at, 'decoders', 1]);
-            return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+            const decoder = this.regexp(second, [...at, 'decoders', 1]);
+            return decoder === undefined ? undefined : { type, pad: 0, decoder };
           }
           default:
             return tooLong(1);
@@ -539,8 +605,8 @@ class OneConfig {
         const type = `char[${size}]`;
         if (d.length === 1) return { type, pad: 0, decoder: { decoder: 'string' } };
         if (d.length > 2 || d[1].name !== 'regexp') return tooLong(d.length > 2 && d[1].name === 'regexp' ? 2 : 1);
-        const pattern = this.regexp(d[1], [...at, 'decoders', 1]);
-        return pattern === undefined ? undefined : { type, pad: 0, decoder: { decoder: 'regexp', pattern } };
+        const decoder = this.regexp(d[1], [...at, 'decoders', 1]);
+        return decoder === undefined ? undefined : { type, pad: 0, decoder };
       }
       case 'hex':
         return d.length > 1 ? tooLong(1) : { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'hex' } };
@@ -586,14 +652,15 @@ class OneConfig {
   }
 
   /**
-   * Their regexp keeps a row when a pattern matches and labels it with the match (or its first
-   * group). Ours keeps the whole value: the same only when every pattern can match only the whole
-   * value, i.e. ^...$ without alternation outside groups, with no group or one around it all.
+   * Their regexp keeps a row when a pattern matches (tried in order) and labels it with the match,
+   * or the first group of a pattern with one; a pattern with more groups never labels (the next is
+   * tried). When every pattern can match only the whole value, that is the value itself: one
+   * pattern of ours. Otherwise ours rewrites as theirs does (patterns, rewrite: true).
    */
-  private regexp(dec: RawDecoder, at: ConfigPath): string | undefined {
+  private regexp(dec: RawDecoder, at: ConfigPath): Partial<LabelSpec> | undefined {
     const patterns = dec.regexps;
     if (patterns === undefined) return this.fail([...at, 'name'], 'regexp needs regexps: a list of patterns');
-    const bodies: string[] = [];
+    const bodies: (string | undefined)[] = [];
     for (const [i, p] of patterns.entries()) {
       const pat: ConfigPath = [...at, 'regexps', i];
       try {
@@ -601,13 +668,17 @@ class OneConfig {
       } catch (e) {
         return this.fail(pat, `pattern "${p}" is not one this exporter can run (JavaScript syntax): ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '')}`);
       }
-      const body = wholeMatchBody(p);
-      if (body === undefined) {
-        return this.fail(pat, `pattern "${p}" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all`);
+      const groups = new RegExp(`${p}|`, 'u').exec('')!.length - 1;
+      if (groups > 1) {
+        return this.fail(pat, `pattern "${p}" has ${groups} groups: ebpf_exporter never labels a row with such a pattern (it takes a match with no group or one), so it only hides the patterns after it; expected at most one group (make the others (?:...))`);
       }
-      bodies.push(body);
+      bodies.push(wholeMatchBody(p));
     }
-    return bodies.length === 1 ? `^${bodies[0]}$` : `^(?:${bodies.join('|')})$`;
+    if (bodies.every((b) => b !== undefined)) {
+      const whole = bodies as string[];
+      return { decoder: 'regexp', pattern: whole.length === 1 ? `^${whole[0]}$` : `^(?:${whole.join('|')})$` };
+    }
+    return { decoder: 'regexp', patterns: [...patterns], rewrite: true };
   }
 
   private buckets(h: RawHistogram, at: ConfigPath, from: string): BucketSpec | undefined {
@@ -749,7 +820,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
       btf: false,
       key: (m.key ?? []).map((f) => ({ name: f.name, type: f.type })),
       value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })),
-      metrics: m.metrics.map((x) => ({
+      ...(m.seed?.cgroups === undefined ? {} : { seed: { cgroups: { match: m.seed.cgroups.match, paths: m.seed.cgroups.paths, value: m.seed.cgroups.value } } }),
+      ...(m.metrics.length === 0 ? {} : { metrics: m.metrics.map((x) => ({
         name: x.name,
         type: x.type,
         help: x.help,
@@ -765,6 +837,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
                 ...(l.map === undefined ? {} : { map: l.map }),
                 ...(l.allow_unknown === undefined ? {} : { allow_unknown: l.allow_unknown }),
                 ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
+                ...(l.patterns === undefined ? {} : { patterns: l.patterns }),
+                ...(l.rewrite === undefined ? {} : { rewrite: l.rewrite }),
               })),
             }),
         ...(x.buckets === undefined
@@ -777,7 +851,7 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
                 multiplier: x.buckets.multiplier,
               },
             }),
-      })),
+      })) }),
     })),
   };
   const doc = new Document(data);
@@ -790,6 +864,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
     for (const m of maps.items) {
       if (!isMap(m)) continue;
       flow(m.get('source'));
+      const seed = m.get('seed');
+      if (isMap(seed)) flow(seed.get('cgroups'));
       for (const side of ['key', 'value']) {
         const fields = m.get(side);
         if (isSeq(fields)) fields.items.forEach(flow);

@@ -79,7 +79,7 @@ interface Complete {
   max_series: number;
   inventory: boolean;
   otel?: OtelSpec;
-  maps: (Omit<MapSpec, 'interval' | 'metrics'> & { interval?: number; metrics: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
+  maps: (Omit<MapSpec, 'interval' | 'metrics'> & { interval?: number; metrics?: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
 }
 
 /** Defaults taken from other keys, and paths made absolute. */
@@ -96,7 +96,7 @@ function build(raw: Complete, file: string, loc: Locator): Config {
       ...m,
       source: sourceOf(m.source, folder),
       interval: m.interval ?? raw.interval,
-      metrics: m.metrics.map((x) => ({
+      metrics: (m.metrics ?? []).map((x) => ({
         ...x,
         max_series: x.max_series ?? raw.max_series,
         ...(x.buckets === undefined ? {} : { buckets: bucketsOf(x.buckets) }),

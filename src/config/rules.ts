@@ -94,6 +94,32 @@ const ATTACH_OPTIONS: { key: string; programs: string; describe(source: RawSourc
 ];
 
 const rules: Rule[] = [
+  function regexpHasPatterns(config, ctx) {
+    (config.maps ?? []).forEach((m, i) =>
+      (m?.metrics ?? []).forEach((x, j) =>
+        (x?.labels ?? []).forEach((l, k) => {
+          if (l?.decoder !== 'regexp') return;
+          const at: ConfigPath = ['maps', i, 'metrics', j, 'labels', k];
+          // A key written wrong is written (and reported already), though it has no value.
+          if (!ctx.written([...at, 'pattern']) && !ctx.written([...at, 'patterns'])) ctx.report(at, 'missing required key "pattern", required when decoder is regexp');
+          else if (l.pattern !== undefined && l.patterns !== undefined) ctx.report([...at, 'patterns'], 'conflicts with pattern, expected one of pattern and patterns (a list)');
+        }),
+      ),
+    );
+  },
+
+  /** A job reads metrics, seeds its map, or both; a seed writes entries, cgroups, or both, into a map a drain would empty. */
+  function jobsHaveWork(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m === undefined || m === null) return;
+      if (!ctx.written(['maps', i, 'metrics']) && !ctx.written(['maps', i, 'seed'])) ctx.report(['maps', i], 'missing required key "metrics"');
+      const seed = m.seed;
+      if (seed === undefined || seed === null) return;
+      if (!ctx.written(['maps', i, 'seed', 'entries']) && !ctx.written(['maps', i, 'seed', 'cgroups'])) ctx.report(['maps', i, 'seed'], 'a seed writes nothing, expected entries:, cgroups: or both');
+      if (m.mode === 'drain') ctx.report(['maps', i, 'seed'], 'a drained map loses its seeded entries at the first drain, expected mode: read (or no seed)');
+    });
+  },
+
   function mapNamesAreUnique(config, ctx) {
     unique(ctx, 'map name', (config.maps ?? []).map((m, i) => [m?.name, ['maps', i, 'name']]), 'a unique name');
   },

@@ -257,8 +257,18 @@ const label: ObjectShape = {
     allow_unknown: { shape: { type: 'boolean' }, when: { key: 'decoder', is: ['static_map'] }, description: 'static_map: values not in map pass through as their number (else unknown:N).' },
     pattern: {
       shape: { type: 'string', nonEmpty: true, check: checkPattern },
-      when: { key: 'decoder', is: ['regexp'], required: true },
-      description: 'regexp: a JavaScript regular expression; rows whose (string) value does not match are dropped.',
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp (this or patterns): a JavaScript regular expression; rows whose (string) value does not match are dropped.',
+    },
+    patterns: {
+      shape: { type: 'list', items: { type: 'string', nonEmpty: true, check: checkPattern }, minItems: 1 },
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp (this or pattern): JavaScript regular expressions tried in order; rows that match none are dropped.',
+    },
+    rewrite: {
+      shape: { type: 'boolean' },
+      when: { key: 'decoder', is: ['regexp'] },
+      description: 'regexp: the label is the part that matched, or the first group of the pattern that matched (^(kswapd).*$ labels kswapd0 and kswapd1 as kswapd, and sums them), instead of the whole value.',
     },
   },
 };
@@ -288,6 +298,62 @@ const metric: ObjectShape = {
   },
 };
 
+const seedEntry: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    key: {
+      shape: { type: 'dict', keys: 'string' },
+      required: true,
+      description: 'The key, field by field as the job\'s key layout names them (written or from BTF): integers in decimal or 0x hex (negative for s8..s64), char[N] as a string, u8[N] as hex digits. Fields left out are zero.',
+    },
+    value: {
+      shape: { type: 'dict', keys: 'string' },
+      description: 'The value, field by field as the job\'s value layout names them; fields left out are zero. Per-CPU maps get the same value on every CPU.',
+    },
+  },
+};
+
+const seedCgroups: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    match: {
+      shape: { type: 'list', items: { type: 'string', nonEmpty: true, check: checkPattern }, minItems: 1 },
+      required: true,
+      description: 'JavaScript regular expressions; every cgroup v2 whose path matches one of them is written into the map (its id as the key of a hash map, or its fd for a cgrp_storage map), and deleted from a hash map when the cgroup goes.',
+    },
+    paths: {
+      shape: { type: 'string', enum: ['relative', 'absolute'] },
+      default: 'relative',
+      description: 'What the patterns see: the path below the cgroup root as the cgroup decoder gives it (/system.slice/x.service), or absolute, with the mount point (/sys/fs/cgroup/system.slice/x.service), as ebpf_exporter matches.',
+    },
+    value: {
+      shape: { type: 'dict', keys: 'string' },
+      description: 'The value written for each cgroup, field by field as the job\'s value layout names them; fields left out are zero.',
+    },
+  },
+};
+
+const seed: ObjectShape = {
+  type: 'object',
+  at: true,
+  props: {
+    flags: {
+      shape: { type: 'string', enum: ['any', 'noexist', 'exist'] },
+      default: 'any',
+      description: 'any: create or replace each entry (one bpf_map_update_batch call); noexist: only create (an entry already there fails with EEXIST); exist: only replace (a missing entry fails with ENOENT). The kernel takes noexist and exist only entry by entry, so those are written with one update per entry.',
+    },
+    lock: {
+      shape: { type: 'boolean' },
+      default: false,
+      description: 'Write each value under its bpf_spin_lock (BPF_F_LOCK): for maps whose value holds one; the kernel refuses it (EINVAL) for others.',
+    },
+    entries: { shape: { type: 'list', items: seedEntry, minItems: 1 }, description: 'Entries written into the map when it is opened: at start, at every reload, and whenever it is opened again.' },
+    cgroups: { shape: seedCgroups, description: 'Entries for the cgroups whose paths match, written when the map is opened and brought up to date every interval as cgroups come and go.' },
+  },
+};
+
 const map: ObjectShape = {
   type: 'object',
   at: true,
@@ -304,10 +370,14 @@ const map: ObjectShape = {
     batch: { shape: { type: 'boolean' }, default: true, description: 'false: per-key iteration (get_next_key), as on kernels without batch operations.' },
     key: fields('key'),
     value: fields('value'),
-    metrics: { shape: { type: 'list', items: metric, minItems: 1 }, required: true, description: 'The metrics made from the map\'s entries.' },
+    metrics: { shape: { type: 'list', items: metric, minItems: 1 }, description: 'The metrics made from the map\'s entries. Required unless the job only seeds the map (seed:).' },
     keep_stale: {
       shape: { type: 'duration' },
       description: 'Read maps: how long the last good series stay exported while the map cannot be read. Default: they go at the first failed read.',
+    },
+    seed: {
+      shape: seed,
+      description: 'Entries the exporter writes into the map (bpf_map_update_batch) when it opens it: at start, at every reload and after the map was re-created. Needs write access to the map. A job may seed a map without metrics.',
     },
     btf: {
       shape: { type: 'boolean' },

@@ -73,6 +73,10 @@ export interface LabelSpec {
   allow_unknown?: boolean;
   /** regexp: rows whose decoded value does not match are dropped. */
   pattern?: string;
+  /** regexp: several patterns, tried in order (instead of pattern). */
+  patterns?: string[];
+  /** regexp: the label is the part matched, or the first group of the pattern that matched. */
+  rewrite?: boolean;
   at: SourceRef;
 }
 
@@ -95,6 +99,33 @@ export interface MetricSpec {
   at: SourceRef;
 }
 
+/** One entry a seed writes: field name -> value as written (text), for the job's key and value layouts. */
+export interface SeedEntrySpec {
+  key: Record<string, string>;
+  /** Unset: every value field zero. */
+  value?: Record<string, string>;
+  at: SourceRef;
+}
+
+/** Entries for the cgroups whose paths match, kept up to date as cgroups come and go. */
+export interface SeedCgroupsSpec {
+  match: string[];
+  /** relative: below the cgroup root (/system.slice/x); absolute: with the mount point (/sys/fs/cgroup/system.slice/x). */
+  paths: 'relative' | 'absolute';
+  /** Unset: every value field zero. */
+  value?: Record<string, string>;
+  at: SourceRef;
+}
+
+/** What the exporter writes into a map when it opens it. */
+export interface SeedSpec {
+  flags: 'any' | 'noexist' | 'exist';
+  lock: boolean;
+  entries?: SeedEntrySpec[];
+  cgroups?: SeedCgroupsSpec;
+  at: SourceRef;
+}
+
 export interface MapSpec {
   name: string;
   source: MapSource;
@@ -114,6 +145,8 @@ export interface MapSpec {
    * as the bytes they describe, whatever fields BTF has there. Unset: BTF is used when the map has it.
    */
   btf?: boolean;
+  /** Entries written into the map when it is opened (start, reload, re-created map). */
+  seed?: SeedSpec;
   at: SourceRef;
 }
 

@@ -55,10 +55,12 @@ const FACTORIES: Readonly<Record<string, DecoderFactory>> = {
 export const DECODER_NAMES: readonly string[] = Object.freeze(Object.keys(FACTORIES));
 
 /** Options that belong to one decoder: given to another, they would be silently ignored. */
-const OPTION_OWNERS: Readonly<Record<'map' | 'allow_unknown' | 'pattern', string>> = {
+const OPTION_OWNERS: Readonly<Record<'map' | 'allow_unknown' | 'pattern' | 'patterns' | 'rewrite', string>> = {
   map: 'static_map',
   allow_unknown: 'static_map',
   pattern: 'regexp',
+  patterns: 'regexp',
+  rewrite: 'regexp',
 };
 
 /**

@@ -27,4 +27,8 @@ export interface DecoderSpec {
   allow_unknown?: boolean;
   /** regexp: rows whose decoded (string) value does not match are dropped. */
   pattern?: string;
+  /** regexp: several patterns, tried in order (instead of pattern). */
+  patterns?: readonly string[];
+  /** regexp: the label is the part matched, or the first group of the pattern that matched. */
+  rewrite?: boolean;
 }

@@ -116,7 +116,7 @@ export class SelfMetrics {
     this.checkpointErrors = c('bpf_map_exporter_checkpoint_errors_total', 'Failed writes of the drain state file', []);
     this.checkpointUpGauge = g('bpf_map_exporter_checkpoint_up', 'Whether the last write of the drain state file succeeded (1) or failed (0, drains pause until it works)', []);
     this.unsavedGauge = g('bpf_map_exporter_drain_unsaved_entries', 'Entries taken out of maps whose journal write failed: counted and published, not yet saved', []);
-    this.method = g('bpf_map_exporter_map_read_method', 'How the map was read in the last cycle (batch or per-key), as a label; always 1', ['map', 'method']);
+    this.method = g('bpf_map_exporter_map_read_method', 'How the map was read in the last cycle (batch or per-key; seed for a job that only seeds its map), as a label; always 1', ['map', 'method']);
     if (opts.inventory) {
       const l = ['id', 'name', 'type'];
       this.inv = {
@@ -138,7 +138,7 @@ export class SelfMetrics {
     this.duration.set({ map }, r.seconds);
     this.reads.inc({ map });
     this.lastRead.set({ map }, Date.now() / 1000);
-    for (const method of ['batch', 'per-key']) if (method !== r.method) this.method.remove({ map, method });
+    for (const method of ['batch', 'per-key', 'seed']) if (method !== r.method) this.method.remove({ map, method });
     this.method.set({ map, method: r.method }, 1);
     if (r.truncated) this.truncated.inc({ map });
     for (const [metric, s] of r.stats) {

@@ -371,10 +371,15 @@ describe('refusals, one positioned line each', () => {
     ]);
   });
 
-  it('a regexp that rewrites the value is refused; one that keeps it whole is not', () => {
+  it('a regexp that rewrites the value runs as patterns with rewrite; more than one group is refused', () => {
     // Their regexp.yaml: ^(kswapd).*$ labels kswapd0 and kswapd1 both "kswapd".
-    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(kswapd).*$\n                - ^.*$\n'), hash(16))).toEqual([
-      'ex/c.yaml:12:19: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "^(kswapd).*$" can rewrite the value (ebpf_exporter labels the row with the part that matched, or the first group); regexp rewrites are not supported here yet, expected ^...$ with no group, or one group around it all',
+    const text = counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(kswapd).*$\n                - ^systemd-journal$\n');
+    const label = translate([input('c', text, hash(16))]).config.maps[0].metrics[0].labels[0];
+    expect(withoutPositions(label)).toEqual({ name: 'comm', from: 'comm', decoder: 'regexp', patterns: ['^(kswapd).*$', '^systemd-journal$'], rewrite: true });
+    expect(withoutPositions(parseConfig(renderNative(translate([input('c', text, hash(16))])), 'n.yaml').maps[0].metrics[0].labels[0])).toEqual(withoutPositions(label));
+    expect(renderNative(translate([input('c', text, hash(16))]))).toContain('      labels:\n          - { name: comm, from: comm, decoder: regexp, patterns: [ ^(kswapd).*$, ^systemd-journal$ ], rewrite: true }\n');
+    expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps:\n                - ^(a)(b)$\n'), hash(16))).toEqual([
+      'ex/c.yaml:12:19: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "^(a)(b)$" has 2 groups: ebpf_exporter never labels a row with such a pattern (it takes a match with no group or one), so it only hides the patterns after it; expected at most one group (make the others (?:...))',
     ]);
     expect(one(counter('        - name: comm\n          size: 16\n          decoders:\n            - name: string\n            - name: regexp\n              regexps: [ "(?i)^a$" ]\n'), hash(16))).toEqual([
       'ex/c.yaml:11:26: metrics.counters[0].labels[0].decoders[1].regexps[0]: pattern "(?i)^a$" is not one this exporter can run (JavaScript syntax): Invalid group',
@@ -411,13 +416,52 @@ describe('refusals, one positioned line each', () => {
     ]);
   });
 
-  it('what ebpf_exporter does beyond maps of counters: tracing, kaddrs, cgroup_id_map, perf_event_array, its section conventions', () => {
+  it('cgroup_id_map: a job that seeds the map with the cgroups whose full path matches, value 1, and no metrics', () => {
+    const text = `${counter('        - { name: cgroup, size: 8, decoders: [ { name: uint }, { name: cgroup } ] }\n')}cgroup_id_map:\n  name: filter\n  type: hash\n  regexps:\n    - ^.*(system.slice/.*)$\n`;
+    const result = translate([input('c', text, [map('x_total', MapType.hash, 8), map('filter', MapType.lru_hash, 8)])]);
+    expect(withoutPositions(result.config.maps[1])).toEqual({
+      name: 'c/filter',
+      source: { object: '/abs/ex/c.bpf.o', map: 'filter' },
+      mode: 'read',
+      interval: 5000,
+      batch_size: 4096,
+      batch: true,
+      key: [{ name: 'key', type: 'u64' }],
+      value: [{ name: 'value', type: 'u64' }],
+      metrics: [],
+      btf: false,
+      seed: { flags: 'any', lock: false, cgroups: { match: ['^.*(system.slice/.*)$'], paths: 'absolute', value: { value: '1' } } },
+    });
+    const native = renderNative(result);
+    expect(native).toContain(`  - name: c/filter
+    source: { object: /abs/ex/c.bpf.o, map: filter }
+    btf: false
+    key:
+      - { name: key, type: u64 }
+    value:
+      - { name: value, type: u64 }
+    seed:
+      cgroups: { match: [ ^.*(system.slice/.*)$ ], paths: absolute, value: { value: "1" } }
+`);
+    // What convert prints is a config of ours that parses to the same seed.
+    expect(withoutPositions(parseConfig(native, 'n.yaml').maps[1].seed)).toEqual(withoutPositions(result.config.maps[1].seed));
+
+    const storage = (type: string, m: ReturnType<typeof map>) => one(`${counter('        - { name: a, size: 8, decoders: [ { name: uint } ] }\n')}cgroup_id_map: { name: filter, type: ${type}, regexps: [ x ] }\n`, [map('x_total', MapType.hash, 8), m]);
+    expect(storage('cgrp_storage', map('filter', MapType.cgrp_storage, 4))).toEqual([]);
+    expect(storage('hash', map('filter', MapType.cgrp_storage, 4))).toEqual([
+      'ex/c.yaml:7:38: cgroup_id_map.type: map "filter" is a cgrp_storage map, expected a hash map for type: hash (or type: cgrp_storage for a cgrp_storage map)',
+    ]);
+    expect(storage('hash', map('filter', MapType.hash, 4))).toEqual(['ex/c.yaml:7:24: cgroup_id_map.name: map "filter" has a 4-byte key, expected 8 for type hash (a cgroup id)']);
+    expect(storage('hash', map('filter', MapType.hash, 8, 4))).toEqual(['ex/c.yaml:7:24: cgroup_id_map.name: map "filter" has 4-byte values, expected 8 (ebpf_exporter writes the u64 1)']);
+  });
+
+  it('what ebpf_exporter does beyond maps of counters: tracing, kaddrs, perf_event_array, its section conventions', () => {
     const text = 'metrics:\n  counters:\n    - name: oom_kills_total\n      help: OOMs\n      perf_event_array: true\nkaddrs:\n  - bpf_jit_current\ncgroup_id_map:\n  name: m\n  type: hash\n  regexps: [ x ]\ntracing:\n  spans: []\n';
     expect(one(text, [map('oom_kills_total', MapType.perf_event_array, 4, 4)], [{ name: 'p', section: 'perf_event/type=0,config=0,frequency=99' }])).toEqual([
       '/abs/ex/c.bpf.o: program p is in section perf_event/type=0,config=0,frequency=99: ebpf_exporter\'s section convention perf_event/type=...,config=...,frequency=... is not supported here yet',
       'ex/c.yaml:5:25: metrics.counters[0].perf_event_array: counters from a perf_event_array (events sent by the program and counted here) are not supported yet',
       'ex/c.yaml:6:1: kaddrs: kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
-      'ex/c.yaml:8:1: cgroup_id_map: cgroup_id_map (a map of cgroup ids filled from regexps over cgroup paths) is not supported yet: its map would stay empty',
+      'ex/c.yaml:9:9: cgroup_id_map.name: c.bpf.o has no map named "m", expected one of: oom_kills_total',
       'ex/c.yaml:12:1: tracing: tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
     ]);
   });

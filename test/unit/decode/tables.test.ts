@@ -132,6 +132,25 @@ describe('regexp', () => {
     expect(createDecoder({ decoder: 'regexp', pattern: '^-' }, field('s8')).decode(at3([0xff]), 3)).toBe('-1');
   });
 
+  it('rewrite: the part matched, or the first group of the first pattern that matches, as ebpf_exporter labels', () => {
+    const comm = (s: string) => at3([...Buffer.from(`${s}\0`.padEnd(16, '\0'))]);
+    const d = createDecoder({ decoder: 'regexp', patterns: ['^(kswapd).*$', 'journal', '^x(y)?$'], rewrite: true }, field('char[16]'));
+    expect(d.decode(comm('kswapd0'), 3)).toBe('kswapd');
+    expect(d.decode(comm('kswapd1'), 3)).toBe('kswapd');
+    expect(d.decode(comm('systemd-journal'), 3)).toBe('journal');
+    // A group that takes no part in the match gives "".
+    expect(d.decode(comm('x'), 3)).toBe('');
+    expect(d.decode(comm('xy'), 3)).toBe('y');
+    expect(d.decode(comm('bash'), 3)).toBeUndefined();
+    // Without rewrite, the patterns only filter.
+    expect(createDecoder({ decoder: 'regexp', patterns: ['^(kswapd).*$', 'journal'] }, field('char[16]')).decode(comm('kswapd0'), 3)).toBe('kswapd0');
+  });
+
+  it('refuses, with rewrite, a pattern of more than one group; and pattern with patterns', () => {
+    expect(() => createDecoder({ decoder: 'regexp', patterns: ['^(a)(b)$'], rewrite: true }, field('char[4]'))).toThrow('decoder regexp: pattern "^(a)(b)$" has 2 groups, expected at most one with rewrite: true (the label is the first group; make the others (?:...))');
+    expect(() => createDecoder({ decoder: 'regexp', pattern: 'a', patterns: ['b'] }, field('char[4]'))).toThrow('decoder regexp takes pattern or patterns, not both');
+  });
+
   it('matches code points (the u flag)', () => {
     expect(createDecoder({ decoder: 'regexp', pattern: '^.{5}$' }, field('char[16]')).decode(at3([...Buffer.from('grüße\0')]), 3)).toBe('grüße');
   });
