@@ -367,20 +367,13 @@ class OneConfig {
       }
     }
     const where = this.where(at);
-    const spec: MapSpec = {
-      name: `${this.input.name}/${raw.name}`,
-      source: { object: this.input.object, map: raw.name },
-      mode: 'read',
-      interval: COMPAT_INTERVAL_MS,
-      batch_size: 4096,
-      batch: true,
+    const spec = this.job(raw.name, {
       key: [{ name: 'key', type: storage ? 'u32' : 'u64', at: where }],
       value: [{ name: 'value', type: 'u64', at: where }],
       metrics: [],
-      btf: false,
       seed: { flags: 'any', lock: false, cgroups: { match: [...raw.regexps], paths: 'absolute', value: { value: '1' }, at: this.where([...at, 'regexps']) }, at: where },
       at: where,
-    };
+    });
     const set = (ours: ConfigPath, theirs: ConfigPath) => this.origins.set(['maps', index, ...ours], this.where(theirs), pathText(theirs));
     set([], at);
     for (const k of ['name', 'source', 'key', 'value']) set([k], [...at, 'name']);
@@ -520,21 +513,19 @@ class OneConfig {
       max_series: COMPAT_MAX_SERIES,
       at: this.where(at),
     };
-    const spec: MapSpec = {
-      name: `${this.input.name}/${raw.name}`,
-      source: { object: this.input.object, map: raw.name },
-      mode: 'read',
-      interval: COMPAT_INTERVAL_MS,
-      batch_size: 4096,
-      batch: true,
+    const spec = this.job(raw.name, {
       key,
       value: [{ name: valueName, type: 'u64', at: this.where([...at, 'name']) }],
       metrics: [metric],
-      btf: false,
       at: this.where(at),
-    };
+    });
     this.record(index, at, spec, { cpu: cpu === 'label' ? labels.length - 1 : undefined, key: keyOrigin, labels: labelOrigin, bucket: bucket?.k });
     return spec;
+  }
+
+  /** A read job of the object's map `map`, as each of their metrics and filter maps becomes (bytes as written: btf: false). */
+  private job(map: string, parts: Pick<MapSpec, 'key' | 'value' | 'metrics' | 'at'> & Partial<MapSpec>): MapSpec {
+    return { name: `${this.input.name}/${map}`, source: { object: this.input.object, map }, mode: 'read', interval: COMPAT_INTERVAL_MS, batch_size: 4096, batch: true, btf: false, ...parts };
   }
 
   /** Where the parts of a translated job were written in their file. */
