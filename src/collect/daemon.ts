@@ -233,7 +233,8 @@ export class Daemon {
   /** Open the journal beside the state file; returns the records it holds. */
   private openJournal(statePath: string, afterSeq: number): JournalRecord[] {
     try {
-      const { journal, records } = Journal.open(`${statePath}.journal`, afterSeq);
+      const { journal, records, cutBytes } = Journal.open(`${statePath}.journal`, afterSeq);
+      if (cutBytes > 0) logger.warn({ file: journal.path, bytes: cutBytes }, 'the drain journal ended in a record written in part (a crash during a write): it was cut off');
       this.journal = journal;
       return records;
     } catch (e) {

@@ -63,7 +63,7 @@ export class Journal {
    * append) is cut off: its batch is the one a crash may lose. `afterSeq` is the highest sequence
    * number the state file knows of; new records are numbered after it and after every record read.
    */
-  static open(path: string, afterSeq: number): { journal: Journal; records: JournalRecord[] } {
+  static open(path: string, afterSeq: number): { journal: Journal; records: JournalRecord[]; cutBytes: number } {
     let fd: number;
     let bytes: Buffer;
     try {
@@ -87,7 +87,7 @@ export class Journal {
     }
     const journal = new Journal(path, fd, at, records.reduce((n, r) => Math.max(n, r.seq), afterSeq) + 1);
     if (at < bytes.length) journal.cut();
-    return { journal, records };
+    return { journal, records, cutBytes: bytes.length - at };
   }
 
   /** Append one drained batch; returns its sequence number. Durable once commit() resolves. */
