@@ -35,6 +35,10 @@ export const native = {
   objPin: lib.func('int bpf_obj_pin(int fd, const char *path)') as (fd: number, path: string) => number,
   mapGetNextId: lib.func('int bpf_map_get_next_id(uint32_t start, void *next)') as (start: number, next: Uint32Array) => number,
   mapGetFdByIdOpts: lib.func('int bpf_map_get_fd_by_id_opts(uint32_t id, void *opts)') as (id: number, opts: Ptr) => number,
+  progGetNextId: lib.func('int bpf_prog_get_next_id(uint32_t start, void *next)') as (start: number, next: Uint32Array) => number,
+  // NULL for a type this libbpf does not know (newer than it).
+  progTypeStr: lib.func('const char *libbpf_bpf_prog_type_str(int t)') as (t: number) => string | null,
+  progGetFdById: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)') as (id: number) => number,
   objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)') as
     (fd: number, info: Ptr, len: Uint32Array) => number,
   mapCreate: lib.func('int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)') as

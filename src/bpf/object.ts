@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
+import { readProgramInfo } from './program.js';
 import { parseLibbpfBtf } from './btf.js';
 import type { Btf } from './btf-parse.js';
 import { TcHook, type TcSpec } from './tc.js';
@@ -259,6 +260,11 @@ export class BpfObject {
     for (let i = gone.length - 1; i >= 0; i--) gone[i].undo();
   }
 
+  /** Names of the programs attached now (a perf_event program once, whatever its CPUs). */
+  attachedPrograms(): Set<string> {
+    return new Set(this.attachments.map((a) => a.program));
+  }
+
   /** Detach every program this object attached. */
   detach(): void {
     this.undo(0);
@@ -445,6 +451,23 @@ export class ObjectRegistry {
     // Skipped programs are no error (an object may carry programs for other uses), but say which.
     logger.info({ object: path, attached, skipped }, skipped.length === 0 ? 'attached every program of the object' : 'attached the object\'s programs; the skipped ones need an option the source does not give (xdp, tc, perf_event) or a target in their section');
     return obj;
+  }
+
+  /**
+   * Every program of every object loaded: its section, its id, whether it is attached now, and the
+   * kernel's run time and run count (0 while kernel.bpf_stats_enabled is off). Read from the
+   * programs' own fds: no CAP_SYS_ADMIN needed.
+   */
+  programs(): { object: string; program: string; section: string; id: number; attached: boolean; runTimeNs: bigint; runCount: bigint }[] {
+    const out = [];
+    for (const [path, { obj }] of this.objects) {
+      const attached = obj.attachedPrograms();
+      for (const p of obj.programs()) {
+        const info = readProgramInfo(obj.programFd(p.name), `${path}:${p.name}`);
+        out.push({ object: path, program: p.name, section: p.section, id: info.id, attached: attached.has(p.name), runTimeNs: info.runTimeNs, runCount: info.runCount });
+      }
+    }
+    return out;
   }
 
   /** Close every object whose path is not in `keep` (after a reload). */

@@ -6,7 +6,7 @@ import type { SelfMetrics } from '../publish/self-metrics.js';
 import type { SeriesState } from '../aggregate/types.js';
 import { logger } from '../log.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { inventoryAsync } from './inventory.js';
+import { inventoryAsync, programInventoryAsync } from './inventory.js';
 import { Journal, JournalError, type JournalRecord } from './journal.js';
 import { MapTask, type TaskJournal, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';
@@ -73,6 +73,7 @@ export class Daemon {
         producer?.remove(job);
       },
       read: (job, r) => {
+        this.loadedPrograms();
         this.firstCycleDone(job);
         if (this.lastFailure.delete(job)) logger.info({ map: job }, 'the map is read again');
         self.read(job, r);
@@ -82,6 +83,7 @@ export class Daemon {
         changed();
       },
       failed: (job, errno, message) => {
+        this.loadedPrograms();
         this.firstCycleDone(job);
         self.failed(job, errno);
         // A failure repeated every cycle is logged once (and at debug after); map_up 0 and
@@ -108,6 +110,19 @@ export class Daemon {
       },
       setAside: (job, records, reason) => this.setAside(job, records, reason),
     };
+  }
+
+  /**
+   * The programs of the objects loaded (attached or not, run time and count) as of now: taken after
+   * every job's cycle, so they are as fresh as the maps read with them.
+   */
+  private loadedPrograms(): void {
+    try {
+      this.opts.self.loadedPrograms(this.objects.programs());
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+      logger.debug({ err: e.message }, 'program info of a loaded object not read');
+    }
   }
 
   /**
@@ -173,6 +188,7 @@ export class Daemon {
     }
     this.config = config;
     this.objects.retain(objectPaths(config));
+    this.loadedPrograms();
     this.firstDone.clear();
     this.overrunsSeen.clear();
     this.scheduler = new Scheduler();
@@ -283,7 +299,8 @@ export class Daemon {
         intervalMs: config.interval,
         run: async () => {
           try {
-            this.opts.self.inventory(await inventoryAsync());
+            const maps = await inventoryAsync();
+            this.opts.self.inventory(maps, await programInventoryAsync());
           } catch (e) {
             this.opts.self.inventoryFailed(e instanceof BpfError ? e.errnoName : 'none');
             throw e;

@@ -3,6 +3,7 @@ import { BpfMap, mapIds } from '../bpf/map.js';
 import { BatchReader } from '../bpf/batch.js';
 import { BpfError, Errno } from '../bpf/errors.js';
 import { isArrayLike } from '../bpf/map-types.js';
+import { programIds, programInfoById, type ProgramInfo } from '../bpf/program.js';
 
 /** One map of the host, as the inventory sees it. */
 export interface InventoryRow {
@@ -88,4 +89,23 @@ function* inventoryRows(opts: { batchSize?: number }): Generator<InventoryRow> {
       map.close();
     }
   }
+}
+
+/** One program of the host, as the inventory sees it (run time and count stay 0 while BPF stats are off). */
+export type ProgramRow = Pick<ProgramInfo, 'id' | 'name' | 'typeName' | 'tag' | 'runTimeNs' | 'runCount'>;
+
+/**
+ * Every BPF program on the host (needs CAP_SYS_ADMIN), each opened by id for its info and closed; a
+ * program that goes away while listed is skipped. Like inventoryAsync, it gives the event loop a turn
+ * every MAPS_PER_TURN programs.
+ */
+export async function programInventoryAsync(): Promise<ProgramRow[]> {
+  const rows: ProgramRow[] = [];
+  for (const id of programIds()) {
+    const info = programInfoById(id);
+    if (info === undefined) continue;
+    rows.push({ id: info.id, name: info.name, typeName: info.typeName, tag: info.tag, runTimeNs: info.runTimeNs, runCount: info.runCount });
+    if (rows.length % MAPS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return rows;
 }

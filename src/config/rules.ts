@@ -53,8 +53,8 @@ function noField(what: string, name: string, choices: string[], listed: string):
   return `no ${what} field named "${name}"${near === undefined ? '' : ` (did you mean "${near}"?)`}, expected one of ${listed}`;
 }
 
-/** The inventory's metrics (the exporter's self-metrics all start with bpf_map_exporter_). */
-const RESERVED = new Set(INVENTORY_METRICS);
+/** The inventory's metrics, maps' and programs' (the exporter's self-metrics all start with bpf_map_exporter_). */
+const RESERVED = new Set(INVENTORY_METRICS.map((m) => m.name));
 
 /**
  * Every exposition name the exporter's own registry occupies besides its self-metrics (the inventory
@@ -62,7 +62,7 @@ const RESERVED = new Set(INVENTORY_METRICS);
  * would clash with it at the first snapshot (ExpositionCache.set refuses it).
  */
 const OCCUPIED_BY_EXPORTER = new Map<string, string>([
-  ...INVENTORY_METRICS.flatMap((name) => occupiedNames(name, 'gauge').map((n): [string, string] => [n, name])),
+  ...INVENTORY_METRICS.flatMap((m) => occupiedNames(m.name, m.type).map((n): [string, string] => [n, m.name])),
   ...PROCESS_METRICS.flatMap((m) => occupiedNames(m.name, m.type).map((n): [string, string] => [n, m.name])),
 ]);
 

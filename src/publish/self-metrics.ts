@@ -1,9 +1,26 @@
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
-import type { InventoryRow } from '../collect/inventory.js';
+import type { InventoryRow, ProgramRow } from '../collect/inventory.js';
 import type { MetricStats } from '../aggregate/types.js';
 
-/** The inventory's metrics (all gauges), registered by SelfMetrics. */
-export const INVENTORY_METRICS: readonly string[] = ['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes'];
+/**
+ * The inventory's metrics, registered by SelfMetrics: the maps' (gauges) and the programs' (an info
+ * gauge and two counters). Config rules reserve every name they expose.
+ */
+export const INVENTORY_METRICS: readonly { name: string; type: 'counter' | 'gauge' }[] = [
+  ...['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes', 'bpf_program_info'].map((name) => ({ name, type: 'gauge' as const })),
+  ...['bpf_program_run_seconds_total', 'bpf_program_runs_total'].map((name) => ({ name, type: 'counter' as const })),
+];
+
+/** A program of an object the exporter loaded, as SelfMetrics.loadedPrograms shows it. */
+export interface LoadedProgram {
+  object: string;
+  program: string;
+  section: string;
+  id: number;
+  attached: boolean;
+  runTimeNs: bigint;
+  runCount: bigint;
+}
 
 /**
  * prom-client's default metrics that registerProcessMetrics drops: gauges whose names end in _total,
@@ -90,7 +107,9 @@ export class SelfMetrics {
   private readonly unsavedGauge: Gauge;
   private readonly method: Gauge;
   private readonly inv: { info: Gauge; entries: Gauge; max: Gauge; fill: Gauge; memlock: Gauge } | undefined;
+  private readonly progs: { info: Gauge; seconds: Counter; runs: Counter } | undefined;
   private readonly invUp: Gauge | undefined;
+  private readonly loaded: { attached: Gauge; seconds: Counter; runs: Counter };
   private readonly invErrors: Counter | undefined;
 
   constructor(registry: Registry, opts: { version: string; inventory: boolean }) {
@@ -117,6 +136,12 @@ export class SelfMetrics {
     this.checkpointUpGauge = g('bpf_map_exporter_checkpoint_up', 'Whether the last write of the drain state file succeeded (1) or failed (0, drains pause until it works)', []);
     this.unsavedGauge = g('bpf_map_exporter_drain_unsaved_entries', 'Entries taken out of maps whose journal write failed: counted and published, not yet saved', []);
     this.method = g('bpf_map_exporter_map_read_method', 'How the map was read in the last cycle (batch or per-key; seed for a job that only seeds its map), as a label; always 1', ['map', 'method']);
+    const own = ['object', 'program', 'id'];
+    this.loaded = {
+      attached: g('bpf_map_exporter_program_attached', 'Whether a program of an object the exporter loaded is attached (1) or not (0: its section or the source gives no target)', ['object', 'program', 'section', 'id']),
+      seconds: c('bpf_map_exporter_program_run_seconds_total', 'Time spent in a program of an object the exporter loaded (counted only while kernel.bpf_stats_enabled is on)', own),
+      runs: c('bpf_map_exporter_program_runs_total', 'Runs of a program of an object the exporter loaded (counted only while kernel.bpf_stats_enabled is on)', own),
+    };
     if (opts.inventory) {
       const l = ['id', 'name', 'type'];
       this.inv = {
@@ -126,8 +151,13 @@ export class SelfMetrics {
         fill: g('bpf_map_fill_ratio', 'entries / max_entries', l),
         memlock: g('bpf_map_memlock_bytes', 'Memory the kernel accounts to the map', l),
       };
-      this.invUp = g('bpf_map_exporter_inventory_up', 'Whether the last inventory of the host\'s maps succeeded (1) or failed (0); it needs CAP_SYS_ADMIN', []);
-      this.invErrors = c('bpf_map_exporter_inventory_errors_total', 'Failed inventories of the host\'s maps, by errno', ['errno']);
+      this.progs = {
+        info: g('bpf_program_info', 'Every BPF program on the host; always 1', ['id', 'name', 'type', 'tag']),
+        seconds: c('bpf_program_run_seconds_total', 'Time spent in the program (counted only while kernel.bpf_stats_enabled is on)', l),
+        runs: c('bpf_program_runs_total', 'Runs of the program (counted only while kernel.bpf_stats_enabled is on)', l),
+      };
+      this.invUp = g('bpf_map_exporter_inventory_up', 'Whether the last inventory of the host\'s maps and programs succeeded (1) or failed (0); it needs CAP_SYS_ADMIN', []);
+      this.invErrors = c('bpf_map_exporter_inventory_errors_total', 'Failed inventories of the host\'s maps and programs, by errno', ['errno']);
     }
   }
 
@@ -177,7 +207,7 @@ export class SelfMetrics {
   /** The inventory was turned off (a reload): its rows and its up gauge go. */
   inventoryOff(): void {
     if (this.inv === undefined) return;
-    for (const m of Object.values(this.inv)) m.reset();
+    for (const m of [...Object.values(this.inv), ...Object.values(this.progs!)]) m.reset();
     // reset() would leave a label-less gauge at 0: remove its one sample instead.
     this.invUp?.remove({});
   }
@@ -185,7 +215,7 @@ export class SelfMetrics {
   /** The inventory failed: its last rows are dropped rather than shown as current. */
   inventoryFailed(errno: string): void {
     if (this.inv === undefined) return;
-    for (const m of Object.values(this.inv)) m.reset();
+    for (const m of [...Object.values(this.inv), ...Object.values(this.progs!)]) m.reset();
     this.invUp?.set(0);
     this.invErrors?.inc({ errno });
   }
@@ -198,10 +228,18 @@ export class SelfMetrics {
     }
   }
 
-  inventory(rows: readonly InventoryRow[]): void {
+  /** The inventory of the host's maps and programs: every row of the last one replaced. */
+  inventory(rows: readonly InventoryRow[], programs: readonly ProgramRow[] = []): void {
     if (this.inv === undefined) return;
     this.invUp?.set(1);
-    for (const m of Object.values(this.inv)) m.reset();
+    for (const m of [...Object.values(this.inv), ...Object.values(this.progs!)]) m.reset();
+    for (const p of programs) {
+      const l = { id: String(p.id), name: p.name, type: p.typeName };
+      this.progs!.info.set({ ...l, tag: p.tag }, 1);
+      // The kernel's counters, set as they are (inc from the fresh 0 of reset()).
+      this.progs!.seconds.inc(l, Number(p.runTimeNs) / 1e9);
+      this.progs!.runs.inc(l, Number(p.runCount));
+    }
     for (const r of rows) {
       const l = { id: String(r.id), name: r.name, type: r.type };
       this.inv.info.set({ ...l, key_size: String(r.keySize), value_size: String(r.valueSize), flags: `0x${r.flags.toString(16)}` }, 1);
@@ -211,6 +249,17 @@ export class SelfMetrics {
         if (r.maxEntries > 0) this.inv.fill.set(l, r.entries / r.maxEntries);
       }
       if (r.memlockBytes !== null) this.inv.memlock.set(l, r.memlockBytes);
+    }
+  }
+
+  /** The programs of the objects the exporter loaded, every row of the last call replaced. */
+  loadedPrograms(programs: readonly LoadedProgram[]): void {
+    for (const m of Object.values(this.loaded)) m.reset();
+    for (const p of programs) {
+      const l = { object: p.object, program: p.program, id: String(p.id) };
+      this.loaded.attached.set({ ...l, section: p.section }, p.attached ? 1 : 0);
+      this.loaded.seconds.inc(l, Number(p.runTimeNs) / 1e9);
+      this.loaded.runs.inc(l, Number(p.runCount));
     }
   }
 }

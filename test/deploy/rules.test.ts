@@ -25,8 +25,8 @@ const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/bpf-map-exp
 };
 const dashboardExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 
-/** Names the exporter declares (self-metrics and inventory), read from the source that registers them. */
-const declared = new Set([...readFileSync(join(root, 'src/publish/self-metrics.ts'), 'utf8').matchAll(/'((?:bpf_map_exporter|bpf_map)_[a-z_]+)'/g)].map((m) => m[1]));
+/** Names the exporter declares (self-metrics and the inventory of maps and programs), read from the source that registers them. */
+const declared = new Set([...readFileSync(join(root, 'src/publish/self-metrics.ts'), 'utf8').matchAll(/'((?:bpf_map_exporter|bpf_map|bpf_program)_[a-z_]+)'/g)].map((m) => m[1]));
 
 describe('the PrometheusRule', () => {
   let dir: string;
@@ -107,6 +107,11 @@ describe('the Grafana dashboard', () => {
     // Every declared metric but the error counter of the inventory (whose gauge is shown) is on the dashboard.
     const missing = [...declared].filter((m) => !used.has(m));
     expect(missing).toEqual(['bpf_map_exporter_rows_dropped_total', 'bpf_map_exporter_inventory_errors_total']);
+    // The program inventory and the exporter's own programs are declared, and on it.
+    for (const m of ['bpf_program_info', 'bpf_program_run_seconds_total', 'bpf_program_runs_total', 'bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total']) {
+      expect(declared, m).toContain(m);
+      expect(used, m).toContain(m);
+    }
   });
 
   it('every query is valid PromQL to promtool (each as a recording rule)', () => {

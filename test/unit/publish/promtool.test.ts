@@ -114,7 +114,11 @@ describe('promtool', () => {
     registerProcessMetrics(cache.registry);
     const self = new SelfMetrics(cache.registry, { version: '0.1.0', inventory: true });
     self.read('syscalls', { entries: 3, maxEntries: 8, seconds: 0.01, method: 'batch', truncated: false, stats: new Map([['syscalls_total', { series: 4, seriesDropped: 0, rowsDropped: 0 }]]) });
-    self.inventory([{ id: 42, name: 'counts', type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8, flags: 0, entries: 3, method: 'batch', memlockBytes: 4096 }]);
+    self.inventory(
+      [{ id: 42, name: 'counts', type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8, flags: 0, entries: 3, method: 'batch', memlockBytes: 4096 }],
+      [{ id: 7, name: 'on_sys_enter', typeName: 'raw_tracepoint', tag: '0123456789abcdef', runTimeNs: 1_500_000n, runCount: 300n }],
+    );
+    self.loadedPrograms([{ object: '/x/syscalls.bpf.o', program: 'on_sys_enter', section: 'raw_tp/sys_enter', id: 7, attached: true, runTimeNs: 1_500_000n, runCount: 300n }]);
     (cache.registry.getSingleMetric('nodejs_gc_duration_seconds') as Histogram).observe({ kind: 'major' }, 0.0042);
     cache.set('syscalls', richFamilies().slice(0, 3));
 
@@ -125,6 +129,9 @@ describe('promtool', () => {
     expect(text).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="0\.01"\} [1-9]\d*$/m);
     expect(text).toMatch(/^nodejs_gc_duration_seconds_bucket\{kind="major",le="\+Inf"\} [1-9]\d*$/m);
     expect(text).not.toContain('_total gauge');
+    expect(text).toContain('# TYPE bpf_program_runs_total counter\nbpf_program_runs_total{id="7",name="on_sys_enter",type="raw_tracepoint"} 300\n');
+    expect(text).toContain('bpf_program_run_seconds_total{id="7",name="on_sys_enter",type="raw_tracepoint"} 0.0015\n');
+    expect(text).toContain('bpf_map_exporter_program_runs_total{id="7",object="/x/syscalls.bpf.o",program="on_sys_enter"} 300\n');
     expect(checkMetrics(text)).toEqual({ status: 0, output: '' });
 
     const om = (await cache.render('openmetrics', false)).toString();
