@@ -155,7 +155,8 @@ export class Daemon {
         carried.set(spec.name, { state: saved.jobs[spec.name] ?? {}, position, records: records.filter((r) => r.job === spec.name && r.seq > position) });
       }
       this.setAsideStrays(records, saved.journal);
-      if (records.length > 0) logger.info({ stateSavedAt: saved.savedAt ?? null, records: records.length }, 'restoring drain totals: the state file plus the journal records written after it');
+      const after = [...carried.values()].reduce((n, c) => n + c.records.length, 0);
+      if (after > 0) logger.info({ stateSavedAt: saved.savedAt ?? null, records: after }, 'restoring drain totals: the state file plus the journal records written after it');
     }
     this.install(this.config, carried);
     this.scheduler.start();
