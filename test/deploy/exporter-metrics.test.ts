@@ -136,7 +136,8 @@ pid=$!
 trap 'kill -TERM $pid' TERM
 set +e
 wait $pid; wait $pid; rc=$?
-echo "STATE FILES: $(ls -A "$STATE")" >&2
+echo "STATE FILES: $(ls -A "$STATE" | tr '\\n' ' ')" >&2
+echo "JOURNAL BYTES: $(stat -c %s "$STATE/state.json.journal")" >&2
 echo "STATE: $(cat "$STATE/state.json")" >&2
 exit $rc
 `;
@@ -146,7 +147,8 @@ exit $rc
       env: { ...process.env, LOG_LEVEL: 'info', STATE: state, ROOT: root.replace(/\/$/, ''), PINS: pins, CONFIG_DIR: dir, HOME_DIR: home, BOUNDING: bounding },
     });
     proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    exited = new Promise((r) => proc!.once('exit', (c) => r(c)));
+    // 'close', not 'exit': the lines the script writes last must be read before the test looks.
+    exited = new Promise((r) => proc!.once('close', (c) => r(c)));
 
     let base: string | undefined;
     for (let i = 0; i < 400 && base === undefined && proc.exitCode === null; i++) {
@@ -196,10 +198,12 @@ exit $rc
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     if (lint.error === undefined) expect(lint.stdout + lint.stderr).toBe('');
 
-    // SIGTERM: a final drain and checkpoint, exit 0; the state file is the one thing in its volume.
+    // SIGTERM: a final drain and checkpoint, exit 0; the state file and its drain journal (emptied
+    // by that checkpoint) are the only things in its volume.
     proc.kill('SIGTERM');
     expect(await exited, log).toBe(0);
-    expect(log).toContain('STATE FILES: state.json\n');
+    expect(log).toContain('STATE FILES: state.json state.json.journal \n');
+    expect(log).toContain('JOURNAL BYTES: 0\n');
     const saved = JSON.parse(/^STATE: (.*)$/m.exec(log)![1]) as { version: number; jobs: Record<string, unknown> };
     expect(saved.version).toBe(1);
     expect(Object.keys(saved.jobs)).toEqual(['events']);
