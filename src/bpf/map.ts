@@ -88,18 +88,26 @@ export function readMapInfo(fd: number, label?: string): MapInfo {
   };
 }
 
-/** Ids of every BPF map on the host, ascending (needs CAP_SYS_ADMIN). */
-export function mapIds(): number[] {
+/**
+ * Ids of every BPF object of a kind on the host, ascending, walked with its get-next-id call
+ * (needs CAP_SYS_ADMIN: `detail` says so for EPERM).
+ */
+export function listIds(getNext: (start: number, next: Uint32Array) => number, op: string, detail: Partial<Record<number, string>>): number[] {
   const ids: number[] = [];
   const next = new Uint32Array(1);
   let id = 0;
   for (;;) {
-    const ret = native.mapGetNextId(id, next);
+    const ret = getNext(id, next);
     if (ret === -Errno.ENOENT) return ids;
-    check(ret, 'list map ids', undefined, NEEDS_SYS_ADMIN);
+    check(ret, op, undefined, detail);
     id = next[0];
     ids.push(id);
   }
+}
+
+/** Ids of every BPF map on the host, ascending (needs CAP_SYS_ADMIN). */
+export function mapIds(): number[] {
+  return listIds(native.mapGetNextId, 'list map ids', NEEDS_SYS_ADMIN);
 }
 
 /** A BPF map held by an fd we own (or borrow). The fd is closed by close(), never by a finalizer. */

@@ -1,5 +1,6 @@
 import { closeSync } from 'node:fs';
 import { native } from './libbpf.js';
+import { listIds } from './map.js';
 import { BpfError, Errno } from './errors.js';
 
 /** enum bpf_prog_type, named as bpftool names them. The index is the kernel's number. */
@@ -60,16 +61,7 @@ export function readProgramInfo(fd: number, label?: string): ProgramInfo {
 
 /** Ids of every BPF program on the host, ascending (needs CAP_SYS_ADMIN). */
 export function programIds(): number[] {
-  const ids: number[] = [];
-  const next = new Uint32Array(1);
-  let id = 0;
-  for (;;) {
-    const ret = native.progGetNextId(id, next);
-    if (ret === -Errno.ENOENT) return ids;
-    if (ret < 0) throw new BpfError('list program ids', -ret, { detail: NEEDS_SYS_ADMIN[-ret] });
-    id = next[0];
-    ids.push(id);
-  }
+  return listIds(native.progGetNextId, 'list program ids', NEEDS_SYS_ADMIN);
 }
 
 /**

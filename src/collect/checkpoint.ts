@@ -41,17 +41,22 @@ export function saveCheckpoint(path: string, jobs: Checkpoint['jobs'], journal: 
       closeSync(fd);
     }
     renameSync(tmp, path);
-    const dir = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    syncFolder(path);
   } catch (e) {
     // A full disk must not leave the half-written temporary file behind for good.
     rmSync(tmp, { force: true });
     const errno = (e as NodeJS.ErrnoException).code;
     throw new CheckpointError(`cannot write state file ${path}: ${errno ?? (e as Error).message}`, errno);
+  }
+}
+
+/** Make a rename into `path`'s folder durable: fsync the folder. */
+export function syncFolder(path: string): void {
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
 }
 

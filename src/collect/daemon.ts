@@ -244,7 +244,12 @@ export class Daemon {
   }
 
   private carried(): Map<string, Carried> {
-    return new Map(this.tasks.filter((t) => t.draining).map((t) => [t.name, { state: t.state(), position: t.journalState()?.position ?? 0, records: t.journalState()?.records ?? [] }]));
+    return new Map(
+      this.tasks.filter((t) => t.draining).map((t) => {
+        const j = t.journalState();
+        return [t.name, { state: t.state(), position: j?.position ?? 0, records: j?.records ?? [] }];
+      }),
+    );
   }
 
   /** Open the journal beside the state file; returns the records it holds. */

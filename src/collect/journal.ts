@@ -1,6 +1,7 @@
 import { closeSync, fdatasync, mkdirSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writevSync, fsyncSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { syncFolder } from './checkpoint.js';
 
 /**
  * The drain journal: every batch a drain takes out of a map is appended here, as the kernel gave it
@@ -253,13 +254,4 @@ function decode(body: Buffer): JournalRecord | undefined {
     keys: Buffer.from(body.subarray(keysAt, valuesAt)),
     values: Buffer.from(body.subarray(valuesAt)),
   };
-}
-
-function syncFolder(path: string): void {
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
 }
