@@ -7,7 +7,7 @@
 // default): past it, vitest and everything it started are killed, the files and tests still running
 // are named, and the run fails with the counts it reached.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -85,7 +85,7 @@ clearTimeout(deadline);
 // Tests that leave children behind in vitest's group do not outlive the run.
 killGroup('SIGKILL');
 
-const progress = existsSync(progressFile) ? readProgress() : undefined;
+const progress = readProgress();
 if (progress) {
   passed += progress.passed;
   failed += progress.failed;
