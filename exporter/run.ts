@@ -11,6 +11,8 @@ import { createExporterServer } from '../src/server/http.js';
 import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
 import { logger } from '../src/log.js';
 import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
+import { setMmapThreshold } from '../src/bpf/libbpf.js';
+import { startExternalGc } from '../src/util/external-gc.js';
 
 export interface RunOptions {
   config?: string;
@@ -69,6 +71,8 @@ export async function run(opts: RunOptions): Promise<number> {
     }
   }
 
+  setMmapThreshold(128 * 1024);
+  const stopGc = startExternalGc();
   const registry = new Registry();
   // CPU, memory, fds, event-loop lag, GC...: before any job publishes, so a clash is caught at set().
   registerProcessMetrics(registry);
@@ -140,6 +144,7 @@ export async function run(opts: RunOptions): Promise<number> {
       }, STOP_DEADLINE_MS);
       deadline.unref();
       http.close();
+      stopGc();
       let unsaved: string | undefined;
       reloading
         .then(() => daemon.stop())

@@ -1,5 +1,6 @@
 import { KeyTable } from './key-table.js';
 import { columnFamily } from './columns.js';
+import { SeriesIndex } from './series-index.js';
 import { LabelTable, SUM_SLOT, type SeriesState, type Family, type MapShape, type MetricPlan, type MetricStats } from './types.js';
 
 const UNDECIDED = -1;
@@ -29,7 +30,8 @@ export class MetricAggregator {
   private rawCycle: Int32Array;
   /** Per raw key: how many more cycles its provisional labels are decoded again (0: settled). */
   private rawRetries: Uint8Array;
-  private readonly byLabels = new Map<string, number>();
+  /** Series by their label values. */
+  private readonly index: SeriesIndex;
   /** Label sets by series index; a compaction starts a new table (snapshots keep theirs). */
   private table = new LabelTable();
   private seen: number[] = [];
@@ -62,6 +64,7 @@ export class MetricAggregator {
     this.rawCycle = new Int32Array(1024);
     this.rawRetries = new Uint8Array(1024);
     this.width = plan.histogram === undefined ? 0 : plan.histogram.bounds.length + 1;
+    this.index = new SeriesIndex(plan.labels.map((l) => l.name), this.table);
   }
 
   /** Start a cycle: read jobs forget last cycle's values; tables are trimmed when they outgrow their use. */
@@ -198,16 +201,14 @@ export class MetricAggregator {
     const retrying = this.rawRetries[id] > 0;
     this.rawRetries[id] = !provisional ? 0 : retrying ? this.rawRetries[id] - 1 : LABEL_RETRIES;
     this.rawCycle[id] = this.cycle;
-    const key = parts.join('\u0000');
-    let si = this.byLabels.get(key);
-    if (si === undefined) {
+    let si = this.index.find(parts);
+    if (si < 0) {
       if (this.seenCount >= this.plan.maxSeries) {
         this.stats.seriesDropped++;
         return (this.rawState[id] = OVER);
       }
-      si = this.table.labels.length;
-      this.byLabels.set(key, si);
-      this.table.add(labels);
+      si = this.table.add(labels);
+      this.index.add(si);
       this.seen.push(0);
       this.overSeen.push(0);
       this.values.push(0);
@@ -244,8 +245,7 @@ export class MetricAggregator {
     this.values = pick(this.values);
     this.sums = pick(this.sums);
     this.counts = keep.flatMap((si) => this.counts.slice(si * this.width, (si + 1) * this.width));
-    this.byLabels.clear();
-    this.table.labels.forEach((l, si) => this.byLabels.set(this.plan.labels.map((p) => l[p.name]).join('\u0000'), si));
+    this.index.reset(this.table);
     this.resetRaw();
   }
 
@@ -277,12 +277,10 @@ export class MetricAggregator {
         skipped++;
         continue;
       }
-      const key = names.map((n) => s.labels[n]).join('\u0000');
-      let si = this.byLabels.get(key);
-      if (si === undefined) {
-        si = this.table.labels.length;
-        this.byLabels.set(key, si);
-        this.table.add({ ...s.labels });
+      let si = this.index.find(names.map((n) => s.labels[n]));
+      if (si < 0) {
+        si = this.table.add({ ...s.labels });
+        this.index.add(si);
         this.seen.push(0);
         this.overSeen.push(0);
         this.values.push(0);

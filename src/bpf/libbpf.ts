@@ -98,6 +98,24 @@ export function closeNativeFd(fd: number): void {
   closeFd(fd);
 }
 
+// glibc's malloc serves a freed large block's size from its heap from then on (its mmap threshold
+// rises up to 32 MB) and keeps the freed heap memory: the multi-MB buffers a cycle at high cardinality
+// allocates and frees (a /metrics document, an OTLP request) then pile up in RSS. A fixed threshold
+// keeps every block of 128 KiB or more in its own mapping, returned to the system when it is freed.
+// Measured at 100,000 series: steady RSS 180-190 MB -> 152-166 MB (BENCHMARKS.md, "Memory").
+const M_MMAP_THRESHOLD = -3;
+let mallopt: ((param: number, value: number) => number) | undefined;
+try {
+  mallopt = libc.func('int mallopt(int param, int value)') as (param: number, value: number) => number;
+} catch {
+  mallopt = undefined; // a libc without mallopt: nothing to tune
+}
+
+/** Keep allocations of `bytes` or more in mappings of their own (see above); false where libc does not take it. */
+export function setMmapThreshold(bytes: number): boolean {
+  return mallopt !== undefined && mallopt(M_MMAP_THRESHOLD, bytes) === 1;
+}
+
 /** errno of the last native call, for the few libbpf functions that return NULL instead of -errno. */
 export function lastErrno(): number {
   return koffi.errno();

@@ -1,6 +1,6 @@
 import type { LabelDecoder } from './types.js';
 import { requireInt, type DecoderFactory } from './field.js';
-import { intReader, type IntFieldType } from './int.js';
+import { decimalText, intReader, type IntFieldType } from './int.js';
 
 /**
  * uint and int: the decimal value of an integer field. The decoder's name sets the signedness and
@@ -12,5 +12,5 @@ export const createIntDecoder: DecoderFactory = (field) => decimal('int', requir
 
 function decimal(name: string, t: IntFieldType, signed: boolean): LabelDecoder {
   const read = intReader(t, signed);
-  return { name, decode: (buf, offset) => String(read(buf, offset)) };
+  return { name, decode: (buf, offset) => decimalText(read(buf, offset)) };
 }

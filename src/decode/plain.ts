@@ -1,6 +1,6 @@
 import type { LayoutField } from '../layout/types.js';
 import { hexReader } from './hex.js';
-import { naturalIntReader } from './int.js';
+import { decimalText, naturalIntReader } from './int.js';
 import { stringReader } from './string.js';
 
 /**
@@ -12,7 +12,7 @@ export function plainForm(field: LayoutField): (buf: Uint8Array, offset: number)
   switch (field.type.kind) {
     case 'int': {
       const read = naturalIntReader(field.type);
-      return (buf, offset) => String(read(buf, offset));
+      return (buf, offset) => decimalText(read(buf, offset));
     }
     case 'char':
       return stringReader(field);

@@ -6,9 +6,12 @@ export class ByteWriter {
   buf: Buffer;
   pos = 0;
 
-  /** `size`: the expected length (e.g. the last render's, or an exact size), so the buffer rarely grows. */
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  /**
+   * `size`: the expected length (e.g. the last render's, or an exact size), so the buffer rarely
+   * grows; or a buffer to write into from its start (one reused from an earlier encoding).
+   */
+  constructor(size: number | Buffer) {
+    this.buf = typeof size === 'number' ? Buffer.allocUnsafe(size) : size;
   }
 
   /** Room for `n` more bytes. */

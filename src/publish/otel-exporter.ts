@@ -29,6 +29,7 @@ import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentel
 import { convertLegacyOtlpGrpcOptions, createEmptyMetadata, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufMetricsSerializer, type IExporterMetricsHelper, type IExportMetricsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { ExportResult } from '@opentelemetry/core';
 import { logger } from '../log.js';
 import { pointCount, type Temporality } from './otel-producer.js';
 import { encodeMetricsRequest, UnsupportedMetric } from './otlp-encode.js';
@@ -89,20 +90,67 @@ export function createOtlpExporter(opts: OtlpOptions = {}): OTLPMetricExporterBa
 }
 
 /**
- * Protobuf from the snapshot's columns (otlp-encode.ts) instead of the SDK's object model; a request
- * with a metric kind it does not write goes through the SDK's serializer. Responses are the SDK's.
+ * The buffer an exporter's requests are written into, used again once the export that sent it has
+ * ended (the transport, its retries and its compression are done with it by then). At 100,000 series
+ * a request is ~10 MB: a new one per export was garbage that outlived several exports before V8
+ * collected it, and made the peak RSS (BENCHMARKS.md, "Memory").
  */
-export const columnSerializer: ISerializer<ResourceMetrics, IExportMetricsServiceResponse> = {
-  serializeRequest(request) {
-    try {
-      return encodeMetricsRequest(request);
-    } catch (e) {
-      if (!(e instanceof UnsupportedMetric)) throw e;
-      return ProtobufMetricsSerializer.serializeRequest(request);
+export class RequestBuffers {
+  private spare: Buffer | undefined;
+  /** The buffer the export in progress took, if it took the spare. */
+  private taken: Buffer | undefined;
+
+  /** A buffer of at least `size` bytes: the spare when it fits without much slack, else a new one. */
+  readonly take = (size: number): Buffer => {
+    const s = this.spare;
+    if (s !== undefined && s.length >= size && s.length <= size * 1.5) {
+      this.spare = undefined;
+      this.taken = s;
+      return s;
     }
-  },
-  deserializeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data),
-};
+    // Room for a few more series next time; this one becomes the spare when its export ends.
+    const b = Buffer.allocUnsafeSlow(Math.ceil(size * 1.05));
+    this.taken = b;
+    return b;
+  };
+
+  /** Run one export: the buffer it takes is the spare again when `done` is called. */
+  around(exportFn: (done: () => void) => void): void {
+    this.taken = undefined;
+    let mine: Buffer | undefined;
+    let ended = false;
+    const done = (): void => {
+      ended = true;
+      if (mine !== undefined) this.spare = mine;
+    };
+    try {
+      exportFn(done);
+    } finally {
+      // The serializer runs inside exportFn, before any await.
+      if (!ended) mine = this.taken;
+      this.taken = undefined;
+    }
+  }
+}
+
+/**
+ * Protobuf from the snapshot's columns (otlp-encode.ts) instead of the SDK's object model, written
+ * into `buffers`; a request with a metric kind it does not write goes through the SDK's serializer.
+ * Responses are the SDK's.
+ */
+export function columnSerializer(buffers?: RequestBuffers): ISerializer<ResourceMetrics, IExportMetricsServiceResponse> {
+  return {
+    serializeRequest(request) {
+      try {
+        return encodeMetricsRequest(request, buffers?.take);
+      } catch (e) {
+        if (!(e instanceof UnsupportedMetric)) throw e;
+        return ProtobufMetricsSerializer.serializeRequest(request);
+      }
+    },
+    deserializeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data),
+  };
+}
 
 /** Counts points for the SDK's exporter self-observability without building them. */
 const pointsHelper: IExporterMetricsHelper<ResourceMetrics> = {
@@ -115,20 +163,36 @@ const pointsHelper: IExporterMetricsHelper<ResourceMetrics> = {
  * OTEL_EXPORTER_OTLP_* variables), our serializer.
  */
 export class OtlpProtoExporter extends OTLPMetricExporterBase {
+  private readonly buffers: RequestBuffers;
+
   constructor(config: OTLPMetricExporterOptions & { headers?: Record<string, string> } = {}) {
     const options = convertLegacyHttpOptions(config, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' });
-    super(createOtlpHttpExportDelegate(options, columnSerializer, 'otlp_http_metric_exporter', pointsHelper, undefined), config);
+    const buffers = new RequestBuffers();
+    super(createOtlpHttpExportDelegate(options, columnSerializer(buffers), 'otlp_http_metric_exporter', pointsHelper, undefined), config);
+    this.buffers = buffers;
+  }
+
+  override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    this.buffers.around((done) => super.export(metrics, (r) => (done(), resultCallback(r))));
   }
 }
 
 /** OTLP over gRPC: the SDK's gRPC transport (credentials, metadata, OTEL_* variables), our serializer. */
 export class OtlpGrpcExporter extends OTLPMetricExporterBase {
+  private readonly buffers: RequestBuffers;
+
   constructor(config: OTLPMetricExporterOptions & OTLPGRPCExporterConfigNode = {}) {
     const options = convertLegacyOtlpGrpcOptions(config, 'METRICS');
+    const buffers = new RequestBuffers();
     super(
-      createOtlpGrpcExportDelegate(options, columnSerializer, 'otlp_grpc_metric_exporter', pointsHelper, undefined, 'MetricsExportService', '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'),
+      createOtlpGrpcExportDelegate(options, columnSerializer(buffers), 'otlp_grpc_metric_exporter', pointsHelper, undefined, 'MetricsExportService', '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'),
       config,
     );
+    this.buffers = buffers;
+  }
+
+  override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    this.buffers.around((done) => super.export(metrics, (r) => (done(), resultCallback(r))));
   }
 }
 

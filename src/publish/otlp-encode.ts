@@ -186,14 +186,16 @@ function keyValues(w: PbWriter, field: number, attrs: Attributes): void {
  */
 interface PointLayout {
   /** Per table: the encoded points by series id. */
-  readonly arenas: WeakMap<LabelTable, LabelArena>;
-  readonly encode: (labels: Readonly<Record<string, string>>) => Uint8Array;
+  readonly arenas: WeakMap<LabelTable, LabelArena<PbWriter>>;
+  readonly encode: (labels: Readonly<Record<string, string>>, w: PbWriter) => void;
   /** Bytes from the start field's first value byte to the message's end. */
   readonly tail: number;
   readonly width: number;
 }
 
 const ZERO8 = Buffer.alloc(8);
+/** Where a series' point message is written before it is copied into its arena. */
+const scratch = new PbWriter(1024);
 const layouts = new Map<string, PointLayout>();
 
 function pointLayout(bounds: readonly number[] | undefined): PointLayout {
@@ -217,13 +219,11 @@ function pointLayout(bounds: readonly number[] | undefined): PointLayout {
     }
   });
   const attrsField = bounds === undefined ? 7 : 9;
-  const encode = (labels: Readonly<Record<string, string>>): Uint8Array =>
-    small((w) =>
-      w.message(1, () => {
-        keyValues(w, attrsField, labels);
-        w.bytes(fixed);
-      }),
-    );
+  const encode = (labels: Readonly<Record<string, string>>, w: PbWriter): void =>
+    w.message(1, () => {
+      keyValues(w, attrsField, labels);
+      w.bytes(fixed);
+    });
   l = { arenas: new WeakMap(), encode, tail: fixed.length - 1, width };
   // One layout per distinct set of bounds a process ever exports: a handful.
   layouts.set(key, l);
@@ -290,7 +290,7 @@ function planColumns(m: MetricData, parts: readonly ColumnPoints[]): Planned {
   const trailer = dataTrailer(m);
   const prepared = parts.map((p) => {
     const layout = pointLayout(m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined);
-    const points = arenaFor(layout.arenas, p.table, layout.encode);
+    const points = arenaFor(layout.arenas, p.table, layout.encode, scratch);
     let size = 0;
     for (let i = 0; i < p.ids.length; i++) size += points.length(p.ids[i]);
     return { p, layout, points, size };
@@ -311,7 +311,7 @@ function planColumns(m: MetricData, parts: readonly ColumnPoints[]): Planned {
   };
 }
 
-function writePoints(w: PbWriter, p: ColumnPoints, layout: PointLayout, points: LabelArena): void {
+function writePoints(w: PbWriter, p: ColumnPoints, layout: PointLayout, points: LabelArena<PbWriter>): void {
   const { ids, startOf } = p;
   const base = w.pos;
   // Copy: one call per run of consecutive ids (a read job's series are usually all of them, in order).
@@ -419,9 +419,10 @@ function histogramPoint(w: PbWriter, dp: DataPoint<Histogram>): void {
 
 /**
  * The request for one collection, as protobuf bytes. Throws UnsupportedMetric for a kind of metric it
- * does not write.
+ * does not write. `buffer(size)` gives the buffer the request is written into (from its start; it
+ * may be larger): by default one of exactly that size.
  */
-export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
+export function encodeMetricsRequest(rm: ResourceMetrics, buffer: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size)): Uint8Array {
   const resource = small((w) => keyValues(w, 1, rm.resource.attributes));
   const scopes = rm.scopeMetrics.map((sm) => {
     const scope = small((w) => {
@@ -436,7 +437,7 @@ export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
   const schemaUrl = rm.resource.schemaUrl;
   const rmSchema = schemaUrl === undefined || schemaUrl === '' ? undefined : small((w) => w.string(3, schemaUrl));
   const rmSize = fieldSize(resource.length) + scopes.reduce((n, s) => n + fieldSize(s.size), 0) + (rmSchema?.length ?? 0);
-  const w = new PbWriter(fieldSize(rmSize));
+  const w = new PbWriter(buffer(fieldSize(rmSize)));
   w.varint(tag(1, LEN));
   w.varint(rmSize);
   w.varint(tag(1, LEN));

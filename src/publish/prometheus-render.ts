@@ -103,6 +103,9 @@ function labelBody(labels: Readonly<Record<string, string>>): string {
 
 /** Label text per series, built once in a series' life (both formats write labels alike). */
 const bodies = new WeakMap<LabelTable, LabelArena>();
+/** Where a label set's text is written before it is copied into its arena. */
+const scratch = new ByteWriter(1024);
+const writeBody = (labels: Readonly<Record<string, string>>, w: ByteWriter): void => w.utf8(labelBody(labels));
 
 /**
  * Whole line starts (`name{labels} `) per series, by sample name: a scalar line is then one copy,
@@ -115,10 +118,10 @@ function prefixArena(table: LabelTable, sample: string): LabelArena {
   if (byName === undefined) prefixes.set(table, (byName = new Map()));
   let a = byName.get(sample);
   if (a === undefined) {
-    byName.set(sample, (a = new LabelArena((labels) => {
+    byName.set(sample, (a = new LabelArena((labels, w) => {
       const body = labelBody(labels);
-      return body === '' ? `${sample} ` : `${sample}{${body}} `;
-    })));
+      w.utf8(body === '' ? `${sample} ` : `${sample}{${body}} `);
+    }, scratch)));
   }
   return a;
 }
@@ -200,6 +203,8 @@ const SPACE = 0x20;
 /** The longest value formatValue writes ("-1.7976931348623157e+308"). */
 const MAX_VALUE_BYTES = 24;
 const NEWLINE = 0x0a;
+/** A value below 2^53 (16 digits) and its newline, with room to spare: the size a line's value is planned at. */
+const MAX_INTEGER_LINE = 20;
 
 /**
  * The name in `# TYPE`/`# HELP` and the name of the value samples. OpenMetrics names a counter
@@ -237,13 +242,17 @@ export function* writeFamily(f: Family, format: ExpositionFormat, w: TextWriter)
   }
   const c = columnsOf(f);
   const n = c.ids.length;
-  const order = n < 2 || n > SORT_LIMIT ? undefined : exposedOrder(c, arenaFor(bodies, c.table, labelBody));
+  const order = n < 2 || n > SORT_LIMIT ? undefined : exposedOrder(c, arenaFor(bodies, c.table, writeBody, scratch));
   if (f.type !== 'histogram' || c.bounds === undefined || c.buckets === undefined || c.sums === undefined) {
     const prefix = prefixArena(c.table, sample);
     const { ids, values } = c;
     // Line starts of new series are made slice by slice: the first cycle of a million series would
     // otherwise encode them all in one turn of the event loop. Ids ascend unless sorted (small families).
     if (order !== undefined) prefix.fill(c.table);
+    else if (n > 0) prefix.fill(c.table, ids[Math.min(SLICE_SERIES, n) - 1] + 1);
+    // A writer not sized for this family (a first render) gets room for every line at once, rather
+    // than doubling a dozen times and leaving each old buffer behind.
+    if (w.buf.length - w.pos < n * prefix.meanLength()) w.reserve(Math.ceil(n * (prefix.meanLength() + MAX_INTEGER_LINE)));
     for (let k = 0; k < n; k++) {
       if (order === undefined && k % SLICE_SERIES === 0) prefix.fill(c.table, ids[Math.min(k + SLICE_SERIES, n) - 1] + 1);
       const i = order === undefined ? k : order[k];
@@ -256,7 +265,7 @@ export function* writeFamily(f: Family, format: ExpositionFormat, w: TextWriter)
     }
     return;
   }
-  const text = arenaFor(bodies, c.table, labelBody);
+  const text = arenaFor(bodies, c.table, writeBody, scratch);
   const { bounds, buckets, sums } = c;
   const width = bounds.length + 1;
   // Every series of a family shares its bounds: each `le="..."} ` is encoded once.

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { columnFamily } from '../../../src/aggregate/columns.js';
 import { LabelTable, type Family } from '../../../src/aggregate/types.js';
 import { SnapshotProducer } from '../../../src/publish/otel-producer.js';
-import { columnSerializer } from '../../../src/publish/otel-exporter.js';
+import { columnSerializer, RequestBuffers } from '../../../src/publish/otel-exporter.js';
 import { encodeMetricsRequest, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
 
 interface ProtoType { decode(b: Uint8Array): unknown; toObject(m: unknown, o: { longs: StringConstructor; defaults: boolean }): unknown }
@@ -97,6 +97,35 @@ describe('encodeMetricsRequest', () => {
     rm.scopeMetrics[1].metrics = [expo];
     expect(() => encodeMetricsRequest(rm)).toThrow(UnsupportedMetric);
     rm.scopeMetrics[1].metrics = [];
-    expect(decode(columnSerializer.serializeRequest(rm)!)).toEqual(decode(ProtobufMetricsSerializer.serializeRequest(rm)!));
+    expect(decode(columnSerializer().serializeRequest(rm)!)).toEqual(decode(ProtobufMetricsSerializer.serializeRequest(rm)!));
+  });
+});
+
+describe('RequestBuffers', () => {
+  it('writes the next request into the last one\'s buffer only once its export has ended', async () => {
+    const buffers = new RequestBuffers();
+    const serializer = columnSerializer(buffers);
+    const rm = await collection('cumulative');
+    const expected = decode(ProtobufMetricsSerializer.serializeRequest(await collection('cumulative'))!);
+    const bodies: Uint8Array[] = [];
+    const ends: (() => void)[] = [];
+    const exportOne = (): void => buffers.around((done) => {
+      bodies.push(serializer.serializeRequest(rm)!);
+      ends.push(done);
+    });
+    exportOne();
+    exportOne(); // while the first is in flight: a buffer of its own
+    expect(bodies[1].buffer).not.toBe(bodies[0].buffer);
+    ends[0]();
+    exportOne(); // the first's buffer, now free
+    expect(bodies[2].buffer).toBe(bodies[0].buffer);
+    exportOne(); // the second is still in flight, the first's is taken again: a new one
+    expect(new Set(bodies.map((b) => b.buffer)).size).toBe(3);
+    for (const b of bodies.slice(1)) expect(decode(b)).toEqual(expected);
+    // An export whose callback comes at once (the SDK's "too many exports in progress") keeps nothing.
+    ends[1]();
+    buffers.around((done) => done());
+    exportOne();
+    expect(bodies[4].buffer).toBe(bodies[1].buffer);
   });
 });

@@ -1,0 +1,49 @@
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/**
+ * A full garbage collection whenever the memory held outside the JS heap has grown by `threshold`
+ * since the last collection.
+ *
+ * Why: a cycle's big buffers (the /metrics text of each job, its gzip form, the snapshot's columns)
+ * live outside V8's heap, and V8 starts collecting them only once that memory has grown by 64 MB
+ * since its last full collection (its fixed external-memory soft limit): this exporter's heap
+ * barely grows between cycles, so up to 64 MB of dead buffers sat in RSS at any time. At 100,000
+ * series that was the difference between a peak of ~150 and ~200 MB. A collection at a lower
+ * threshold costs a pause of about 10 ms (a ~30 MB heap) every few cycles (BENCHMARKS.md, "Memory").
+ *
+ * Buffers of 128 KiB and more are in mappings of their own (setMmapThreshold), so what a collection
+ * frees goes back to the system at once.
+ *
+ * The heap limit: above `maxHeapBytes` of live heap (a million series) a full collection pauses the
+ * loop for hundreds of ms, and this leaves the timing to V8.
+ */
+export function startExternalGc(opts: { thresholdBytes?: number; everyMs?: number; maxHeapBytes?: number } = {}): () => void {
+  const gc = exposeGc();
+  if (gc === undefined) return () => {};
+  const threshold = opts.thresholdBytes ?? 16 * 1024 * 1024;
+  const maxHeap = opts.maxHeapBytes ?? 96 * 1024 * 1024;
+  let after = getHeapStatistics().external_memory;
+  const timer = setInterval(() => {
+    const s = getHeapStatistics();
+    if (s.external_memory < after) after = s.external_memory; // V8 collected on its own
+    if (s.external_memory - after < threshold || s.used_heap_size > maxHeap) return;
+    gc();
+    after = getHeapStatistics().external_memory;
+  }, opts.everyMs ?? 500);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** V8's gc(), without the --expose-gc flag on the command line. */
+function exposeGc(): (() => void) | undefined {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (typeof g === 'function') return g;
+  try {
+    setFlagsFromString('--expose-gc');
+    const fn = runInNewContext('gc') as unknown;
+    return typeof fn === 'function' ? (fn as () => void) : undefined;
+  } catch {
+    return undefined;
+  }
+}
