@@ -77,6 +77,8 @@ export interface LabelSpec {
   patterns?: string[];
   /** regexp: the label is the part matched, or the first group of the pattern that matched. */
   rewrite?: boolean;
+  /** The label values ebpf_exporter gives, where ours differ. */
+  style?: 'ebpf_exporter';
   at: SourceRef;
 }
 
