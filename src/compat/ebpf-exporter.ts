@@ -243,6 +243,7 @@ export function translate(inputs: readonly CompatInput[]): CompatResult {
     inventory: false,
     maps,
     where: (path) => origins.find(path).at,
+    pathText: (path) => origins.find(path).path,
   };
   if (errors.length === 0) {
     // Our rules across keys: names unique across configs, names that fit their type, bucket counts...

@@ -184,4 +184,9 @@ export interface Config {
    * written falls back to the nearest written parent.
    */
   where(path: readonly (string | number)[]): SourceRef;
+  /**
+   * How the file `where` points into names a key path, when that is not our config's own naming
+   * (an ebpf_exporter config: `metrics.counters[0].labels[1].decoders`). Unset: our naming.
+   */
+  pathText?(path: readonly (string | number)[]): string;
 }
