@@ -8,8 +8,10 @@
  * - cgroup: an LRU of id -> path, filled by walks of the hierarchy (on a miss, at most once a second);
  * - majorminor: the last /proc/partitions read (replaced on a miss, at most once a second);
  * - ifname (default source): the last /sys/class/net scan (replaced on a miss, at most once a second);
- * - ksym holds a sorted copy of kallsyms instead (the kernel's table, not a cache: not bounded by
- *   cacheSize), loaded at the first lookup and re-read on a miss at most once a minute.
+ * - ksym and kstack share a sorted copy of kallsyms instead (the kernel's table, not a cache: not
+ *   bounded by cacheSize), loaded at the first lookup and re-read on a miss at most once a minute;
+ * - the pci decoders share one parsed pci.ids, found when the first is built and read at its first
+ *   decode.
  */
 import type { LayoutField } from '../layout/types.js';
 import { createCgroupDecoder } from './cgroup.js';
