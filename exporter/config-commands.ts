@@ -30,7 +30,8 @@ function pathText(path: readonly (string | number)[]): string {
 export function problemLines(config: Config, problems: readonly PlanProblem[]): string[] {
   return problems.map((p) => {
     const at = config.where(p.path);
-    return `${at.file}:${at.line}:${at.column}: ${pathText(p.path)}: ${p.message}`;
+    const path = config.pathText?.(p.path) ?? pathText(p.path);
+    return `${at.file}:${at.line}:${at.column}: ${path === '' ? '' : `${path}: `}${p.message}`;
   });
 }
 

@@ -133,7 +133,7 @@ function planMetric(
       return fail(['labels', k, 'from'], `"${name}" is the histogram's bucket field and cannot also be a label`);
     }
     try {
-      const decoder = createDecoder({ decoder: l.decoder ?? defaultDecoderName(field), map: l.map, allow_unknown: l.allow_unknown, pattern: l.pattern, patterns: l.patterns, rewrite: l.rewrite }, field, env);
+      const decoder = createDecoder({ decoder: l.decoder ?? defaultDecoderName(field), map: l.map, allow_unknown: l.allow_unknown, pattern: l.pattern, patterns: l.patterns, rewrite: l.rewrite, style: l.style }, field, env);
       labels.push({ name: l.name, kind: 'field', fromKey: fromKey !== undefined, offset: field.offset, size: field.size, decoder });
     } catch (e) {
       fail(['labels', k, l.decoder === undefined ? 'from' : 'decoder'], (e as Error).message);

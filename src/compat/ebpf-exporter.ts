@@ -12,8 +12,9 @@
  *
  * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
  * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
- * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname,
- * kaddrs, perf_event_array, tracing) is refused with a positioned line
+ * decoders where the result is the same, with `style: ebpf_exporter` where their label values
+ * differ from our own (unknown inputs, syscall names, full cgroup paths); what has no equivalent
+ * yet (kaddrs, perf_event_array, tracing, chains we do not run) is refused with a positioned line
  * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
  * their YAML.
  */
@@ -44,21 +45,14 @@ export const COMPAT_MAX_SERIES = 10_000;
 /** The map types ebpf_exporter reads as per-CPU (one u64 per CPU). */
 const PER_CPU = new Set<number>([MapType.percpu_hash, MapType.percpu_array, MapType.lru_percpu_hash]);
 
-/** Their decoders, every one; those without an equivalent here are refused by name below. */
+/** Their decoders, every one. */
 const THEIR_DECODERS = [
   'cgroup', 'dname', 'errno', 'hex', 'ifname', 'inet_ip', 'kstack', 'ksym', 'majorminor',
   'pci_class', 'pci_device', 'pci_subclass', 'pci_vendor', 'regexp', 'static_map', 'string', 'syscall', 'uint',
 ] as const;
 
-/** Decoders with no equivalent here yet, and what they do, for the refusal. */
-const UNSUPPORTED_DECODERS: Readonly<Record<string, string>> = {
-  kstack: 'kernel stacks (frame addresses to symbol names)',
-  dname: 'DNS names in wire format',
-  pci_vendor: 'PCI vendor names from pci.ids',
-  pci_device: 'PCI device names from pci.ids',
-  pci_class: 'PCI class names from pci.ids',
-  pci_subclass: 'PCI subclass names from pci.ids',
-};
+/** Our decoders' option that gives their label values where ours differ. */
+const THEIRS = { style: 'ebpf_exporter' } as const;
 
 /** One config as ebpf_exporter finds it: NAME.yaml (its text) and what NAME.bpf.o holds. */
 export interface CompatInput {
@@ -249,6 +243,7 @@ export function translate(inputs: readonly CompatInput[]): CompatResult {
     inventory: false,
     maps,
     where: (path) => origins.find(path).at,
+    pathText: (path) => origins.find(path).path,
   };
   if (errors.length === 0) {
     // Our rules across keys: names unique across configs, names that fit their type, bucket counts...
@@ -560,11 +555,6 @@ class OneConfig {
   private label(l: RawLabel, at: ConfigPath): { type: string; pad: number; decoder: Partial<LabelSpec> } | undefined {
     const d = l.decoders;
     const dat = (i: number): ConfigPath => [...at, 'decoders', i, 'name'];
-    const unsupported = d.findIndex((x) => Object.hasOwn(UNSUPPORTED_DECODERS, x.name));
-    if (unsupported >= 0) {
-      const n = d[unsupported].name;
-      return this.fail(dat(unsupported), `decoder ${n} (${UNSUPPORTED_DECODERS[n]}) has no equivalent here yet`);
-    }
     const tooLong = (from: number): undefined => this.fail(dat(from), `decoder ${d[from].name} after ${d.slice(0, from).map((x) => x.name).join(', ')} is not supported here, expected ${from === 1 ? `${d[0].name} alone` : `at most ${from} decoders`}`);
     const size = l.size;
     const first = d[0];
@@ -580,10 +570,14 @@ class OneConfig {
             return this.staticMap(second, [...at, 'decoders', 1], type);
           case 'syscall':
           case 'errno':
-            return { type, pad: 0, decoder: { decoder: second.name } };
+          case 'pci_vendor':
+          case 'pci_device':
+          case 'pci_class':
+          case 'pci_subclass':
+            return { type, pad: 0, decoder: { decoder: second.name, ...THEIRS } };
           case 'cgroup':
             if (size !== 8) return this.fail([...at, 'size'], `cgroup ids are 64-bit and the cgroup decoder here reads 8 bytes, got size ${size}`);
-            return { type, pad: 0, decoder: { decoder: 'cgroup' } };
+            return { type, pad: 0, decoder: { decoder: 'cgroup', ...THEIRS } };
           case 'regexp': {
             const decoder = this.regexp(second, [...at, 'decoders', 1]);
             return decoder === undefined ? undefined : { type, pad: 0, decoder };
@@ -595,7 +589,9 @@ class OneConfig {
       case 'string': {
         const type = `char[${size}]`;
         if (d.length === 1) return { type, pad: 0, decoder: { decoder: 'string' } };
-        if (d.length > 2 || d[1].name !== 'regexp') return tooLong(d.length > 2 && d[1].name === 'regexp' ? 2 : 1);
+        // string then dname: the name up to the first NUL, which is what our dname reads of a char[N].
+        if (d.length === 2 && d[1].name === 'dname') return { type, pad: 0, decoder: { decoder: 'dname', ...THEIRS } };
+        if (d.length > 2 || d[1].name !== 'regexp') return tooLong(d.length > 2 && (d[1].name === 'regexp' || d[1].name === 'dname') ? 2 : 1);
         const decoder = this.regexp(d[1], [...at, 'decoders', 1]);
         return decoder === undefined ? undefined : { type, pad: 0, decoder };
       }
@@ -604,17 +600,25 @@ class OneConfig {
       case 'inet_ip':
         if (d.length > 1) return tooLong(1);
         if (size !== 4 && size !== 16) return this.fail([...at, 'size'], `inet_ip reads an IPv4 (4 bytes) or IPv6 (16 bytes) address, got size ${size}`);
-        return { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'inet_ip' } };
+        return { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'inet_ip', ...THEIRS } };
       case 'ksym':
         if (d.length > 1) return tooLong(1);
         if (size !== 8) return this.fail([...at, 'size'], `ksym reads an 8-byte kernel address, got size ${size}`);
-        return { type: 'u64', pad: 0, decoder: { decoder: 'ksym' } };
+        return { type: 'u64', pad: 0, decoder: { decoder: 'ksym', ...THEIRS } };
+      case 'kstack':
+        if (d.length > 1) return tooLong(1);
+        if (size % 8 !== 0) return this.fail([...at, 'size'], `kstack reads 8-byte frame addresses, got size ${size}, expected a multiple of 8 (8 x the stack depth)`);
+        return { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'kstack', ...THEIRS } };
+      case 'dname':
+        // dname alone reads every byte of the label, as theirs (string then dname stops at the first NUL).
+        if (d.length > 1) return tooLong(1);
+        return { type: `u8[${size}]`, pad: 0, decoder: { decoder: 'dname', ...THEIRS } };
       case 'ifname':
       case 'majorminor':
         // Both read the first 4 bytes as a u32.
         if (d.length > 1) return tooLong(1);
         if (size < 4) return this.fail([...at, 'size'], `${first.name} reads a 4-byte number, got size ${size}`);
-        return { type: 'u32', pad: size - 4, decoder: { decoder: first.name } };
+        return { type: 'u32', pad: size - 4, decoder: { decoder: first.name, ...THEIRS } };
       default: {
         const before = first.name === 'regexp' ? 'string or uint' : 'uint';
         return this.fail(dat(0), `decoder ${first.name} reads the text another decoder gives, expected ${before} before it`);
@@ -830,6 +834,7 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
                 ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
                 ...(l.patterns === undefined ? {} : { patterns: l.patterns }),
                 ...(l.rewrite === undefined ? {} : { rewrite: l.rewrite }),
+                ...(l.style === undefined ? {} : { style: l.style }),
               })),
             }),
         ...(x.buckets === undefined

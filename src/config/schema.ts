@@ -74,7 +74,8 @@ export function parseDuration(text: string): number | string {
 }
 
 export const DECODERS = [
-  'uint', 'int', 'hex', 'string', 'inet_ip', 'ksym', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'static_map', 'regexp', 'enum',
+  'uint', 'int', 'hex', 'string', 'inet_ip', 'ksym', 'kstack', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'static_map', 'regexp', 'enum',
+  'dname', 'pci_vendor', 'pci_device', 'pci_class', 'pci_subclass',
 ] as const;
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -264,6 +265,11 @@ const label: ObjectShape = {
       shape: { type: 'list', items: { type: 'string', nonEmpty: true, check: checkPattern }, minItems: 1 },
       when: { key: 'decoder', is: ['regexp'] },
       description: 'regexp (this or pattern): JavaScript regular expressions tried in order; rows that match none are dropped.',
+    },
+    style: {
+      shape: { type: 'string', enum: ['ebpf_exporter'] },
+      when: { key: 'decoder', is: ['inet_ip', 'ksym', 'kstack', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'dname', 'pci_vendor', 'pci_device', 'pci_class', 'pci_subclass'] },
+      description: 'ebpf_exporter: the label values cloudflare/ebpf_exporter gives where ours differ (unknown:N, unknown_syscall:N, its syscall names, full cgroup paths...).',
     },
     rewrite: {
       shape: { type: 'boolean' },

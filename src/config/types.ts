@@ -77,6 +77,8 @@ export interface LabelSpec {
   patterns?: string[];
   /** regexp: the label is the part matched, or the first group of the pattern that matched. */
   rewrite?: boolean;
+  /** The label values ebpf_exporter gives, where ours differ. */
+  style?: 'ebpf_exporter';
   at: SourceRef;
 }
 
@@ -182,4 +184,9 @@ export interface Config {
    * written falls back to the nearest written parent.
    */
   where(path: readonly (string | number)[]): SourceRef;
+  /**
+   * How the file `where` points into names a key path, when that is not our config's own naming
+   * (an ebpf_exporter config: `metrics.counters[0].labels[1].decoders`). Unset: our naming.
+   */
+  pathText?(path: readonly (string | number)[]): string;
 }

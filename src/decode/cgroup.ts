@@ -16,17 +16,22 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
  * cgroup: a cgroup v2 id (u64, what bpf_get_current_cgroup_id() returns) -> the cgroup's path
  * below the hierarchy's root, e.g. `/system.slice/foo.service` (`/` for the root). A cgroup v2 id
  * is the inode number of the cgroup's directory, so the hierarchy is walked and stat'ed.
- * Unknown ids print as `unknown_cgroup_id:<id>`.
+ * Unknown ids print as `unknown_cgroup_id:<id>`. With `style: ebpf_exporter` the path is the full
+ * one, with the mount point, as theirs gives it: `/sys/fs/cgroup/system.slice/foo.service`
+ * (`/sys/fs/cgroup` for the root).
  */
-export const createCgroupDecoder: DecoderFactory = (field, _spec, ctx) => {
+export const createCgroupDecoder: DecoderFactory = (field, spec, ctx) => {
   const read = intReader(requireInt('cgroup', field, 'a 64-bit integer field (u64)', [8]), false);
   const paths = cgroupPaths(ctx);
+  const full = spec.style === 'ebpf_exporter';
   return {
     name: 'cgroup',
     decode(buf, offset) {
       const v = read(buf, offset);
       const id = typeof v === 'bigint' ? v : BigInt(v);
-      return paths.lookup(id) ?? `unknown_cgroup_id:${id}`;
+      const path = paths.lookup(id);
+      if (path === undefined) return `unknown_cgroup_id:${id}`;
+      return full ? paths.absolute(path) : path;
     },
     provisional: (label) => label.startsWith('unknown_cgroup_id:'),
   };
@@ -61,6 +66,12 @@ export class CgroupPaths {
   ) {
     this.#root = root;
     this.#cache = new LruCache(cacheSize);
+  }
+
+  /** A path lookup() gave, with the mount point before it. */
+  absolute(path: string): string {
+    const root = (this.#root ??= findCgroup2Root());
+    return path === '/' ? root : `${root}${path}`;
   }
 
   lookup(id: bigint): string | undefined {

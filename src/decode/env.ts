@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DecoderConfigError } from './errors.js';
 import { sysfsIfname } from './ifname.js';
+import { PCI_IDS_PATHS } from './pci.js';
 
 /** Injectable system sources, so tests need no real /proc, /sys or architecture. */
 export interface DecoderEnv {
@@ -18,6 +19,8 @@ export interface DecoderEnv {
   ifname?: (index: number) => string | undefined;
   /** Which syscall table: x64 or arm64. Default: process.arch. */
   arch?: string;
+  /** Where pci.ids may be, the first that exists is read. Default: PCI_IDS_PATHS. */
+  pciIds?: readonly string[];
   /** Bound of every cache (entries). Default 10000. */
   cacheSize?: number;
 }
@@ -34,6 +37,7 @@ export interface DecoderContext {
   readonly cgroupRoot: string | undefined;
   readonly ifname: (index: number) => string | undefined;
   readonly arch: string;
+  readonly pciIds: readonly string[];
   readonly cacheSize: number;
   /** Milliseconds on a monotonic clock, for "at most once per second" re-reads. */
   readonly now: () => number;
@@ -67,6 +71,7 @@ export function makeContext(env: DecoderEnv, now: () => number = () => performan
     cgroupRoot: env.cgroupRoot,
     ifname: env.ifname ?? sysfsIfname('/sys/class/net', cacheSize, now),
     arch: env.arch ?? process.arch,
+    pciIds: env.pciIds ?? PCI_IDS_PATHS,
     cacheSize,
     now,
   };

@@ -8,10 +8,12 @@ export const IFNAME_RESCAN_MS = 1000;
 
 /**
  * ifname: an interface index -> its name, from env.ifname (by default /sys/class/net). Unknown
- * indexes (gone interfaces, garbage) print as the number.
+ * indexes (gone interfaces, garbage) print as the number, or with `style: ebpf_exporter` as
+ * theirs, `unknown:<n>`.
  */
-export const createIfnameDecoder: DecoderFactory = (field, _spec, ctx) => {
+export const createIfnameDecoder: DecoderFactory = (field, spec, ctx) => {
   const read = naturalIntReader(requireInt('ifname', field));
+  const prefix = spec.style === 'ebpf_exporter' ? 'unknown:' : '';
   return {
     name: 'ifname',
     decode(buf, offset) {
@@ -24,9 +26,9 @@ export const createIfnameDecoder: DecoderFactory = (field, _spec, ctx) => {
           name = undefined; // an injected source that throws is a miss, not a failed scrape
         }
       }
-      return name ?? String(index);
+      return name ?? `${prefix}${index}`;
     },
-    provisional: (label) => /^\d+$/.test(label),
+    provisional: (label) => label.startsWith(prefix) && /^-?\d+$/.test(label.slice(prefix.length)),
   };
 };
 

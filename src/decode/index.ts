@@ -8,8 +8,10 @@
  * - cgroup: an LRU of id -> path, filled by walks of the hierarchy (on a miss, at most once a second);
  * - majorminor: the last /proc/partitions read (replaced on a miss, at most once a second);
  * - ifname (default source): the last /sys/class/net scan (replaced on a miss, at most once a second);
- * - ksym holds a sorted copy of kallsyms instead (the kernel's table, not a cache: not bounded by
- *   cacheSize), loaded at the first lookup and re-read on a miss at most once a minute.
+ * - ksym and kstack share a sorted copy of kallsyms instead (the kernel's table, not a cache: not
+ *   bounded by cacheSize), loaded at the first lookup and re-read on a miss at most once a minute;
+ * - the pci decoders share one parsed pci.ids, found when the first is built and read at its first
+ *   decode.
  */
 import type { LayoutField } from '../layout/types.js';
 import { createCgroupDecoder } from './cgroup.js';
@@ -22,7 +24,10 @@ import { createHexDecoder } from './hex.js';
 import { createIfnameDecoder } from './ifname.js';
 import { createInetIpDecoder } from './inet-ip.js';
 import { createIntDecoder, createUintDecoder } from './integer.js';
+import { createDnameDecoder } from './dname.js';
 import { createKsymDecoder } from './ksym.js';
+import { createKstackDecoder } from './kstack.js';
+import { createPciClassDecoder, createPciDeviceDecoder, createPciSubclassDecoder, createPciVendorDecoder } from './pci.js';
 import { createMajorMinorDecoder } from './majorminor.js';
 import { createRegexpDecoder } from './regexp.js';
 import { createStaticMapDecoder } from './static-map.js';
@@ -41,6 +46,7 @@ const FACTORIES: Readonly<Record<string, DecoderFactory>> = {
   string: createStringDecoder,
   inet_ip: createInetIpDecoder,
   ksym: createKsymDecoder,
+  kstack: createKstackDecoder,
   syscall: createSyscallDecoder,
   errno: createErrnoDecoder,
   cgroup: createCgroupDecoder,
@@ -49,6 +55,11 @@ const FACTORIES: Readonly<Record<string, DecoderFactory>> = {
   static_map: createStaticMapDecoder,
   regexp: createRegexpDecoder,
   enum: createEnumDecoder,
+  dname: createDnameDecoder,
+  pci_vendor: createPciVendorDecoder,
+  pci_device: createPciDeviceDecoder,
+  pci_class: createPciClassDecoder,
+  pci_subclass: createPciSubclassDecoder,
 };
 
 /** Every decoder name a config may use. */
@@ -62,6 +73,11 @@ const OPTION_OWNERS: Readonly<Record<'map' | 'allow_unknown' | 'pattern' | 'patt
   patterns: 'regexp',
   rewrite: 'regexp',
 };
+
+/** The decoders that take `style: ebpf_exporter` (each says what it changes). */
+export const STYLE_DECODERS: readonly string[] = Object.freeze([
+  'inet_ip', 'ksym', 'kstack', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'dname', 'pci_vendor', 'pci_device', 'pci_class', 'pci_subclass',
+]);
 
 /**
  * The decoder of a label that names none: enum fields (BTF gave enumerator names) -> enum,
@@ -95,6 +111,10 @@ export function createDecoder(spec: DecoderSpec, field: LayoutField, env?: Decod
     if (spec[option as keyof typeof OPTION_OWNERS] !== undefined && owner !== name) {
       throw new DecoderConfigError(`option ${option} is for decoder ${owner}, not ${name}`, name, field.name);
     }
+  }
+  if (spec.style !== undefined) {
+    if (spec.style !== 'ebpf_exporter') throw new DecoderConfigError(`style "${String(spec.style)}" is not known, expected ebpf_exporter`, name, field.name);
+    if (!STYLE_DECODERS.includes(name)) throw new DecoderConfigError(`option style is for decoders ${STYLE_DECODERS.join(', ')}, not ${name}`, name, field.name);
   }
   if (field.type.kind === 'pad') needs(name, field, 'a field that is not padding');
   return FACTORIES[name](field, spec, decoderContext(env));

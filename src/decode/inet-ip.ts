@@ -4,13 +4,24 @@ import { needs, type DecoderFactory } from './field.js';
  * inet_ip: an IPv4 or IPv6 address stored as the kernel stores it, in network byte order, so the
  * bytes are read in memory order whatever the field type says (a u32 saddr and a be32 saddr hold
  * the same bytes). Accepted: 4-byte integers and u8[4] (IPv4), u8[16] (IPv6).
+ *
+ * With `style: ebpf_exporter` an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is written as theirs
+ * writes it, as the IPv4 address alone: `1.2.3.4`.
  */
-export const createInetIpDecoder: DecoderFactory = (field) => {
+export const createInetIpDecoder: DecoderFactory = (field, spec) => {
   const t = field.type;
   const v4 = (t.kind === 'int' && t.size === 4) || (t.kind === 'bytes' && t.size === 4);
   const v6 = t.kind === 'bytes' && t.size === 16;
   if (!v4 && !v6) needs('inet_ip', field, 'a 4-byte integer, u8[4] or u8[16] field');
-  return { name: 'inet_ip', decode: v4 ? formatIPv4 : formatIPv6 };
+  if (v4) return { name: 'inet_ip', decode: formatIPv4 };
+  if (spec.style !== 'ebpf_exporter') return { name: 'inet_ip', decode: formatIPv6 };
+  return {
+    name: 'inet_ip',
+    decode: (buf, offset) => {
+      const text = formatIPv6(buf, offset);
+      return text.startsWith('::ffff:') && text.includes('.') ? text.slice(7) : text;
+    },
+  };
 };
 
 export function formatIPv4(buf: Uint8Array, offset: number): string {

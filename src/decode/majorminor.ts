@@ -9,11 +9,13 @@ export const PARTITIONS_REREAD_MS = 1000;
  * majorminor: a device number as BPF programs get it from the kernel's new_encode_dev() (the
  * 32-bit form stat(2) reports: 12 bits of major, 20 of minor, interleaved) -> the device's name in
  * /proc/partitions (sda1). Only the low 32 bits count, so a u64 field holding one works too.
- * Unknown devices print as `major:minor`.
+ * Unknown devices print as `major:minor`, or with `style: ebpf_exporter` as theirs,
+ * `unknown:major:minor`.
  */
-export const createMajorMinorDecoder: DecoderFactory = (field, _spec, ctx) => {
+export const createMajorMinorDecoder: DecoderFactory = (field, spec, ctx) => {
   const read = intReader(requireInt('majorminor', field, 'a 32- or 64-bit integer field (u32 or u64)', [4, 8]), false);
   const partitions = partitionTable(ctx);
+  const prefix = spec.style === 'ebpf_exporter' ? 'unknown:' : '';
   return {
     name: 'majorminor',
     decode(buf, offset) {
@@ -23,9 +25,9 @@ export const createMajorMinorDecoder: DecoderFactory = (field, _spec, ctx) => {
       const major = (dev & 0xfff00) >>> 8;
       const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
       const key = `${major}:${minor}`;
-      return partitions.lookup(key) ?? key;
+      return partitions.lookup(key) ?? `${prefix}${key}`;
     },
-    provisional: (label) => /^\d+:\d+$/.test(label),
+    provisional: (label) => label.startsWith(prefix) && /^\d+:\d+$/.test(label.slice(prefix.length)),
   };
 };
 

@@ -31,4 +31,9 @@ export interface DecoderSpec {
   patterns?: readonly string[];
   /** regexp: the label is the part matched, or the first group of the pattern that matched. */
   rewrite?: boolean;
+  /**
+   * The label values cloudflare/ebpf_exporter gives, where they differ from ours (unknown inputs,
+   * syscall names, full cgroup paths...): set by the compat translator, see STYLE_DECODERS.
+   */
+  style?: 'ebpf_exporter';
 }

@@ -17,7 +17,6 @@ kernelDescribe('ebpf_exporter cgroup_id_map (--config.dir, --config.names)', () 
   let dir: string;
   let workload: string;
   const top = join(findCgroup2Root(), `bme-cgid-${process.pid}`);
-  const rel = `/bme-cgid-${process.pid}`;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'bme-cgid-'));
@@ -54,15 +53,15 @@ kernelDescribe('ebpf_exporter cgroup_id_map (--config.dir, --config.names)', () 
       expect(sample(t, 'bpf_map_exporter_map_up{map="cgid/cgid_filter"}')).toBe(1);
       runIn('in', 5);
       runIn('out', 3);
-      t = await waitFor((x) => x.includes(`ebpf_exporter_cgid_unmatched_total{cgroup="${rel}/out"}`) && x.includes('ebpf_exporter_cgid_matched_total{'));
-      expect(t.split('\n').filter((l) => l.startsWith('ebpf_exporter_cgid_')).sort()).toEqual([`ebpf_exporter_cgid_matched_total{cgroup="${rel}/in"} 5`, `ebpf_exporter_cgid_unmatched_total{cgroup="${rel}/out"} 3`]);
+      t = await waitFor((x) => x.includes(`ebpf_exporter_cgid_unmatched_total{cgroup="${top}/out"}`) && x.includes('ebpf_exporter_cgid_matched_total{'));
+      expect(t.split('\n').filter((l) => l.startsWith('ebpf_exporter_cgid_')).sort()).toEqual([`ebpf_exporter_cgid_matched_total{cgroup="${top}/in"} 5`, `ebpf_exporter_cgid_unmatched_total{cgroup="${top}/out"} 3`]);
 
       // A cgroup made after the start: written by the next refresh (every 5 s), then counted as matched.
       mkdirSync(join(top, 'in2'));
       await waitFor((x) => sample(x, entries) === 2, 150);
       runIn('in2', 4);
-      t = await waitFor((x) => x.includes(`ebpf_exporter_cgid_matched_total{cgroup="${rel}/in2"}`));
-      expect(sample(t, `ebpf_exporter_cgid_matched_total{cgroup="${rel}/in2"}`)).toBe(4);
+      t = await waitFor((x) => x.includes(`ebpf_exporter_cgid_matched_total{cgroup="${top}/in2"}`));
+      expect(sample(t, `ebpf_exporter_cgid_matched_total{cgroup="${top}/in2"}`)).toBe(4);
 
       // Removed: its id leaves the filter map.
       rmdirSync(join(top, 'in2'));

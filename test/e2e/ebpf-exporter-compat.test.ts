@@ -165,7 +165,8 @@ kernelDescribe('ebpf_exporter configs run as they are (--config.dir, --config.na
         '      help: Calls',
         '      labels:',
         '        - name: stack',
-        '          size: 24',
+        '          size: 20',
+        '          padding: 4',
         '          decoders:',
         '            - name: kstack',
         '    - name: compat_parity_total',
@@ -180,9 +181,9 @@ kernelDescribe('ebpf_exporter configs run as they are (--config.dir, --config.na
     for (const command of ['run', 'check']) {
       const r = cli(command, '--config.dir', dir, '--config.names', 'broken', ...(command === 'run' ? ['--web.listen-address', '127.0.0.1:0'] : []));
       expect(r.stderr.trimEnd().split('\n')).toEqual([
-        `${yaml}:9:21: metrics.counters[0].labels[0].decoders[0].name: decoder kstack (kernel stacks (frame addresses to symbol names)) has no equivalent here yet`,
-        `${yaml}:12:7: metrics.counters[1].labels: the labels take 4 bytes (parity 4) but map "compat_parity_total" has a 8-byte key, expected them to add up to 8`,
-        `${yaml}:14:1: kaddrs: kaddrs (kernel symbol addresses written into the object's kaddr_* variables before it loads) is not supported yet`,
+        `${yaml}:7:17: metrics.counters[0].labels[0].size: kstack reads 8-byte frame addresses, got size 20, expected a multiple of 8 (8 x the stack depth)`,
+        `${yaml}:13:7: metrics.counters[1].labels: the labels take 4 bytes (parity 4) but map "compat_parity_total" has a 8-byte key, expected them to add up to 8`,
+        `${yaml}:15:1: kaddrs: kaddrs (kernel symbol addresses written into the object's kaddr_* variables before it loads) is not supported yet`,
       ]);
       expect(r.status).toBe(2);
     }

@@ -188,7 +188,7 @@ describe('translation into our Config', () => {
               cpu: 'sum',
               scale: 1,
               labels: [
-                { name: 'device', from: 'device', decoder: 'majorminor' },
+                { name: 'device', from: 'device', decoder: 'majorminor', style: 'ebpf_exporter' },
                 { name: 'operation', from: 'operation', decoder: 'static_map', map: { 0: 'read', 1: 'write' } },
               ],
               buckets: { from: 'bucket', kind: 'exp2', min: 0, max: 27, multiplier: 0.000001 },
@@ -246,7 +246,7 @@ describe('translation into our Config', () => {
         scale: 1,
         labels: [
           { name: 'comm', from: 'comm', decoder: 'regexp', pattern: '^(?:bme.*|systemd-journal)$' },
-          { name: 'syscall', from: 'syscall', decoder: 'syscall' },
+          { name: 'syscall', from: 'syscall', decoder: 'syscall', style: 'ebpf_exporter' },
         ],
         max_series: 10000,
       },
@@ -260,10 +260,10 @@ describe('translation into our Config', () => {
       ],
       metric: expect.objectContaining({
         labels: [
-          { name: 'addr', from: 'addr', decoder: 'inet_ip' },
+          { name: 'addr', from: 'addr', decoder: 'inet_ip', style: 'ebpf_exporter' },
           { name: 'raw', from: 'raw', decoder: 'hex' },
-          { name: 'iface', from: 'iface', decoder: 'ifname' },
-          { name: 'fn', from: 'fn', decoder: 'ksym' },
+          { name: 'iface', from: 'iface', decoder: 'ifname', style: 'ebpf_exporter' },
+          { name: 'fn', from: 'fn', decoder: 'ksym', style: 'ebpf_exporter' },
         ],
       }),
     });
@@ -303,6 +303,97 @@ describe('translation into our Config', () => {
   });
 });
 
+// Their kstack.yaml, pci.yaml and a DNS counter: the decoders that read stacks, PCI ids and DNS names.
+const STACKS = `metrics:
+  counters:
+    - name: mark_page_accessed_total
+      help: Total number of calls to mark_page_accessed by kstack
+      labels:
+        - name: kstack
+          size: 160
+          decoders:
+            - name: kstack
+    - name: pci_user_read_config_ops_total
+      help: The number of operations reading pci configs
+      labels:
+        - name: pci_vendor
+          size: 4
+          decoders:
+            - name: uint
+            - name: pci_vendor
+        - name: pci_device
+          size: 4
+          decoders:
+            - name: uint
+            - name: pci_device
+        - name: pci_class
+          size: 2
+          decoders:
+            - name: uint
+            - name: pci_class
+        - name: pci_subclass
+          size: 2
+          decoders:
+            - name: uint
+            - name: pci_subclass
+    - name: dns_queries_total
+      help: DNS queries by name
+      labels:
+        - name: qname
+          size: 32
+          decoders:
+            - name: string
+            - name: dname
+        - name: raw_qname
+          size: 16
+          decoders:
+            - name: dname
+        - name: error
+          size: 4
+          decoders:
+            - name: uint
+            - name: errno
+        - name: cgroup
+          size: 8
+          decoders:
+            - name: uint
+            - name: cgroup
+`;
+const STACKS_MAPS = [map('mark_page_accessed_total', MapType.lru_hash, 160), map('pci_user_read_config_ops_total', MapType.lru_hash, 12), map('dns_queries_total', MapType.hash, 60)];
+
+describe('kstack, pci_*, dname: their decoders as ours, with their label values', () => {
+  it('translates each chain to our decoder of that name with style: ebpf_exporter', () => {
+    const { config } = translate([input('stacks', STACKS, STACKS_MAPS)]);
+    const byName = Object.fromEntries(config.maps.map((m) => [m.name, withoutPositions({ key: m.key, labels: m.metrics[0].labels })]));
+    expect(byName['stacks/mark_page_accessed_total']).toEqual({
+      key: [{ name: 'kstack', type: 'u8[160]' }],
+      labels: [{ name: 'kstack', from: 'kstack', decoder: 'kstack', style: 'ebpf_exporter' }],
+    });
+    expect(byName['stacks/pci_user_read_config_ops_total']).toEqual({
+      key: [{ name: 'pci_vendor', type: 'u32' }, { name: 'pci_device', type: 'u32' }, { name: 'pci_class', type: 'u16' }, { name: 'pci_subclass', type: 'u16' }],
+      labels: ['pci_vendor', 'pci_device', 'pci_class', 'pci_subclass'].map((n) => ({ name: n, from: n, decoder: n, style: 'ebpf_exporter' })),
+    });
+    expect(byName['stacks/dns_queries_total']).toEqual({
+      key: [{ name: 'qname', type: 'char[32]' }, { name: 'raw_qname', type: 'u8[16]' }, { name: 'error', type: 'u32' }, { name: 'cgroup', type: 'u64' }],
+      labels: [
+        { name: 'qname', from: 'qname', decoder: 'dname', style: 'ebpf_exporter' },
+        { name: 'raw_qname', from: 'raw_qname', decoder: 'dname', style: 'ebpf_exporter' },
+        { name: 'error', from: 'error', decoder: 'errno', style: 'ebpf_exporter' },
+        { name: 'cgroup', from: 'cgroup', decoder: 'cgroup', style: 'ebpf_exporter' },
+      ],
+    });
+  });
+
+  it('converts to native YAML that carries the style and parses into the same config', () => {
+    const result = translate([input('stacks', STACKS, STACKS_MAPS)]);
+    const yaml = renderNative(result);
+    expect(yaml).toContain('          - { name: kstack, from: kstack, decoder: kstack, style: ebpf_exporter }\n');
+    expect(yaml).toContain('          - { name: qname, from: qname, decoder: dname, style: ebpf_exporter }\n');
+    const native = parseConfig(yaml, '/tmp/converted.yaml');
+    expect(withoutPositions({ ...native, file: '' })).toEqual(withoutPositions({ ...result.config, file: '' }));
+  });
+});
+
 describe('convert: the native YAML', () => {
   it('is exactly this for biolatency and percpu-softirq', () => {
     const result = translate([input('biolatency', BIOLATENCY, [map('bio_latency_seconds', MapType.hash, 16)]), input('percpu-softirq', PERCPU, [map('softirqs_total', MapType.percpu_array, 4)])]);
@@ -324,7 +415,7 @@ maps:
         help: Block IO latency histogram
         value: value
         labels:
-          - { name: device, from: device, decoder: majorminor }
+          - { name: device, from: device, decoder: majorminor, style: ebpf_exporter }
           - { name: operation, from: operation, decoder: static_map, map: { "0": read, "1": write } }
         buckets: { from: bucket, kind: exp2, min: 0, max: 27, multiplier: 0.000001 }
   - name: percpu-softirq/softirqs_total
@@ -359,15 +450,18 @@ describe('refusals, one positioned line each', () => {
   const counter = (labels: string, mapName = 'x_total') => `metrics:\n  counters:\n    - name: ${mapName}\n      help: X\n      labels:\n${labels}`;
   const hash = (keySize: number, name = 'x_total') => [map(name, MapType.hash, keySize)];
 
-  it('decoders with no equivalent here name themselves', () => {
-    expect(one(counter('        - name: stack\n          size: 160\n          decoders:\n            - name: kstack\n'), hash(160))).toEqual([
-      'ex/c.yaml:9:21: metrics.counters[0].labels[0].decoders[0].name: decoder kstack (kernel stacks (frame addresses to symbol names)) has no equivalent here yet',
+  it('kstack, dname and pci_* chains that do not fit our decoders are refused at the decoder or the size', () => {
+    expect(one(counter('        - name: stack\n          size: 20\n          decoders:\n            - name: kstack\n'), hash(20))).toEqual([
+      'ex/c.yaml:7:17: metrics.counters[0].labels[0].size: kstack reads 8-byte frame addresses, got size 20, expected a multiple of 8 (8 x the stack depth)',
     ]);
-    expect(one(counter('        - name: vendor\n          size: 4\n          decoders:\n            - name: uint\n            - name: pci_vendor\n'), hash(4))).toEqual([
-      'ex/c.yaml:10:21: metrics.counters[0].labels[0].decoders[1].name: decoder pci_vendor (PCI vendor names from pci.ids) has no equivalent here yet',
+    expect(one(counter('        - name: vendor\n          size: 4\n          decoders:\n            - name: pci_vendor\n'), hash(4))).toEqual([
+      'ex/c.yaml:9:21: metrics.counters[0].labels[0].decoders[0].name: decoder pci_vendor reads the text another decoder gives, expected uint before it',
     ]);
-    expect(one(counter('        - name: q\n          size: 64\n          decoders:\n            - name: string\n            - name: dname\n'), hash(64))).toEqual([
-      'ex/c.yaml:10:21: metrics.counters[0].labels[0].decoders[1].name: decoder dname (DNS names in wire format) has no equivalent here yet',
+    expect(one(counter('        - name: q\n          size: 64\n          decoders:\n            - name: string\n            - name: dname\n            - name: regexp\n              regexps: [ "^a" ]\n'), hash(64))).toEqual([
+      'ex/c.yaml:11:21: metrics.counters[0].labels[0].decoders[2].name: decoder regexp after string, dname is not supported here, expected at most 2 decoders',
+    ]);
+    expect(one(counter('        - name: stack\n          size: 16\n          decoders:\n            - name: kstack\n            - name: regexp\n              regexps: [ "^a" ]\n'), hash(16))).toEqual([
+      'ex/c.yaml:10:21: metrics.counters[0].labels[0].decoders[1].name: decoder regexp after kstack is not supported here, expected kstack alone',
     ]);
   });
 

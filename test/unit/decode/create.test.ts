@@ -16,7 +16,7 @@ const message = (spec: DecoderSpec, type: string, env?: Parameters<typeof create
 
 describe('createDecoder', () => {
   it('knows every decoder name', () => {
-    expect(DECODER_NAMES).toEqual(['uint', 'int', 'hex', 'string', 'inet_ip', 'ksym', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'static_map', 'regexp', 'enum']);
+    expect(DECODER_NAMES).toEqual(['uint', 'int', 'hex', 'string', 'inet_ip', 'ksym', 'kstack', 'syscall', 'errno', 'cgroup', 'ifname', 'majorminor', 'static_map', 'regexp', 'enum', 'dname', 'pci_vendor', 'pci_device', 'pci_class', 'pci_subclass']);
   });
 
   it('defaults by field type', () => {
@@ -38,7 +38,7 @@ describe('createDecoder', () => {
   });
 
   it('refuses unknown decoders and padding', () => {
-    expect(message({ decoder: 'kstack' }, 'u64')).toBe('unknown decoder "kstack", expected one of uint, int, hex, string, inet_ip, ksym, syscall, errno, cgroup, ifname, majorminor, static_map, regexp, enum');
+    expect(message({ decoder: 'kaddr' }, 'u64')).toBe('unknown decoder "kaddr", expected one of uint, int, hex, string, inet_ip, ksym, kstack, syscall, errno, cgroup, ifname, majorminor, static_map, regexp, enum, dname, pci_vendor, pci_device, pci_class, pci_subclass');
     expect(message({ decoder: 'toString' }, 'u64')).toMatch(/^unknown decoder "toString"/);
     expect(message({}, 'pad[4]')).toBe('decoder hex needs a field that is not padding, got pad[4] (4 bytes)');
   });
@@ -58,10 +58,27 @@ describe('createDecoder', () => {
     expect(message({ decoder: 'ifname' }, 'char[16]')).toBe('decoder ifname needs an integer field (u8..u64, s8..s64, be16..be64), got char[16] (16 bytes)');
     expect(message({ decoder: 'enum' }, 'u32')).toBe('decoder enum needs an integer field with enum names from BTF, got u32 (4 bytes)');
     expect(message({ decoder: 'uint' }, 'u8[1]')).toBe('decoder uint needs an integer field (u8..u64, s8..s64, be16..be64), got u8[1] (1 byte)');
+    expect(message({ decoder: 'kstack' }, 'u8[12]')).toBe('decoder kstack needs a u8[N] field with N a multiple of 8 (u64 frames, e.g. u8[160] for 20) or a u64, got u8[12] (12 bytes)');
+    expect(message({ decoder: 'kstack' }, 'u32')).toBe('decoder kstack needs a u8[N] field with N a multiple of 8 (u64 frames, e.g. u8[160] for 20) or a u64, got u32 (4 bytes)');
+    expect(message({ decoder: 'kstack' }, 'be64')).toBe('decoder kstack needs a u8[N] field with N a multiple of 8 (u64 frames, e.g. u8[160] for 20) or a u64, got be64 (8 bytes)');
+    expect(message({ decoder: 'dname' }, 'u32')).toBe('decoder dname needs a char[N] or u8[N] field, got u32 (4 bytes)');
+    expect(message({ decoder: 'pci_vendor' }, 'char[4]')).toBe('decoder pci_vendor needs an integer field (u8..u64, s8..s64, be16..be64), got char[4] (4 bytes)');
+  });
+
+  it('takes style: ebpf_exporter on the decoders whose values it changes, and no other style', () => {
+    expect(message({ decoder: 'uint', style: 'ebpf_exporter' }, 'u32')).toBe('option style is for decoders inet_ip, ksym, kstack, syscall, errno, cgroup, ifname, majorminor, dname, pci_vendor, pci_device, pci_class, pci_subclass, not uint');
+    expect(message({ decoder: 'errno', style: 'theirs' as 'ebpf_exporter' }, 'u32')).toBe('style "theirs" is not known, expected ebpf_exporter');
+    expect(createDecoder({ decoder: 'errno', style: 'ebpf_exporter' }, field('u32')).name).toBe('errno');
+  });
+
+  it('refuses a pci decoder when pci.ids is missing, naming the files and the package', () => {
+    expect(message({ decoder: 'pci_class' }, 'u16', { pciIds: ['/nonexistent/pci.ids', '/nonexistent/hwdata/pci.ids'] })).toBe(
+      'decoder pci_class needs the PCI ID database /nonexistent/pci.ids or /nonexistent/hwdata/pci.ids, which is missing: install the package pci.ids (Debian, Ubuntu) or hwdata',
+    );
   });
 
   it('accepts what fits', () => {
-    for (const [decoder, type] of [['inet_ip', 'u32'], ['inet_ip', 'be32'], ['inet_ip', 'u8[4]'], ['inet_ip', 'u8[16]'], ['ksym', 'u64'], ['cgroup', 'u64'], ['majorminor', 'u32'], ['majorminor', 'u64'], ['hex', 'char[2]'], ['string', 'u8[4]']]) {
+    for (const [decoder, type] of [['inet_ip', 'u32'], ['inet_ip', 'be32'], ['inet_ip', 'u8[4]'], ['inet_ip', 'u8[16]'], ['ksym', 'u64'], ['cgroup', 'u64'], ['majorminor', 'u32'], ['majorminor', 'u64'], ['hex', 'char[2]'], ['string', 'u8[4]'], ['kstack', 'u8[160]'], ['kstack', 'u64'], ['dname', 'char[32]'], ['dname', 'u8[32]'], ['pci_vendor', 'u32'], ['pci_subclass', 'u16']]) {
       expect(createDecoder({ decoder }, field(type)).name).toBe(decoder);
     }
   });

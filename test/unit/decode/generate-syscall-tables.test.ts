@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ARM64_DEFINES, evaluate, generate, GENERIC_HEADER, headersVersion, preprocess, syscallTable, VERSION_HEADER, X64_HEADER } from '../../../src/decode/generate-syscall-tables.js';
+import { LATER_THAN_STRACE, newerThan, parseSyscallent } from '../../../src/decode/generate-strace-syscall-tables.js';
+import { EBPF_EXPORTER_SYSCALLS_ARM64, EBPF_EXPORTER_SYSCALLS_X64, SYSCALLS_NEWER_ARM64, SYSCALLS_NEWER_X64 } from '../../../src/decode/strace-syscall-tables.js';
 import { SYSCALLS_ARM64, SYSCALLS_X64 } from '../../../src/decode/syscall-tables.js';
 
 describe('the syscall table generator', () => {
@@ -72,5 +74,33 @@ describe('the syscall table generator', () => {
     expect([...SYSCALLS_ARM64.values()]).not.toContain('arch_specific_syscall');
     expect(SYSCALLS_X64.size).toBeGreaterThan(350);
     expect(SYSCALLS_ARM64.size).toBeGreaterThan(300);
+  });
+});
+
+describe('the strace syscall table generator', () => {
+  it('reads strace\'s syscallent lines: number, handler name (ebpf_exporter\'s), quoted name (the kernel\'s)', () => {
+    const text = [
+      '[  7] = { 3,\tTD,\t\tSEN(poll_time64),\t\t"poll"\t\t\t},',
+      '[BASE_NR + 451] = { 4,\tTD,\t\tSEN(cachestat),\t\t\t"cachestat"\t},',
+      '#include "syscallent-common.h"',
+      '/* [ 9] = { not an entry } */',
+    ].join('\n');
+    expect([...parseSyscallent(text)]).toEqual([[7, { handler: 'poll_time64', name: 'poll' }], [451, { handler: 'cachestat', name: 'cachestat' }]]);
+  });
+
+  it('keeps the numbers newer than the headers, by the kernel\'s names, and adds those strace lacks', () => {
+    const strace = new Map([[7, { handler: 'poll_time64', name: 'poll' }], [451, { handler: 'cachestat', name: 'cachestat' }]]);
+    expect([...newerThan(new Map([[7, 'poll']]), strace, [[336, 'uprobe']])]).toEqual([[336, 'uprobe'], [451, 'cachestat']]);
+    expect(LATER_THAN_STRACE.x64).toEqual([[336, 'uprobe']]);
+  });
+
+  it('the committed tables: ebpf_exporter\'s names at strace v6.8, newer calls up to this kernel\'s', () => {
+    expect(EBPF_EXPORTER_SYSCALLS_X64.size).toBe(373);
+    expect(EBPF_EXPORTER_SYSCALLS_ARM64.size).toBe(317);
+    expect(Math.max(...EBPF_EXPORTER_SYSCALLS_X64.keys())).toBe(461);
+    expect(SYSCALLS_NEWER_X64.get(469)).toBe('file_setattr');
+    // The newer tables only add numbers the headers lack.
+    for (const nr of SYSCALLS_NEWER_X64.keys()) expect(SYSCALLS_X64.has(nr)).toBe(false);
+    for (const nr of SYSCALLS_NEWER_ARM64.keys()) expect(SYSCALLS_ARM64.has(nr)).toBe(false);
   });
 });

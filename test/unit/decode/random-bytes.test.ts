@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDecoder, DECODER_NAMES, type DecoderEnv, type DecoderSpec } from '../../../src/decode/index.js';
+import { createDecoder, DECODER_NAMES, STYLE_DECODERS, type DecoderEnv, type DecoderSpec } from '../../../src/decode/index.js';
 import type { LayoutField } from '../../../src/layout/types.js';
 import { field, prng } from './helpers.js';
 
@@ -25,10 +25,18 @@ const CASES: Record<string, { types: string[]; spec?: DecoderSpec; enum?: boolea
   static_map: { types: [...INTS, ...ARRAYS], spec: { map: { '0': 'zero', '1': 'one' } } },
   regexp: { types: [...INTS, ...ARRAYS], spec: { pattern: '[0-9a]' } },
   enum: { types: INTS, enum: true },
+  kstack: { types: ['u64', 'u8[16]', 'u8[160]'] },
+  dname: { types: ARRAYS },
+  pci_vendor: { types: INTS },
+  pci_device: { types: INTS },
+  pci_class: { types: INTS },
+  pci_subclass: { types: INTS },
 };
 
 const root = mkdtempSync(join(tmpdir(), 'cgroup-fuzz-'));
 mkdirSync(join(root, 'a/b'), { recursive: true });
+const pciIds = join(root, 'pci.ids');
+writeFileSync(pciIds, '8086  Intel Corporation\n\t1000  82542 Gigabit Ethernet Controller (Fiber)\nC 02  Network controller\n\t00  Ethernet controller\n');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const env: DecoderEnv = {
@@ -37,6 +45,7 @@ const env: DecoderEnv = {
   cgroupRoot: root,
   ifname: (i) => (i === 1 ? 'lo' : undefined),
   arch: 'x64',
+  pciIds: [pciIds],
 };
 
 describe('decode() on random bytes', () => {
@@ -49,8 +58,9 @@ describe('decode() on random bytes', () => {
       const random = prng(0x5eed + decoder.length);
       for (const type of c.types) {
         const f: LayoutField = field(type, c.enum === true ? { enumNames: new Map([[0n, 'ZERO'], [-1n, 'MINUS_ONE'], [255n, 'FF']]) } : {});
-        for (const archEnv of decoder === 'syscall' ? [env, { ...env, arch: 'arm64' }] : [env]) {
-          const d = createDecoder({ decoder, ...c.spec }, f, archEnv);
+        const styles: DecoderSpec[] = STYLE_DECODERS.includes(decoder) ? [{}, { style: 'ebpf_exporter' }] : [{}];
+        for (const [archEnv, style] of (decoder === 'syscall' ? [env, { ...env, arch: 'arm64' }] : [env]).flatMap((e) => styles.map((s) => [e, s] as const))) {
+          const d = createDecoder({ decoder, ...c.spec, ...style }, f, archEnv);
           for (let i = 0; i < 300; i++) {
             const buf = new Uint8Array(f.size + Math.floor(random() * 8));
             for (let j = 0; j < buf.length; j++) buf[j] = random() < 0.2 ? 0 : random() < 0.1 ? 0xff : Math.floor(random() * 256);
