@@ -1,0 +1,67 @@
+/**
+ * startExternalGc: a forced full collection once buffers outside the heap have grown past the
+ * threshold since the last one, none below it, none above the heap limit, and none after stop.
+ * Forced collections are told apart by the flag node's GC performance entries carry.
+ */
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { afterEach, expect, it } from 'vitest';
+import { startExternalGc } from '../../../src/util/external-gc.js';
+
+const MB = 1024 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let stop: (() => void) | undefined;
+let observer: PerformanceObserver | undefined;
+afterEach(() => {
+  stop?.();
+  observer?.disconnect();
+});
+
+/** Forced major collections seen while `fn` runs (and shortly after). */
+async function forcedDuring(fn: () => Promise<void>): Promise<number> {
+  let forced = 0;
+  observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const d = e.detail as { kind: number; flags: number };
+      if (d.kind === constants.NODE_PERFORMANCE_GC_MAJOR && (d.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0) forced++;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  await fn();
+  await sleep(50); // entries are delivered asynchronously
+  observer.disconnect();
+  return forced;
+}
+
+let keep: Buffer[] = [];
+
+it('collects once dead buffers outside the heap pass the threshold, and not before', async () => {
+  stop = startExternalGc({ thresholdBytes: 32 * MB, everyMs: 10 });
+  // 8 MB live: under the threshold, nothing to do.
+  expect(await forcedDuring(async () => {
+    keep = [Buffer.alloc(8 * MB)];
+    await sleep(100);
+  })).toBe(0);
+  // 64 MB allocated and dropped: at least one collection.
+  expect(await forcedDuring(async () => {
+    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+    keep = [];
+    await sleep(200);
+  })).toBeGreaterThan(0);
+  stop();
+  stop = undefined;
+  expect(await forcedDuring(async () => {
+    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+    keep = [];
+    await sleep(100);
+  })).toBe(0);
+});
+
+it('leaves a heap above its limit to V8 (a full collection there pauses for long)', async () => {
+  stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, maxHeapBytes: 1 });
+  expect(await forcedDuring(async () => {
+    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+    keep = [];
+    await sleep(100);
+  })).toBe(0);
+});
