@@ -13,6 +13,7 @@ import { logger } from '../src/log.js';
 import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
 import { setMmapThreshold } from '../src/bpf/libbpf.js';
 import { startExternalGc } from '../src/util/external-gc.js';
+import { encodePointsAhead } from '../src/publish/otlp-encode.js';
 
 export interface RunOptions {
   config?: string;
@@ -94,6 +95,9 @@ export async function run(opts: RunOptions): Promise<number> {
   // The registry goes over OTLP too (self-metrics, inventory, process metrics): all that /metrics shows.
   const otel: Otel | undefined =
     producer === undefined ? undefined : startOtel([producer, new RegistryProducer(registry, { version: opts.version })], { ...config.otel, serviceVersion: opts.version });
+  // Our protobuf serializer copies each series' point message, encoded once: new series are encoded
+  // as their snapshot arrives, between turns of the loop, not all in the export's one turn.
+  if (producer !== undefined && otel?.settings.protocol !== 'http/json') producer.onFamily = (cols, bounds) => void encodePointsAhead(cols.table, bounds);
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
   const http = createExporterServer({ exposition, notReady: () => daemon.notReady(), version: opts.version, web: live, maxConnections: opts.maxConnections });

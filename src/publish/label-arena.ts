@@ -48,6 +48,11 @@ export class LabelArena<W extends ByteWriter = ByteWriter> {
     }
   }
 
+  /** How many label sets are encoded (ids 0..size-1). */
+  get size(): number {
+    return this.count;
+  }
+
   /** The mean length of the encodings so far (0 when none). */
   meanLength(): number {
     return this.count === 0 ? 0 : this.starts[this.count] / this.count;
@@ -78,15 +83,16 @@ export class LabelArena<W extends ByteWriter = ByteWriter> {
   }
 }
 
-/** One arena per table and per kind of encoding; dropped with the table. */
+/** One arena per table and per kind of encoding, filled up to id `upTo` (all by default); dropped with the table. */
 export function arenaFor<W extends ByteWriter>(
   cache: WeakMap<LabelTable, LabelArena<W>>,
   table: LabelTable,
   encode: (labels: Readonly<Record<string, string>>, w: W) => void,
   scratch: W,
+  upTo = table.labels.length,
 ): LabelArena<W> {
   let a = cache.get(table);
   if (a === undefined) cache.set(table, (a = new LabelArena(encode, scratch)));
-  a.fill(table);
+  a.fill(table, upTo);
   return a;
 }

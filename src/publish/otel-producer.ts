@@ -111,6 +111,12 @@ export class SnapshotProducer implements MetricProducer {
   private readonly scope: { name: string; version: string };
   private readonly own: SnapshotView;
   private seq = 0;
+  /**
+   * Called with each family of each snapshot as it arrives (histograms: with their bounds): run.ts
+   * sets encodePointsAhead (otlp-encode.ts) for the protobuf protocols, so that new series are
+   * encoded before the export comes.
+   */
+  onFamily: ((cols: SeriesColumns, bounds: readonly number[] | undefined) => void) | undefined;
 
   constructor(opts: SnapshotProducerOptions = {}) {
     this.temporality = opts.temporality ?? 'cumulative';
@@ -128,6 +134,7 @@ export class SnapshotProducer implements MetricProducer {
     const before = new Map(carry?.snaps.map((f) => [familyKey(f.family), f]));
     const snaps = families.map((family): FamilySnap => {
       const cols = columnsOf(family);
+      this.onFamily?.(cols, family.type === 'histogram' ? (cols.bounds ?? []) : undefined);
       const n = cols.ids.length;
       const startOf = new Int32Array(n);
       const old = family.type === 'gauge' ? undefined : before.get(familyKey(family));

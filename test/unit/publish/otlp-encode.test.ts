@@ -13,7 +13,7 @@ import { columnFamily } from '../../../src/aggregate/columns.js';
 import { LabelTable, type Family } from '../../../src/aggregate/types.js';
 import { SnapshotProducer } from '../../../src/publish/otel-producer.js';
 import { columnSerializer, RequestBuffers } from '../../../src/publish/otel-exporter.js';
-import { encodeMetricsRequest, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
+import { encodeMetricsRequest, encodePointsAhead, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
 
 interface ProtoType { decode(b: Uint8Array): unknown; toObject(m: unknown, o: { longs: StringConstructor; defaults: boolean }): unknown }
 const otlpRoot = createRequire(import.meta.url)('otlp-proto-definitions/build/src/generated/root.js') as {
@@ -127,5 +127,33 @@ describe('RequestBuffers', () => {
     buffers.around((done) => done());
     exportOne();
     expect(bodies[4].buffer).toBe(bodies[1].buffer);
+  });
+});
+
+describe('encodePointsAhead', () => {
+  it('encodes a new table\'s points between turns of the loop, and the request is the same as without it', async () => {
+    const table = new LabelTable();
+    const n = 20_000;
+    const ids = Int32Array.from({ length: n }, (_, i) => table.add({ saddr: `10.0.${i >> 8}.${i & 255}`, comm: `c${i % 13}` }));
+    const fam = (t: LabelTable): Family[] => [columnFamily({ name: 'flow_bytes_total', type: 'counter', help: 'Bytes' }, { table: t, ids, values: Float64Array.from(ids, (i) => i * 3) })];
+    const request = async (t: LabelTable, ahead: boolean): Promise<Uint8Array> => {
+      const p = new SnapshotProducer({ version: '1' });
+      let turns = 0;
+      if (ahead) {
+        let done = false;
+        p.onFamily = (cols, bounds) => void encodePointsAhead(cols.table, bounds).then(() => (done = true));
+        p.set('flows', fam(t), { startTime: T0, time: T0 + 5000 });
+        // Other work runs while it encodes: it takes several turns.
+        while (!done) {
+          await new Promise((r) => setImmediate(r));
+          turns++;
+        }
+        expect(turns).toBeGreaterThan(2);
+      } else p.set('flows', fam(t), { startTime: T0, time: T0 + 5000 });
+      return encodeMetricsRequest((await p.collect()).resourceMetrics);
+    };
+    const copy = new LabelTable();
+    for (const l of table.labels) copy.add(l);
+    expect(Buffer.from(await request(table, true)).equals(Buffer.from(await request(copy, false)))).toBe(true);
   });
 });
