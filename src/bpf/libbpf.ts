@@ -68,6 +68,12 @@ export const native = {
   linkDestroy: lib.func('int bpf_link__destroy(void *link)') as (link: unknown) => number,
   progTestRunOpts: lib.func('int bpf_prog_test_run_opts(int fd, void *opts)') as (fd: number, opts: Buffer) => number,
   programType: lib.func('int bpf_program__type(void *prog)') as (prog: unknown) => number,
+  // Before bpf_object__load only: for sections libbpf does not know (ebpf_exporter's perf_event/..., xdp/IFNAME).
+  programSetType: lib.func('int bpf_program__set_type(void *prog, int type)') as (prog: unknown, type: number) => number,
+  programSetExpectedAttachType: lib.func('int bpf_program__set_expected_attach_type(void *prog, int type)') as (prog: unknown, type: number) => number,
+  // A global data map's (.rodata, .data, .bss) bytes before load; psize is a size_t out.
+  mapInitialValue: lib.func('void *bpf_map__initial_value(void *map, void *psize)') as (map: unknown, psize: Buffer) => unknown,
+  mapSetInitialValue: lib.func('int bpf_map__set_initial_value(void *map, const void *data, size_t size)') as (map: unknown, data: Buffer, size: number) => number,
   // The link owns pfd from then on: bpf_link__destroy disables the event and closes it.
   programAttachPerfEvent: lib.func('void *bpf_program__attach_perf_event(void *prog, int pfd)') as (prog: unknown, pfd: number) => unknown,
   // struct bpf_tc_hook and struct bpf_tc_opts are built byte by byte in tc.ts.

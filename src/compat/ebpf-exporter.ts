@@ -28,6 +28,7 @@ import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, Sou
 import { Validator } from '../config/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
 import type { ObjectContents } from '../bpf/object.js';
+import { parsePerfEventSection } from '../bpf/perf-event-attr.js';
 
 /** ebpf_exporter's namespace: every metric it exports is named `ebpf_exporter_<map>`. */
 export const METRIC_PREFIX = 'ebpf_exporter_';
@@ -147,6 +148,7 @@ const rootShape: ObjectShape = {
   type: 'object',
   props: {
     cgroup_id_map: { shape: cgroupIdMapShape, description: 'A map of the cgroups whose paths match, kept up to date.' },
+    kaddrs: { shape: { type: 'list', items: { type: 'string', nonEmpty: true } }, description: 'Kernel symbols whose addresses are written into the object\'s kaddr_<symbol> variables before it loads.' },
     metrics: {
       shape: {
         type: 'object',
@@ -163,7 +165,6 @@ const rootShape: ObjectShape = {
 /** Top-level keys of theirs that we do not run yet: refused at the key, not "unknown". */
 const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
   tracing: 'tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
-  kaddrs: 'kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
 };
 
 interface RawDecoder {
@@ -197,6 +198,7 @@ interface RawHistogram {
 interface RawRoot {
   metrics?: { counters?: RawCounter[]; histograms?: RawHistogram[] };
   cgroup_id_map?: { name: string; type?: 'hash' | 'cgrp_storage'; regexps: string[] };
+  kaddrs?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +323,7 @@ class OneConfig {
       return [];
     }
     this.checkSections();
+    this.kaddrs = this.checkKaddrs(raw.kaddrs ?? []);
     const out: MapSpec[] = [];
     counters.forEach((c, j) => {
       const m = this.metric(c, ['metrics', 'counters', j], first + out.length, 'counter');
@@ -382,13 +385,42 @@ class OneConfig {
     return spec;
   }
 
-  /** Their section conventions for perf events and XDP, which our loader does not read yet. */
+  /** Kernel symbols for the object's kaddr_* variables (empty: none). */
+  private kaddrs: string[] = [];
+
+  /**
+   * Their section convention for perf events, read by our loader too: a section that does not
+   * parse is refused here, naming the object, program and section.
+   */
   private checkSections(): void {
     for (const p of this.input.contents.programs) {
-      const conv = p.section.startsWith('perf_event/') ? 'perf_event/type=...,config=...,frequency=...' : /^xdp\/(?!cpumap|devmap)/.test(p.section) ? 'xdp/IFNAME' : undefined;
-      if (conv === undefined) continue;
-      this.errors.push(new ConfigError({ file: this.input.object, line: 0, column: 0 }, '', `program ${p.name} is in section ${p.section}: ebpf_exporter's section convention ${conv} is not supported here yet`));
+      const event = parsePerfEventSection(p.section);
+      if (typeof event !== 'string') continue;
+      this.errors.push(new ConfigError({ file: this.input.object, line: 0, column: 0 }, '', `program ${p.name} is in section ${p.section}, which does not read as ebpf_exporter's perf_event/type=N,config=N,frequency=N: ${event}`));
     }
+  }
+
+  /**
+   * Their kaddrs: each symbol's address goes into the object's variable kaddr_<symbol> before it
+   * loads. A symbol named twice, or one the object has no variable for, is refused at its item;
+   * whether the kernel has the symbol is known at load.
+   */
+  private checkKaddrs(symbols: string[]): string[] {
+    const variables = this.input.contents.variables;
+    let ok = true;
+    symbols.forEach((symbol, i) => {
+      if (symbols.indexOf(symbol) !== i) {
+        ok = false;
+        this.fail(['kaddrs', i], `symbol ${symbol} is listed twice, expected each once`);
+      } else if (!/^[A-Za-z_.$][\w.$]*$/.test(symbol)) {
+        ok = false;
+        this.fail(['kaddrs', i], `"${symbol}" is not a kernel symbol name (letters, digits, _, . and $), expected a name as /proc/kallsyms lists it`);
+      } else if (variables !== undefined && !variables.includes(`kaddr_${symbol}`)) {
+        ok = false;
+        this.fail(['kaddrs', i], `${basename(this.input.object)} has no global variable kaddr_${symbol} for the address of ${symbol}, expected one declared as const volatile u64 kaddr_${symbol}`);
+      }
+    });
+    return ok ? symbols : [];
   }
 
   private metric(raw: RawCounter | RawHistogram, at: ConfigPath, index: number, kind: 'counter' | 'histogram'): MapSpec | undefined {
@@ -525,7 +557,8 @@ class OneConfig {
 
   /** A read job of the object's map `map`, as each of their metrics and filter maps becomes (bytes as written: btf: false). */
   private job(map: string, parts: Pick<MapSpec, 'key' | 'value' | 'metrics' | 'at'> & Partial<MapSpec>): MapSpec {
-    return { name: `${this.input.name}/${map}`, source: { object: this.input.object, map }, mode: 'read', interval: COMPAT_INTERVAL_MS, batch_size: 4096, batch: true, btf: false, ...parts };
+    const source = { object: this.input.object, map, ...(this.kaddrs.length === 0 ? {} : { kaddrs: [...this.kaddrs] }) };
+    return { name: `${this.input.name}/${map}`, source, mode: 'read', interval: COMPAT_INTERVAL_MS, batch_size: 4096, batch: true, btf: false, ...parts };
   }
 
   /** Where the parts of a translated job were written in their file. */

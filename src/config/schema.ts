@@ -210,7 +210,15 @@ const source: ObjectShape = {
       when: { key: 'object' },
       description:
         'With object: the perf event every perf_event program of the object samples, on every online CPU and every task, e.g. { event: cpu-clock, frequency: 99 }. ' +
-        'Every job naming the object must give the same perf_event. The events are closed when the exporter exits.',
+        'Every job naming the object must give the same perf_event. The events are closed when the exporter exits. ' +
+        'Without it, a program in ebpf_exporter\'s section convention perf_event/type=N,config=N,frequency=N samples the event its section names.',
+    },
+    kaddrs: {
+      shape: { type: 'list', items: { type: 'string', pattern: /^[A-Za-z_.$][\w.$]*$/, expected: 'a kernel symbol name as /proc/kallsyms lists it (letters, digits, _, . and $)' } },
+      when: { key: 'object' },
+      description:
+        'With object: kernel symbols whose addresses (/proc/kallsyms) are written into the object\'s global variables kaddr_<symbol> (const volatile u64, in .rodata) before it loads, as ebpf_exporter\'s kaddrs. ' +
+        'Every job naming the object must give the same kaddrs.',
     },
   },
 };

@@ -74,3 +74,23 @@ describe('source.perf_event', () => {
     ]);
   });
 });
+
+describe('source.kaddrs', () => {
+  it('lists kernel symbols, kept beside the resolved object path; an empty list is no list', () => {
+    const c = parseConfig(jobs('{ object: k.bpf.o, map: m, kaddrs: [ schedule, vfs_read ] }', '{ object: j.bpf.o, map: m, kaddrs: [] }'), '/c.yaml');
+    expect(c.maps.map((m) => m.source)).toEqual([
+      { object: '/k.bpf.o', map: 'm', kaddrs: ['schedule', 'vfs_read'] },
+      { object: '/j.bpf.o', map: 'm' },
+    ]);
+  });
+
+  it('is allowed only with object, names symbols, and must agree across the jobs naming one object', () => {
+    expect(problems(jobs('{ pinned: /sys/fs/bpf/m, kaddrs: [ schedule ] }'))).toEqual(['config.yaml:3:38: maps[0].source.kaddrs: allowed only with object']);
+    expect(problems(jobs('{ object: x.bpf.o, map: m, kaddrs: [ "a b" ] }'))).toEqual([
+      'config.yaml:3:50: maps[0].source.kaddrs[0]: invalid value "a b", expected a kernel symbol name as /proc/kallsyms lists it (letters, digits, _, . and $)',
+    ]);
+    expect(problems(jobs('{ object: x.bpf.o, map: a, kaddrs: [ schedule ] }', '{ object: x.bpf.o, map: b, kaddrs: [ vfs_read ] }'))).toEqual([
+      'config.yaml:6:48: maps[1].source.kaddrs: job "j1" loads x.bpf.o with kaddrs vfs_read, but job "j0" (maps[0], line 2) loads it with kaddrs schedule, expected the same kaddrs in every job naming that object (it is loaded and attached once)',
+    ]);
+  });
+});
