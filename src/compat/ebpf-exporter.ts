@@ -23,7 +23,7 @@ import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } fr
 import { Locator } from '../config/locate.js';
 import { parseYaml, readConfigText } from '../config/parse.js';
 import { checkRules, type RawConfig } from '../config/rules.js';
-import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, type ObjectShape, type Prop } from '../config/schema.js';
+import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, parseDuration, type ObjectShape, type Prop } from '../config/schema.js';
 import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
@@ -38,6 +38,12 @@ export const METRIC_PREFIX = 'ebpf_exporter_';
  * serve the last read, so a short interval keeps what a scrape sees close to theirs.
  */
 export const COMPAT_INTERVAL_MS = 5000;
+
+/** How often the events of a perf_event_array counter are counted (theirs counts each as it comes). */
+export const PERF_EVENT_INTERVAL_MS = 1000;
+
+/** Their default flush_interval: a perf_event_array counter's counts are cleared every hour. */
+export const PERF_EVENT_FLUSH_MS = 3_600_000;
 
 /** Series per metric before new ones are dropped (and counted): our default; theirs has no cap. */
 export const COMPAT_MAX_SERIES = 10_000;
@@ -116,8 +122,8 @@ const counterShape: ObjectShape = {
   type: 'object',
   props: {
     ...common,
-    perf_event_array: { shape: { type: 'boolean' }, description: 'Counted from perf events (not supported here yet).' },
-    flush_interval: { shape: { type: 'text' }, description: 'perf_event_array only.' },
+    perf_event_array: { shape: { type: 'boolean' }, description: 'Counted from the events the program sends through the perf_event_array map of the metric\'s name.' },
+    flush_interval: { shape: { type: 'text' }, description: 'perf_event_array only: how often the counts are cleared (default 1h).' },
     labels: { shape: { type: 'list', items: labelShape }, description: 'Labels cut from the key.' },
   },
 };
@@ -183,6 +189,7 @@ interface RawCounter {
   name: string;
   help: string;
   perf_event_array?: boolean;
+  flush_interval?: string;
   labels?: RawLabel[];
 }
 interface RawHistogram {
@@ -430,13 +437,27 @@ class OneConfig {
       const names = this.input.contents.maps.map((m) => m.name).filter((n) => !n.includes('.'));
       return this.fail([...at, 'name'], `${objectName} has no map named "${raw.name}" (each metric reads the map of its name), expected one of: ${names.join(', ') || 'none'}`);
     }
-    if (kind === 'counter' && (raw as RawCounter).perf_event_array === true) {
-      return this.fail([...at, 'perf_event_array'], 'counters from a perf_event_array (events sent by the program and counted here) are not supported yet');
+    const events = kind === 'counter' && (raw as RawCounter).perf_event_array === true;
+    let flush = PERF_EVENT_FLUSH_MS;
+    if (events) {
+      if (info.type !== MapType.perf_event_array) return this.fail([...at, 'perf_event_array'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, expected a perf_event_array for perf_event_array: true (the events the program sends through it are counted)`);
+      const text = (raw as RawCounter).flush_interval;
+      if (text !== undefined) {
+        const ms = parseDuration(text);
+        if (typeof ms === 'string') return this.fail([...at, 'flush_interval'], `${ms} (a Go duration such as 30s, 5m or 1h)`);
+        flush = ms;
+      }
+    } else if ((raw as RawCounter).flush_interval !== undefined && kind === 'counter') {
+      this.note([...at, 'flush_interval'], 'flush_interval is read only with perf_event_array: true, as ebpf_exporter does; it is ignored here');
     }
-    if (info.type === MapType.perf_event_array || info.type === MapType.ringbuf || info.type === MapType.percpu_cgroup_storage) {
+    if (events) {
+      // Counted from events: the labels are cut from each event's bytes, whatever its size.
+    } else if (info.type === MapType.perf_event_array) {
+      return this.fail([...at, 'name'], `map "${raw.name}" is a perf_event_array map: its events are counted only by a counter with perf_event_array: true${kind === 'histogram' ? ', which histograms do not take' : ''}`);
+    } else if (info.type === MapType.ringbuf || info.type === MapType.percpu_cgroup_storage) {
       return this.fail([...at, 'name'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, which is not read as counters here`);
     }
-    if (info.valueSize !== 8) {
+    if (!events && info.valueSize !== 8) {
       return this.fail([...at, 'name'], `map "${raw.name}" has ${info.valueSize}-byte values, expected 8: ebpf_exporter reads every value as a u64`);
     }
     const perCpu = PER_CPU.has(info.type);
@@ -473,7 +494,10 @@ class OneConfig {
       keyOrigin.push(undefined);
     };
 
-    if (keyLabels.length === 0) {
+    if (events) {
+      // Each event's first bytes, as the labels cut them (none: every event in one series).
+      if (keyLabels.length === 0) pad(4, this.where([...at, 'name']));
+    } else if (keyLabels.length === 0) {
       // ebpf_exporter reads a metric without labels (or with only cpu) from the 4-byte key 0.
       if (info.keySize !== 4) return this.fail([...at, cpu === 'label' ? 'labels' : 'name'], `map "${raw.name}" has a ${info.keySize}-byte key but no labels describe it, expected labels that add up to ${info.keySize} bytes (ebpf_exporter reads a metric without labels from a 4-byte key 0)`);
       pad(4, this.where([...at, 'name']));
@@ -550,6 +574,7 @@ class OneConfig {
       value: [{ name: valueName, type: 'u64', at: this.where([...at, 'name']) }],
       metrics: [metric],
       at: this.where(at),
+      ...(events ? { events: { flush }, interval: PERF_EVENT_INTERVAL_MS } : {}),
     });
     this.record(index, at, spec, { cpu: cpu === 'label' ? labels.length - 1 : undefined, key: keyOrigin, labels: labelOrigin, bucket: bucket?.k });
     return spec;
@@ -844,6 +869,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
       btf: false,
       key: (m.key ?? []).map((f) => ({ name: f.name, type: f.type })),
       value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })),
+      ...(m.interval === config.interval ? {} : { interval: durationText(m.interval) }),
+      ...(m.events === undefined ? {} : { events: { flush: durationText(m.events.flush) } }),
       ...(m.seed?.cgroups === undefined ? {} : { seed: { cgroups: { match: m.seed.cgroups.match, paths: m.seed.cgroups.paths, value: m.seed.cgroups.value } } }),
       ...(m.metrics.length === 0 ? {} : { metrics: m.metrics.map((x) => ({
         name: x.name,

@@ -270,6 +270,15 @@ const rules: Rule[] = [
     }
   },
 
+  // Events carry no BTF: their bytes are what the key says; and they are counted, never drained.
+  function eventsNeedKeyAndRead(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m?.events === undefined) return;
+      if (!ctx.written(['maps', i, 'key'])) ctx.report(['maps', i, 'events'], 'events needs the key written: the fields each event\'s first bytes are read as');
+      if (m.mode === 'drain') ctx.report(['maps', i, 'mode'], 'events are counted as they come, not drained, expected mode: read');
+    });
+  },
+
   // Without BTF the layout can only come from the config.
   function noBtfNeedsALayout(config, ctx) {
     (config.maps ?? []).forEach((m, i) => {

@@ -387,6 +387,18 @@ const map: ObjectShape = {
       shape: seed,
       description: 'Entries the exporter writes into the map (bpf_map_update_batch) when it opens it: at start, at every reload and after the map was re-created. Needs write access to the map. A job may seed a map without metrics.',
     },
+    events: {
+      shape: {
+        type: 'object',
+        props: {
+          flush: { shape: { type: 'duration' }, default: 3_600_000, description: 'How often the counts are cleared (every series goes). Default: 1h, as ebpf_exporter.' },
+        },
+      },
+      description:
+        'The map is a perf_event_array the programs send events through (bpf_perf_event_output): each event\'s first bytes are read as a key of the written key layout, with a u64 value of 1, ' +
+        'and counted into totals kept across reads; the events are taken every interval (they wait in a 256 KiB ring per CPU; those the kernel drops when it is full count in bpf_map_exporter_perf_events_lost_total). ' +
+        'Needs key written, a value of one u64 field, and mode read. e.g. events: { flush: 1h }',
+    },
     btf: {
       shape: { type: 'boolean' },
       description:

@@ -94,3 +94,19 @@ describe('source.kaddrs', () => {
     ]);
   });
 });
+
+describe('events (a perf_event_array counted by its events)', () => {
+  const job = (extra: string) => `maps:\n  - name: e\n    source: { object: e.bpf.o, map: m }\n${extra}    metrics: [ { name: e_total, type: counter, help: E, value: v, labels: [ { name: comm, from: comm } ] } ]\n`;
+  it('takes a flush duration (default 1h) with the key written', () => {
+    const c = parseConfig(job('    events: { flush: 10m }\n    key: [ { name: comm, type: "char[16]" } ]\n    value: [ { name: v, type: u64 } ]\n'), '/c.yaml');
+    expect(c.maps[0].events).toEqual({ flush: 600_000 });
+    expect(parseConfig(job('    events: {}\n    key: [ { name: comm, type: "char[16]" } ]\n    value: [ { name: v, type: u64 } ]\n'), '/c.yaml').maps[0].events).toEqual({ flush: 3_600_000 });
+  });
+
+  it('needs the key written and mode read', () => {
+    expect(problems(job('    events: { flush: 1h }\n    mode: drain\n    value: [ { name: v, type: u64 } ]\n'))).toEqual([
+      'config.yaml:4:13: maps[0].events: events needs the key written: the fields each event\'s first bytes are read as',
+      'config.yaml:5:11: maps[0].mode: events are counted as they come, not drained, expected mode: read',
+    ]);
+  });
+});
