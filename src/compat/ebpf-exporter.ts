@@ -13,8 +13,10 @@
  * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
  * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
  * decoders where the result is the same; what has no equivalent yet (kstack, pci_*, dname,
- * kaddrs, perf_event_array, tracing) is refused with a positioned line
- * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
+ * tracing) is refused with a positioned line naming it, never run with other values;
+ * - counters with perf_event_array: true: a job counting the events sent through the map (events);
+ * - kaddrs: the symbols' addresses written into the object before it loads (source.kaddrs);
+ * - their program sections perf_event/type=N,... and xdp/IFNAME are read by our loader itself. Problems are ConfigErrors, one line each, pointing into
  * their YAML.
  */
 import { basename, join, resolve } from 'node:path';

@@ -17,10 +17,11 @@
  * running alongside do not add to the counts; on exit every program and event is gone.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ObjectRegistry } from '../../src/bpf/object.js';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
 import { compileBpf } from '../kernel/support.js';
 import { loadedPrograms, programsHeldBy, root, sleep, startExporter, stillLoaded } from './support.js';
@@ -30,7 +31,7 @@ const FREQUENCY = 1000;
 const PROGRAMS = ['on_cpu_clock', 'on_exec', 'on_packet', 'on_task_clock'];
 
 /** The perf event fds a process holds (each shows as anon_inode:[perf_event]). */
-function perfEventFds(pid: number): number {
+function perfEventFds(pid: number | 'self'): number {
   return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
     try {
       return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[perf_event]';
@@ -38,6 +39,15 @@ function perfEventFds(pid: number): number {
       return false; // closed while we looked
     }
   }).length;
+}
+
+/**
+ * Whether this machine has a PMU that counts hardware events: the core PMU's folder in sysfs (cpu on
+ * x86, cpu_core/cpu_atom on hybrid x86, armv8_* on arm64). Most VMs expose none.
+ */
+function hardwarePmu(): boolean {
+  const devices = '/sys/bus/event_source/devices';
+  return existsSync(`${devices}/cpu`) || readdirSync(devices).some((d) => /^(cpu_core|cpu_atom|armv8_.*)$/.test(d));
 }
 
 /** The address /proc/kallsyms gives a kernel symbol (the last line of three fields naming it). */
@@ -167,6 +177,40 @@ networkDescribe('ebpf_exporter program sections (perf_event/..., xdp/IFNAME) and
     expect(await stillLoaded(ids)).toEqual([]);
     expect((JSON.parse(ip('-j', 'link', 'show', 'dev', host)) as { xdp?: unknown }[])[0]?.xdp).toBeUndefined();
   }, 120_000);
+
+  it('closes every event of the section programs when the object is closed; a hardware event of a section fails in one line where no PMU counts it', () => {
+    const object = join(dir, 'hw.bpf.o');
+    compileBpf(join(root, 'test/fixtures/ebpf-exporter/progs.bpf.c'), object, [`-DIFNAME="${host}"`, '-DHW_EVENT']);
+    const objects = new ObjectRegistry();
+    const before = perfEventFds('self');
+    const held = () => new Set(programsHeldBy('self'));
+    let ids: number[] = [];
+    try {
+      if (hardwarePmu()) {
+        objects.get(object, { kaddrs: ['schedule', 'vfs_read'] });
+        // Three perf_event programs on every CPU, and the tracepoint's event.
+        expect(perfEventFds('self') - before).toBe(3 * onlineCpus().length + 1);
+      } else {
+        expect(() => objects.get(object, { kaddrs: ['schedule', 'vfs_read'] })).toThrow(
+          `map ${object}: attach perf_event program on_cache_miss to type=0,config=3 (cache-misses) at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
+            '(no PMU of this machine counts type=0,config=3 (cache-misses): hardware events are often missing in a VM; a software event such as cpu-clock samples everywhere)',
+        );
+        // Nothing stays attached after a failed attach: the other programs' events are closed too.
+        expect(perfEventFds('self')).toBe(before);
+        // The config's perf_event: wins over the sections: every perf_event program samples cpu-clock.
+        objects.get(object, { kaddrs: ['schedule', 'vfs_read'], perf_event: { event: 'cpu-clock', frequency: 99 } });
+        expect(perfEventFds('self') - before).toBe(3 * onlineCpus().length + 1);
+      }
+      const h = held();
+      ids = loadedPrograms().filter((p) => h.has(p.id) && ['on_cache_miss', ...PROGRAMS].includes(p.name ?? '')).map((p) => p.id);
+      expect(ids).toHaveLength(5);
+    } finally {
+      objects.closeAll();
+    }
+    expect(perfEventFds('self')).toBe(before);
+    const h = held();
+    expect(ids.filter((id) => h.has(id))).toEqual([]);
+  }, 60_000);
 
   it('check refuses, in a line naming the object, a kaddr whose symbol the kernel lacks and an xdp/IFNAME interface that does not exist', () => {
     const missing = `bme_no_such_symbol_${process.pid}`;
