@@ -4,10 +4,11 @@
  * event per getppid call through a BPF_MAP_TYPE_PERF_EVENT_ARRAY; `run --config.dir DIR
  * --config.names events` counts the events by the labels cut from their bytes. A workload of a comm
  * unique to this run makes a known number of calls, in rounds: its series counts exactly those,
- * and no event is lost.
+ * and no event is lost. A burst too large for the rings: what is counted and what is lost add up
+ * to the calls made. flush_interval clears the counts.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copyFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,5 +79,69 @@ kernelDescribe('ebpf_exporter perf_event_array counters', () => {
       expect(await exporter.stop(), exporter.log()).toBe(0);
     }
     expect(await stillLoaded(ids)).toEqual([]);
+  }, 120_000);
+
+  /** A config NAME of the object built with -DONLY_COMM (the workload's events alone), flushed as `flush` says. */
+  function onlyOurs(name: string, flush: string): string {
+    const comm = workload.slice(workload.lastIndexOf('/') + 1);
+    compileBpf(join(root, 'test/fixtures/ebpf-exporter/events.bpf.c'), join(dir, `${name}.bpf.o`), [`-DONLY_COMM="${comm}"`]);
+    const yaml = readFileSync(join(root, 'test/fixtures/ebpf-exporter/events.yaml'), 'utf8');
+    expect(yaml).toContain('flush_interval: 1h');
+    writeFileSync(join(dir, `${name}.yaml`), yaml.replace('flush_interval: 1h', `flush_interval: ${flush}`));
+    return `ebpf_exporter_events_calls_total{comm="${comm}",syscall="getppid"}`;
+  }
+
+  it('counts every event of a burst larger than the rings as counted or lost, exactly', async () => {
+    const series = onlyOurs('burst', '1h');
+    const exporter = await startExporter('', {}, [], ['--config.dir', dir, '--config.names', 'burst']);
+    const lostSeries = 'bpf_map_exporter_perf_events_lost_total{map="burst/events_calls_total"}';
+    try {
+      // On one CPU, far more events than its 256 KiB ring holds between two reads (about 40 bytes each).
+      const N = 200_000;
+      const cpu = String(onlineCpus()[0]);
+      execFileSync('taskset', ['-c', cpu, workload, String(N)]);
+      let text = '';
+      for (let i = 0; i < 100 && sample(text, series) === undefined; i++) {
+        await sleep(100);
+        text = await (await fetch(`${exporter.base}/metrics`)).text();
+      }
+      // The kernel writes its record of lost events into a CPU's ring with that CPU's next event
+      // once there is room again: one more call, after a read emptied the ring, brings it.
+      await sleep(1500);
+      execFileSync('taskset', ['-c', cpu, workload, '1']);
+      const total = (t: string) => (sample(t, series) ?? 0) + (sample(t, lostSeries) ?? 0);
+      for (let i = 0; i < 100 && total(text) !== N + 1; i++) {
+        await sleep(100);
+        text = await (await fetch(`${exporter.base}/metrics`)).text();
+      }
+      expect({ counted: sample(text, series), lost: sample(text, lostSeries), total: total(text) }).toEqual({ counted: expect.any(Number), lost: expect.any(Number), total: N + 1 });
+      expect(sample(text, lostSeries)).toBeGreaterThan(0);
+    } finally {
+      expect(await exporter.stop(), exporter.log()).toBe(0);
+    }
+  }, 120_000);
+
+  it('clears the counts every flush_interval: the series goes', async () => {
+    const series = onlyOurs('flushed', '3s');
+    const exporter = await startExporter('', {}, [], ['--config.dir', dir, '--config.names', 'flushed']);
+    try {
+      const N = 50;
+      execFileSync(workload, [String(N)]);
+      let text = '';
+      // Counted at the next read (every second), then cleared at a read 3 s after the last clear.
+      for (let i = 0; i < 100 && sample(text, series) !== N; i++) {
+        await sleep(100);
+        text = await (await fetch(`${exporter.base}/metrics`)).text();
+      }
+      expect(sample(text, series)).toBe(N);
+      for (let i = 0; i < 100 && sample(text, series) !== undefined; i++) {
+        await sleep(100);
+        text = await (await fetch(`${exporter.base}/metrics`)).text();
+      }
+      expect(sample(text, series)).toBeUndefined();
+      expect(text).toContain('bpf_map_exporter_map_up{map="flushed/events_calls_total"} 1');
+    } finally {
+      expect(await exporter.stop(), exporter.log()).toBe(0);
+    }
   }, 120_000);
 });
