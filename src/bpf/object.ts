@@ -250,8 +250,9 @@ export class BpfObject {
   /**
    * Attach every program by its section (tracepoint, raw_tracepoint, kprobe/kretprobe, fentry/fexit,
    * uprobe with a target in the section...); XDP programs to the interfaces named in `xdp` (program
-   * name -> interface); tc programs (sections tc and classifier) to the clsact hook `tc` names;
-   * perf_event programs to the event `perf_event` describes, on every online CPU. Programs whose
+   * name -> interface), else, for ebpf_exporter's `xdp/IFNAME` sections, to IFNAME; tc programs
+   * (sections tc and classifier) to the clsact hook `tc` names; perf_event programs to the event
+   * `perfEvent` describes, else the one their `perf_event/...` section names, on every online CPU. Programs whose
    * option is not given, sections libbpf cannot attach by themselves, and programs meant only for
    * test runs (`raw_tp` without a tracepoint) are skipped and returned. Everything attached is
    * undone by detach() or close(). A failure undoes what this call attached before it throws.
@@ -540,11 +541,11 @@ function statErrno(path: string): number {
 
 /** How the registry attaches an object's programs; every option unset leaves those programs detached. */
 export interface AttachOptions {
-  /** The interface every XDP program of the object (sections xdp, xdp.frags) is attached to. */
+  /** The interface every XDP program of the object (sections xdp, xdp.frags, xdp/IFNAME) is attached to; unset, xdp/IFNAME ones go to IFNAME. */
   xdp?: string;
   /** The clsact hook every tc program of the object (sections tc, classifier) is attached to. */
   tc?: TcSpec;
-  /** The event every perf_event program of the object samples, on every online CPU. */
+  /** The event every perf_event program of the object samples, on every online CPU; unset, perf_event/... ones sample their section's. */
   perf_event?: PerfEventSpec;
   /** Kernel symbols written into the object's kaddr_* variables before it loads (LoadOptions). */
   kaddrs?: readonly string[];

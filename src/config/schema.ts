@@ -193,7 +193,7 @@ const source: ObjectShape = {
       shape: interfaceName,
       when: { key: 'object' },
       description:
-        'With object: the network interface every XDP program of the object (sections xdp and xdp.frags) is attached to, e.g. eth0. ' +
+        'With object: the network interface every XDP program of the object (sections xdp, xdp.frags and ebpf_exporter\'s xdp/IFNAME) is attached to, e.g. eth0; without it, xdp/IFNAME programs go to IFNAME. ' +
         'libbpf\'s bpf_program__attach_xdp makes a BPF link without mode flags, so the kernel picks native (driver) mode when the interface\'s driver supports XDP, else generic (skb) mode. ' +
         'Every job naming the object must give the same xdp. The programs are detached when the exporter exits.',
     },
