@@ -854,6 +854,8 @@ export function loadEbpfExporterConfigs(dir: string, names: readonly string[], i
 // convert: the translated config as our YAML
 
 function durationText(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
@@ -917,6 +919,7 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
     for (const m of maps.items) {
       if (!isMap(m)) continue;
       flow(m.get('source'));
+      flow(m.get('events'));
       const seed = m.get('seed');
       if (isMap(seed)) flow(seed.get('cgroups'));
       for (const side of ['key', 'value']) {

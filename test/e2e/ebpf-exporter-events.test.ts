@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
@@ -80,6 +80,18 @@ kernelDescribe('ebpf_exporter perf_event_array counters', () => {
     }
     expect(await stillLoaded(ids)).toEqual([]);
   }, 120_000);
+
+  it('convert prints a native config (events: { flush }) that check accepts against the real object', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'exporter/main.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const converted = cli('convert', '--config.dir', dir, '--config.names', 'events');
+    expect(converted.stderr).toBe('');
+    expect(converted.stdout).toContain('    interval: 1s\n    events: { flush: 1h }\n');
+    const native = join(dir, 'native-events.yaml');
+    writeFileSync(native, converted.stdout);
+    const checked = cli('check', '--config', native);
+    expect(checked.stderr).toBe('');
+    expect(checked.stdout).toBe(`${native}: ok (1 map)\n`);
+  }, 60_000);
 
   /** A config NAME of the object built with -DONLY_COMM (the workload's events alone), flushed as `flush` says. */
   function onlyOurs(name: string, flush: string): string {

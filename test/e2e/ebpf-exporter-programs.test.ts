@@ -212,6 +212,17 @@ networkDescribe('ebpf_exporter program sections (perf_event/..., xdp/IFNAME) and
     expect(ids.filter((id) => h.has(id))).toEqual([]);
   }, 60_000);
 
+  it('convert prints a native config (kaddrs on the source) that check accepts against the real object', () => {
+    const converted = cli('convert', '--config.dir', dir, '--config.names', 'progs');
+    expect(converted.stderr).toBe('');
+    expect(converted.stdout).toContain(`source: { object: ${join(dir, 'progs.bpf.o')}, map: progs_kaddrs, kaddrs: [ schedule, vfs_read ] }`);
+    const native = join(dir, 'native-progs.yaml');
+    writeFileSync(native, converted.stdout);
+    const checked = cli('check', '--config', native);
+    expect(checked.stderr).toBe('');
+    expect(checked.stdout).toBe(`${native}: ok (3 maps)\n`);
+  }, 60_000);
+
   it('check refuses, in a line naming the object, a kaddr whose symbol the kernel lacks and an xdp/IFNAME interface that does not exist', () => {
     const missing = `bme_no_such_symbol_${process.pid}`;
     const variants: [string, string[], string, string][] = [
