@@ -44,8 +44,19 @@ function load(ref: ConfigRef): Config | Outcome {
   }
 }
 
+/**
+ * Every job opened; a problem with a source (an object that does not load or attach) said once, at
+ * the first job naming it: each job of an object loads it, and would say the same.
+ */
 function openAll(config: Config, jobs: MapJob[], opts: { checkTargets?: boolean }): string[] {
-  return problemLines(config, jobs.flatMap((j) => j.open(opts)));
+  const said = new Set<string>();
+  const problems = jobs.flatMap((j) => j.open(opts)).filter((p) => {
+    if (p.path.at(-1) !== 'source') return true;
+    if (said.has(p.message)) return false;
+    said.add(p.message);
+    return true;
+  });
+  return problemLines(config, problems);
 }
 
 /**

@@ -5,7 +5,7 @@ import { isArrayLike } from './map-types.js';
 
 export type ReadMode = 'read' | 'drain';
 /** batch: BPF_MAP_*_BATCH. per-key: get_next_key + lookup (or lookup-and-delete), as on kernels before 5.6. */
-export type IterationMethod = 'batch' | 'per-key';
+export type IterationMethod = 'batch' | 'per-key' | 'events';
 
 export interface ReaderOptions {
   /** Entries per batch call (default 4096). ENOSPC grows it, up to max_entries, for the reader's life. */

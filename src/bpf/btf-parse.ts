@@ -399,6 +399,39 @@ export class Btf {
     return t.sizeOrType;
   }
 
+  /**
+   * The global variable `name` in a DATASEC (.rodata, .data, .bss...): the section's name, and the
+   * variable's byte offset in it and size, as libbpf fixed them up at open. Undefined when no
+   * DATASEC holds a variable of that name.
+   */
+  globalVariable(name: string): { section: string; offset: number; size: number } | undefined {
+    for (let id = 1; id <= this.typeCount; id++) {
+      const t = this.types[id];
+      if (t.kind !== BtfKind.DATASEC) continue;
+      for (let i = 0; i < t.vlen; i++) {
+        const at = t.offset + TYPE_RECORD_LEN + 12 * i;
+        const varId = this.view.getUint32(at, true);
+        if (this.raw(varId).kind !== BtfKind.VAR || this.nameOf(varId) !== name) continue;
+        return { section: this.str(t.nameOff, t), offset: this.view.getUint32(at + 4, true), size: this.view.getUint32(at + 8, true) };
+      }
+    }
+    return undefined;
+  }
+
+  /** Names of the global variables: those of every DATASEC but `.maps` (which holds map definitions). */
+  globalVariableNames(): string[] {
+    const names: string[] = [];
+    for (let id = 1; id <= this.typeCount; id++) {
+      const t = this.types[id];
+      if (t.kind !== BtfKind.DATASEC || this.str(t.nameOff, t) === '.maps') continue;
+      for (let i = 0; i < t.vlen; i++) {
+        const varId = this.view.getUint32(t.offset + TYPE_RECORD_LEN + 12 * i, true);
+        if (this.raw(varId).kind === BtfKind.VAR) names.push(this.nameOf(varId));
+      }
+    }
+    return names;
+  }
+
   /** Names of the variables in the `.maps` DATASEC, i.e. the BTF-defined maps. */
   mapNames(): string[] {
     const names: string[] = [];

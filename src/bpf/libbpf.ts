@@ -12,6 +12,10 @@ const libc = koffi.load('libc.so.6');
 
 type Ptr = Buffer | Uint8Array | Uint32Array | null;
 
+// perf_buffer_sample_fn and perf_buffer_lost_fn (libbpf.h), for perf_buffer__new.
+export const PerfBufferSampleFn = koffi.proto('void PerfBufferSampleFn(void *ctx, int cpu, void *data, uint32_t size)');
+export const PerfBufferLostFn = koffi.proto('void PerfBufferLostFn(void *ctx, int cpu, uint64_t cnt)');
+
 export const native = {
   lookupBatch: lib.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)') as
     (fd: number, inBatch: Ptr, outBatch: Ptr, keys: Ptr, values: Ptr, count: Uint32Array, opts: Ptr) => number,
@@ -68,8 +72,19 @@ export const native = {
   linkDestroy: lib.func('int bpf_link__destroy(void *link)') as (link: unknown) => number,
   progTestRunOpts: lib.func('int bpf_prog_test_run_opts(int fd, void *opts)') as (fd: number, opts: Buffer) => number,
   programType: lib.func('int bpf_program__type(void *prog)') as (prog: unknown) => number,
+  // Before bpf_object__load only: for sections libbpf does not know (ebpf_exporter's perf_event/..., xdp/IFNAME).
+  programSetType: lib.func('int bpf_program__set_type(void *prog, int type)') as (prog: unknown, type: number) => number,
+  programSetExpectedAttachType: lib.func('int bpf_program__set_expected_attach_type(void *prog, int type)') as (prog: unknown, type: number) => number,
+  // A global data map's (.rodata, .data, .bss) bytes before load; psize is a size_t out.
+  mapInitialValue: lib.func('void *bpf_map__initial_value(void *map, void *psize)') as (map: unknown, psize: Buffer) => unknown,
+  mapSetInitialValue: lib.func('int bpf_map__set_initial_value(void *map, const void *data, size_t size)') as (map: unknown, data: Buffer, size: number) => number,
   // The link owns pfd from then on: bpf_link__destroy disables the event and closes it.
   programAttachPerfEvent: lib.func('void *bpf_program__attach_perf_event(void *prog, int pfd)') as (prog: unknown, pfd: number) => unknown,
+  // A perf buffer over a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one ring per CPU; the callbacks run inside consume.
+  perfBufferNew: lib.func('void *perf_buffer__new(int map_fd, size_t page_cnt, PerfBufferSampleFn *sample_cb, PerfBufferLostFn *lost_cb, void *ctx, void *opts)') as
+    (fd: number, pages: number, sample: unknown, lost: unknown, ctx: null, opts: null) => unknown,
+  perfBufferConsume: lib.func('int perf_buffer__consume(void *pb)') as (pb: unknown) => number,
+  perfBufferFree: lib.func('void perf_buffer__free(void *pb)') as (pb: unknown) => void,
   // struct bpf_tc_hook and struct bpf_tc_opts are built byte by byte in tc.ts.
   tcHookCreate: lib.func('int bpf_tc_hook_create(void *hook)') as (hook: Buffer) => number,
   tcHookDestroy: lib.func('int bpf_tc_hook_destroy(void *hook)') as (hook: Buffer) => number,
@@ -119,6 +134,11 @@ export function setMmapThreshold(bytes: number): boolean {
 /** errno of the last native call, for the few libbpf functions that return NULL instead of -errno. */
 export function lastErrno(): number {
   return koffi.errno();
+}
+
+/** A JS function as a C callback of `proto` for as long as the process runs (registered once). */
+export function registerCallback(fn: (...args: never[]) => unknown, proto: unknown): unknown {
+  return koffi.register(fn, koffi.pointer(proto as never));
 }
 
 /** View `len` bytes of native memory owned by libbpf as a Buffer copy (the native memory may be freed next). */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { captureLibbpfOutput, native, lastErrno } from './libbpf.js';
+import { captureLibbpfOutput, copyNative, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
 import { readProgramInfo } from './program.js';
@@ -8,19 +8,34 @@ import { parseLibbpfBtf } from './btf.js';
 import type { Btf } from './btf-parse.js';
 import { TcHook, type TcSpec } from './tc.js';
 import { logger } from '../log.js';
-import { closePerfEvent, describePerfEvent, onlineCpus, openPerfEvent, type PerfEventSpec } from './perf-event.js';
+import { closePerfEvent, describePerfEvent, onlineCpus, openPerfEvent, parsePerfEventSection, type AnyPerfEventSpec, type PerfEventSpec, type RawPerfEventSpec } from './perf-event.js';
 
 /** An object's maps and programs as its ELF declares them (BpfObject.inspect). */
 export interface ObjectContents {
   /** Every map, .bss/.data/.rodata included; `type` is enum bpf_map_type. */
   maps: { name: string; type: number; keySize: number; valueSize: number }[];
   programs: { name: string; section: string }[];
+  /** Global variables (.rodata, .data, .bss...) by name, from its BTF; undefined without BTF. */
+  variables?: string[];
 }
 
 const BPF_F_TEST_RUN_ON_CPU = 1;
 // enum bpf_prog_type: libbpf gives sections tc and classifier SCHED_CLS, perf_event PERF_EVENT.
 const BPF_PROG_TYPE_SCHED_CLS = 3;
+const BPF_PROG_TYPE_XDP = 6;
 const BPF_PROG_TYPE_PERF_EVENT = 7;
+// enum bpf_attach_type, for the sections of ebpf_exporter's conventions.
+const BPF_XDP = 37;
+const BPF_PERF_EVENT = 41;
+
+/** What BpfObject.load does between opening the object and loading it. */
+export interface LoadOptions {
+  /**
+   * Kernel symbols whose addresses (from /proc/kallsyms) are written into the object's global
+   * variables `kaddr_<symbol>` (a `const volatile u64` in .rodata), as ebpf_exporter's `kaddrs`.
+   */
+  kaddrs?: readonly string[];
+}
 
 /**
  * A compiled BPF object (ELF) opened and loaded by libbpf. Its maps and programs belong to it:
@@ -33,14 +48,21 @@ export class BpfObject {
   /** What attach() did, each with the way to undo it, in order. */
   private attachments: { program: string; undo: () => void }[] = [];
   private parsedBtf: Btf | undefined | null = null;
+  /** perf_event programs in ebpf_exporter's section convention, by name: the event their section names. */
+  private readonly sectionEvents = new Map<string, RawPerfEventSpec>();
 
   private constructor(path: string, handle: unknown) {
     this.path = path;
     this.handle = handle;
   }
 
-  /** Open and load `path` (maps created, programs verified). libbpf's messages go to the logger. */
-  static load(path: string): BpfObject {
+  /**
+   * Open and load `path` (maps created, programs verified). libbpf's messages go to the logger.
+   * Programs in ebpf_exporter's sections `perf_event/type=N,config=N,frequency=N` and `xdp/IFNAME`,
+   * which libbpf does not know, are given their program type first (a malformed one is an error
+   * naming the program and section); `opts.kaddrs` are written into the object's .rodata.
+   */
+  static load(path: string, opts: LoadOptions = {}): BpfObject {
     // libbpf reads the file whole: a FIFO would block the process forever, a device read without end.
     const st = statSync(path, { throwIfNoEntry: false });
     if (st !== undefined && !st.isFile()) {
@@ -50,6 +72,13 @@ export class BpfObject {
     if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path });
     const obj = new BpfObject(path, handle);
     const sections = new Map(obj.programs().map((p) => [p.name, p.section]));
+    try {
+      obj.typeConventionSections();
+      if (opts.kaddrs !== undefined && opts.kaddrs.length > 0) obj.writeKaddrs(opts.kaddrs);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
     const { result: ret, output } = captureLibbpfOutput(() => native.objectLoad(handle));
     if (ret < 0) {
       obj.close();
@@ -81,9 +110,81 @@ export class BpfObject {
       for (let p = native.objectNextProgram(handle, null); p !== null; p = native.objectNextProgram(handle, p)) {
         programs.push({ name: native.programName(p), section: native.programSectionName(p) });
       }
-      return { maps, programs };
+      const btf = native.objectBtf(handle);
+      let variables: string[] | undefined;
+      try {
+        variables = btf === null ? undefined : parseLibbpfBtf(btf).globalVariableNames();
+      } catch {
+        variables = undefined; // BTF we cannot read: the variables are checked at load instead
+      }
+      return { maps, programs, ...(variables === undefined ? {} : { variables }) };
     } finally {
       native.objectClose(handle);
+    }
+  }
+
+  /**
+   * Give the programs in ebpf_exporter's section conventions the type libbpf cannot guess from
+   * their section: `perf_event/...` (its event parsed and kept for attach) and `xdp/IFNAME`.
+   */
+  private typeConventionSections(): void {
+    for (let p = native.objectNextProgram(this.ptr, null); p !== null; p = native.objectNextProgram(this.ptr, p)) {
+      const name = native.programName(p);
+      const section = native.programSectionName(p);
+      const event = parsePerfEventSection(section);
+      let type: number;
+      let attachType: number;
+      if (typeof event === 'string') {
+        throw new BpfError(`open program ${name} (section ${section})`, Errno.EINVAL, { map: this.path, detail: `ebpf_exporter's section convention perf_event/type=N,config=N,frequency=N: ${event}` });
+      } else if (event !== undefined) {
+        this.sectionEvents.set(name, event);
+        [type, attachType] = [BPF_PROG_TYPE_PERF_EVENT, BPF_PERF_EVENT];
+      } else if (sectionInterface(section) !== undefined) {
+        [type, attachType] = [BPF_PROG_TYPE_XDP, BPF_XDP];
+      } else {
+        continue;
+      }
+      const ret = native.programSetType(p, type);
+      const ret2 = ret < 0 ? ret : native.programSetExpectedAttachType(p, attachType);
+      if (ret2 < 0) throw new BpfError(`set the program type of ${name} (section ${section})`, -ret2, { map: this.path });
+    }
+  }
+
+  /**
+   * Write the address of each kernel symbol of `symbols` (/proc/kallsyms) into the object's global
+   * variable `kaddr_<symbol>` before load: in the initial value of the map of its section
+   * (.rodata for a `const volatile u64`), at the offset the object's BTF gives it.
+   */
+  private writeKaddrs(symbols: readonly string[]): void {
+    const addrs = kernelSymbolAddresses(symbols);
+    const btf = this.btf();
+    const sections = new Map<string, { map: unknown; data: Buffer }>();
+    for (const symbol of symbols) {
+      const variable = `kaddr_${symbol}`;
+      const op = `write the address of kernel symbol ${symbol} into ${variable}`;
+      const addr = addrs.get(symbol);
+      if (addr === undefined) throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `/proc/kallsyms has no kernel symbol ${symbol}` });
+      if (addr === 0n) throw new BpfError(op, Errno.EPERM, { map: this.path, detail: `/proc/kallsyms shows ${symbol} at address 0: kernel.kptr_restrict hides addresses from this process (run as root, or with CAP_SYSLOG and kptr_restrict 1)` });
+      const where = btf?.globalVariable(variable);
+      if (where === undefined) {
+        throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `the object has no global variable ${variable}${btf === undefined ? ' (it has no BTF: compile it with -g)' : ''}, expected const volatile u64 ${variable}` });
+      }
+      if (where.size !== 8) throw new BpfError(op, Errno.EINVAL, { map: this.path, detail: `${variable} in ${where.section} is ${where.size} bytes, expected a u64 (8 bytes)` });
+      let sec = sections.get(where.section);
+      if (sec === undefined) {
+        const map = native.objectFindMapByName(this.ptr, where.section);
+        const size = Buffer.alloc(8);
+        const initial = map === null ? null : native.mapInitialValue(map, size);
+        if (map === null || initial === null) throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `the object has no map for section ${where.section}` });
+        sec = { map, data: copyNative(initial, Number(size.readBigUInt64LE(0))) };
+        sections.set(where.section, sec);
+      }
+      if (where.offset + 8 > sec.data.length) throw new BpfError(op, Errno.EINVAL, { map: this.path, detail: `${variable} at offset ${where.offset} lies outside ${where.section} (${sec.data.length} bytes)` });
+      sec.data.writeBigUInt64LE(addr, where.offset);
+    }
+    for (const [section, { map, data }] of sections) {
+      const ret = native.mapSetInitialValue(map, data, data.length);
+      if (ret < 0) throw new BpfError(`set the initial value of ${section}`, -ret, { map: this.path });
     }
   }
 
@@ -149,8 +250,9 @@ export class BpfObject {
   /**
    * Attach every program by its section (tracepoint, raw_tracepoint, kprobe/kretprobe, fentry/fexit,
    * uprobe with a target in the section...); XDP programs to the interfaces named in `xdp` (program
-   * name -> interface); tc programs (sections tc and classifier) to the clsact hook `tc` names;
-   * perf_event programs to the event `perf_event` describes, on every online CPU. Programs whose
+   * name -> interface), else, for ebpf_exporter's `xdp/IFNAME` sections, to IFNAME; tc programs
+   * (sections tc and classifier) to the clsact hook `tc` names; perf_event programs to the event
+   * `perfEvent` describes, else the one their `perf_event/...` section names, on every online CPU. Programs whose
    * option is not given, sections libbpf cannot attach by themselves, and programs meant only for
    * test runs (`raw_tp` without a tracepoint) are skipped and returned. Everything attached is
    * undone by detach() or close(). A failure undoes what this call attached before it throws.
@@ -165,7 +267,8 @@ export class BpfObject {
         const section = native.programSectionName(p);
         const way = attachWay(section, native.programType(p));
         if (way === 'xdp') {
-          const ifname = opts.xdp?.[name];
+          // The config's interface; else the one an xdp/IFNAME section names.
+          const ifname = opts.xdp?.[name] ?? sectionInterface(section);
           if (ifname === undefined) {
             skipped.push(name);
             continue;
@@ -178,11 +281,13 @@ export class BpfObject {
           }
           this.attachTc(p, name, opts.tc);
         } else if (way === 'perf_event') {
-          if (opts.perfEvent === undefined) {
+          // The config's event; else the one a perf_event/... section names.
+          const event = opts.perfEvent ?? this.sectionEvents.get(name);
+          if (event === undefined) {
             skipped.push(name);
             continue;
           }
-          this.attachPerfEvent(p, name, opts.perfEvent);
+          this.attachPerfEvent(p, name, event);
         } else if (way === 'none') {
           skipped.push(name);
           continue;
@@ -238,7 +343,12 @@ export class BpfObject {
     });
   }
 
-  private attachPerfEvent(p: unknown, name: string, spec: PerfEventSpec): void {
+  /** The event a perf_event program's section names (ebpf_exporter's convention), if it does. */
+  sectionEvent(program: string): RawPerfEventSpec | undefined {
+    return this.sectionEvents.get(program);
+  }
+
+  private attachPerfEvent(p: unknown, name: string, spec: AnyPerfEventSpec): void {
     for (const cpu of onlineCpus()) {
       const op = `attach perf_event program ${name} to ${describePerfEvent(spec)} on CPU ${cpu}`;
       const pfd = openPerfEvent(spec, cpu, op, this.path);
@@ -353,7 +463,33 @@ function isXdpSection(section: string): boolean {
 
 /** XDP programs meant for an interface; xdp/cpumap and xdp/devmap ones run from map entries instead. */
 function isInterfaceXdpSection(section: string): boolean {
-  return section === 'xdp' || section === 'xdp.frags';
+  return section === 'xdp' || section === 'xdp.frags' || sectionInterface(section) !== undefined;
+}
+
+/**
+ * The interface of ebpf_exporter's section convention `xdp/IFNAME`; undefined for other sections,
+ * and for xdp/cpumap and xdp/devmap, which libbpf reads as programs for those maps.
+ */
+export function sectionInterface(section: string): string | undefined {
+  if (!section.startsWith('xdp/')) return undefined;
+  const ifname = section.slice(4);
+  return ifname === '' || ifname === 'cpumap' || ifname === 'devmap' ? undefined : ifname;
+}
+
+/**
+ * The addresses /proc/kallsyms gives the kernel's own symbols of `wanted` (lines of three fields;
+ * module symbols, with a fourth, are left out, as ebpf_exporter does; a name listed twice takes its
+ * last address, as theirs).
+ */
+function kernelSymbolAddresses(wanted: readonly string[]): Map<string, bigint> {
+  const want = new Set(wanted);
+  const out = new Map<string, bigint>();
+  for (const line of readFileSync('/proc/kallsyms', 'utf8').split('\n')) {
+    const parts = line.split(' ');
+    if (parts.length !== 3 || !want.has(parts[2])) continue;
+    out.set(parts[2], BigInt(`0x${parts[0]}`));
+  }
+  return out;
 }
 
 /**
@@ -405,12 +541,14 @@ function statErrno(path: string): number {
 
 /** How the registry attaches an object's programs; every option unset leaves those programs detached. */
 export interface AttachOptions {
-  /** The interface every XDP program of the object (sections xdp, xdp.frags) is attached to. */
+  /** The interface every XDP program of the object (sections xdp, xdp.frags, xdp/IFNAME) is attached to; unset, xdp/IFNAME ones go to IFNAME. */
   xdp?: string;
   /** The clsact hook every tc program of the object (sections tc, classifier) is attached to. */
   tc?: TcSpec;
-  /** The event every perf_event program of the object samples, on every online CPU. */
+  /** The event every perf_event program of the object samples, on every online CPU; unset, perf_event/... ones sample their section's. */
   perf_event?: PerfEventSpec;
+  /** Kernel symbols written into the object's kaddr_* variables before it loads (LoadOptions). */
+  kaddrs?: readonly string[];
 }
 
 /** Options as one comparable text (keys in a fixed order). */
@@ -426,7 +564,7 @@ function optionsKey(opts: AttachOptions): string {
  */
 export class ObjectRegistry {
   /** `attached`: the options key the object is attached with, or null when its last attach failed (nothing is attached then). */
-  private readonly objects = new Map<string, { obj: BpfObject; attached: string | null }>();
+  private readonly objects = new Map<string, { obj: BpfObject; attached: string | null; loaded: string }>();
 
   /**
    * The loaded object of `path`, attached as `opts` say. When the attach fails (an interface that
@@ -435,19 +573,26 @@ export class ObjectRegistry {
    */
   get(path: string, opts: AttachOptions = {}): BpfObject {
     const key = optionsKey(opts);
-    const known = this.objects.get(path);
+    // What the object is loaded with: other kaddrs need another load (its maps start anew).
+    const loaded = JSON.stringify(opts.kaddrs ?? []);
+    let known = this.objects.get(path);
+    if (known !== undefined && known.loaded !== loaded) {
+      known.obj.close();
+      this.objects.delete(path);
+      known = undefined;
+    }
     if (known?.attached === key) return known.obj;
     let obj: BpfObject;
     if (known === undefined) {
-      obj = BpfObject.load(path);
+      obj = BpfObject.load(path, { kaddrs: opts.kaddrs });
     } else {
       obj = known.obj;
       obj.detach();
     }
-    this.objects.set(path, { obj, attached: null });
+    this.objects.set(path, { obj, attached: null, loaded });
     // attach() undoes its own work when it fails: never half attached.
     const { attached, skipped } = attachAs(obj, opts);
-    this.objects.set(path, { obj, attached: key });
+    this.objects.set(path, { obj, attached: key, loaded });
     // Skipped programs are no error (an object may carry programs for other uses), but say which.
     logger.info({ object: path, attached, skipped }, skipped.length === 0 ? 'attached every program of the object' : 'attached the object\'s programs; the skipped ones need an option the source does not give (xdp, tc, perf_event) or a target in their section');
     return obj;
@@ -540,10 +685,19 @@ export function checkAttachTargets(obj: BpfObject, opts: AttachOptions): void {
   const { xdp, tc } = checkAttachOptions(obj, opts);
   lookUpInterfaces(obj, opts, xdp, tc);
   const programs = obj.programs();
-  const perf = programs.find((p) => attachWay(p.section, p.type) === 'perf_event');
-  if (opts.perf_event !== undefined && perf !== undefined) {
-    const cpu = onlineCpus()[0] ?? 0;
-    closePerfEvent(openPerfEvent(opts.perf_event, cpu, `attach perf_event program ${perf.name} to ${describePerfEvent(opts.perf_event)} on CPU ${cpu}`, obj.path));
+  const cpu = onlineCpus()[0] ?? 0;
+  for (const perf of programs.filter((p) => attachWay(p.section, p.type) === 'perf_event')) {
+    // The config's event, else the section's (ebpf_exporter's convention), for each program.
+    const event = opts.perf_event ?? obj.sectionEvent(perf.name);
+    if (event === undefined) continue;
+    closePerfEvent(openPerfEvent(event, cpu, `attach perf_event program ${perf.name} to ${describePerfEvent(event)} on CPU ${cpu}`, obj.path));
+    if (opts.perf_event !== undefined) break;
+  }
+  if (opts.xdp === undefined) {
+    for (const p of programs) {
+      const ifname = sectionInterface(p.section);
+      if (ifname !== undefined) interfaceIndex(ifname, `attach XDP program ${p.name} to interface ${ifname}`, obj.path);
+    }
   }
   for (const p of programs) {
     if (attachWay(p.section, p.type) !== 'section' || !targetMissing(p.section)) continue;

@@ -8,7 +8,7 @@ export type MapSourceRef =
   | { pinned: string }
   | { id: number }
   | { name: string }
-  | { object: string; map: string; xdp?: string; tc?: TcSpec; perf_event?: PerfEventSpec };
+  | { object: string; map: string; xdp?: string; tc?: TcSpec; perf_event?: PerfEventSpec; kaddrs?: readonly string[] };
 
 export interface OpenedMap {
   map: BpfMap;
@@ -30,9 +30,9 @@ export function openSource(source: MapSourceRef, opts: { write?: boolean; object
   if ('name' in source) return own(BpfMap.openByName(source.name, opts));
   if (opts.objects !== undefined) {
     // The registry owns the object and its maps: closing the job leaves them be.
-    return { map: opts.objects.get(source.object, { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event }).map(source.map), close: () => {} };
+    return { map: opts.objects.get(source.object, { xdp: source.xdp, tc: source.tc, perf_event: source.perf_event, kaddrs: source.kaddrs }).map(source.map), close: () => {} };
   }
-  const obj = BpfObject.load(source.object);
+  const obj = BpfObject.load(source.object, { kaddrs: source.kaddrs });
   try {
     // Nothing is attached here, but an option for programs the object lacks is wrong already (and,
     // for check, a target the attach would not find).

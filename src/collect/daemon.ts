@@ -94,6 +94,7 @@ export class Daemon {
         changed();
       },
       lost: (job, n) => self.lost(job, n),
+      eventsLost: (job, n) => self.eventsLost(job, n),
       drained: () => this.checkpoint(),
       paused: () => {
         // Drains wait for the state to be saved again; each waiting cycle tries once more.

@@ -9,6 +9,8 @@ import type { DecoderEnv } from '../decode/index.js';
 import { planMap, type MapPlan, type PlanProblem } from '../aggregate/plan.js';
 import { MapAggregator, type MapSnapshot } from '../aggregate/map-aggregator.js';
 import { Seeder } from './seed.js';
+import { MapType } from '../bpf/map-types.js';
+import { PerfEventReader } from '../bpf/perf-buffer.js';
 
 export interface JobRead {
   snapshot: MapSnapshot;
@@ -27,6 +29,10 @@ export class MapJob {
   private reader: BatchReader | undefined;
   private aggregator: MapAggregator | undefined;
   private seeder: Seeder | undefined;
+  /** A perf_event_array job's events (spec.events), and when its totals were last cleared. */
+  private events: { reader: PerfEventReader; width: number; flushed: number } | undefined;
+  /** Events of a perf_event_array job the kernel lost since the last read (its rings were full). */
+  lostEvents = 0;
 
   constructor(spec: MapSpec, index: number) {
     this.spec = spec;
@@ -51,6 +57,7 @@ export class MapJob {
       throw e;
     }
     const { map } = opened;
+    if (this.spec.events !== undefined) return this.openEvents(opened, opts.env);
     let btf: MapBtf | undefined;
     try {
       // btf: false takes the written layout as it is (the config requires both key and value then).
@@ -85,6 +92,54 @@ export class MapJob {
     return [];
   }
 
+  /**
+   * A perf_event_array job: the events are read as entries of a hash map whose key is the
+   * configured layout (the event's first bytes) and whose value is a u64 1, counted into totals.
+   */
+  private openEvents(opened: OpenedMap, env: DecoderEnv | undefined): PlanProblem[] {
+    const { map } = opened;
+    const fail = (message: string): PlanProblem[] => {
+      opened.close();
+      return [{ path: ['maps', this.index, 'source'], message }];
+    };
+    if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
+    const width = (this.spec.key ?? []).reduce((n, f) => n + fieldBytes(f.type), 0);
+    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: 8 };
+    const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: 8, perCpu: false, btf: undefined }, env);
+    if (plan === undefined) {
+      opened.close();
+      return problems;
+    }
+    let reader: PerfEventReader;
+    try {
+      reader = new PerfEventReader(map, width);
+    } catch (e) {
+      if (e instanceof BpfError) return fail(e.message);
+      throw e;
+    }
+    this.opened = { map, close: () => { reader.close(); opened.close(); } };
+    this.plan = plan;
+    this.events = { reader, width, flushed: Date.now() };
+    this.aggregator = new MapAggregator(plan, { accumulate: true });
+    return [];
+  }
+
+  /** One read of a perf_event_array job: the events since the last, counted into the totals (cleared every flush). */
+  private readEvents(): JobRead {
+    const ev = this.events!;
+    if (Date.now() - ev.flushed >= this.spec.events!.flush) {
+      this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
+      ev.flushed = Date.now();
+    }
+    const { data, count, lost } = ev.reader.consume(this.opened!.map.label);
+    this.lostEvents += lost;
+    const agg = this.aggregator!;
+    agg.begin();
+    if (count > 0) agg.add(data, ones(count), count);
+    const iteration: IterationStats = { method: 'events', fallback: undefined, entries: count, calls: 1, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: count };
+    return { snapshot: agg.finish(), iteration };
+  }
+
   /** Bring the seed's cgroup entries up to date (the daemon, every cycle); the failures, positioned. */
   refreshSeed(): PlanProblem[] {
     if (this.seeder === undefined || this.opened === undefined) return [];
@@ -98,6 +153,7 @@ export class MapJob {
 
   /** One sweep of the map into a snapshot. `mode` defaults to the job's own. */
   read(mode: ReadMode = this.spec.mode): JobRead {
+    if (this.events !== undefined) return this.readEvents();
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
     const agg = this.aggregator;
     agg.begin();
@@ -111,6 +167,8 @@ export class MapJob {
    * counted and before the next batch call (a drain journals it there).
    */
   async readAsync(mode: ReadMode = this.spec.mode, taken?: (keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>): Promise<JobRead> {
+    // perf_buffer__consume never blocks: it takes what the rings hold now.
+    if (this.events !== undefined) return this.readEvents();
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
     const agg = this.aggregator;
     agg.begin();
@@ -156,7 +214,21 @@ export class MapJob {
     this.reader = undefined;
     this.aggregator = undefined;
     this.seeder = undefined;
+    this.events = undefined;
   }
+}
+
+/** u64 ones, one per event: each event counts once. */
+function ones(count: number): Uint8Array {
+  const values = new BigUint64Array(count).fill(1n);
+  return new Uint8Array(values.buffer);
+}
+
+/** The bytes of a field type as written (u8..u64, s8..s64, be16..be64, char[N], u8[N], pad[N]). */
+function fieldBytes(type: string): number {
+  const n = /\[(\d+)\]$/.exec(type);
+  if (n !== null) return Number(n[1]);
+  return Number(/(\d+)$/.exec(type)?.[1] ?? 0) / 8;
 }
 
 /** The jobs of a config, optionally only the one named. */

@@ -18,6 +18,8 @@ export interface TaskSinks {
   read(job: string, r: { entries: number; maxEntries: number; seconds: number; method: string; truncated: boolean; stats: MapSnapshot['stats'] }): void;
   failed(job: string, errno: string, message: string): void;
   lost(job: string, entries: number): void;
+  /** Events of a perf_event_array job the kernel dropped (its rings were full when they came). */
+  eventsLost(job: string, events: number): void;
   /** A drain cycle moved entries into the totals: time to checkpoint. */
   drained(): void;
   /**
@@ -131,6 +133,10 @@ export class MapTask implements Task {
         }
       }
       const { snapshot, iteration } = await job.readAsync(this.spec.mode, this.draining ? this.journalTaken(job) : undefined);
+      if (job.lostEvents > 0) {
+        this.sinks.eventsLost(this.name, job.lostEvents);
+        job.lostEvents = 0;
+      }
       this.sinks.publish(this.name, snapshot.families, this.startTime);
       this.sinks.read(this.name, {
         entries: iteration.entries,

@@ -13,8 +13,11 @@
  * Their labels are raw byte ranges, so the maps are read with `btf: false`: a label `size: 4` over
  * a u8 and its padding reads those four bytes, as theirs does. Decoder chains map onto our
  * decoders where the result is the same, with `style: ebpf_exporter` where their label values
- * differ from our own (unknown inputs, syscall names, full cgroup paths); what has no equivalent
- * yet (kaddrs, perf_event_array, tracing, chains we do not run) is refused with a positioned line
+ * differ from our own (unknown inputs, syscall names, full cgroup paths). Beyond maps:
+ * - counters with perf_event_array: true: a job counting the events sent through the map (events);
+ * - kaddrs: the symbols' addresses written into the object before it loads (source.kaddrs);
+ * - their program sections perf_event/type=N,... and xdp/IFNAME are read by our loader itself.
+ * What has no equivalent yet (tracing, chains we do not run) is refused with a positioned line
  * naming it, never run with other values. Problems are ConfigErrors, one line each, pointing into
  * their YAML.
  */
@@ -24,11 +27,12 @@ import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } fr
 import { Locator } from '../config/locate.js';
 import { parseYaml, readConfigText } from '../config/parse.js';
 import { checkRules, type RawConfig } from '../config/rules.js';
-import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, type ObjectShape, type Prop } from '../config/schema.js';
+import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, parseDuration, type ObjectShape, type Prop } from '../config/schema.js';
 import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
 import type { ObjectContents } from '../bpf/object.js';
+import { parsePerfEventSection } from '../bpf/perf-event-attr.js';
 
 /** ebpf_exporter's namespace: every metric it exports is named `ebpf_exporter_<map>`. */
 export const METRIC_PREFIX = 'ebpf_exporter_';
@@ -38,6 +42,12 @@ export const METRIC_PREFIX = 'ebpf_exporter_';
  * serve the last read, so a short interval keeps what a scrape sees close to theirs.
  */
 export const COMPAT_INTERVAL_MS = 5000;
+
+/** How often the events of a perf_event_array counter are counted (theirs counts each as it comes). */
+export const PERF_EVENT_INTERVAL_MS = 1000;
+
+/** Their default flush_interval: a perf_event_array counter's counts are cleared every hour. */
+export const PERF_EVENT_FLUSH_MS = 3_600_000;
 
 /** Series per metric before new ones are dropped (and counted): our default; theirs has no cap. */
 export const COMPAT_MAX_SERIES = 10_000;
@@ -109,8 +119,8 @@ const counterShape: ObjectShape = {
   type: 'object',
   props: {
     ...common,
-    perf_event_array: { shape: { type: 'boolean' }, description: 'Counted from perf events (not supported here yet).' },
-    flush_interval: { shape: { type: 'text' }, description: 'perf_event_array only.' },
+    perf_event_array: { shape: { type: 'boolean' }, description: 'Counted from the events the program sends through the perf_event_array map of the metric\'s name.' },
+    flush_interval: { shape: { type: 'text' }, description: 'perf_event_array only: how often the counts are cleared (default 1h).' },
     labels: { shape: { type: 'list', items: labelShape }, description: 'Labels cut from the key.' },
   },
 };
@@ -141,6 +151,7 @@ const rootShape: ObjectShape = {
   type: 'object',
   props: {
     cgroup_id_map: { shape: cgroupIdMapShape, description: 'A map of the cgroups whose paths match, kept up to date.' },
+    kaddrs: { shape: { type: 'list', items: { type: 'string', nonEmpty: true } }, description: 'Kernel symbols whose addresses are written into the object\'s kaddr_<symbol> variables before it loads.' },
     metrics: {
       shape: {
         type: 'object',
@@ -157,7 +168,6 @@ const rootShape: ObjectShape = {
 /** Top-level keys of theirs that we do not run yet: refused at the key, not "unknown". */
 const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
   tracing: 'tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
-  kaddrs: 'kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
 };
 
 interface RawDecoder {
@@ -176,6 +186,7 @@ interface RawCounter {
   name: string;
   help: string;
   perf_event_array?: boolean;
+  flush_interval?: string;
   labels?: RawLabel[];
 }
 interface RawHistogram {
@@ -191,6 +202,7 @@ interface RawHistogram {
 interface RawRoot {
   metrics?: { counters?: RawCounter[]; histograms?: RawHistogram[] };
   cgroup_id_map?: { name: string; type?: 'hash' | 'cgrp_storage'; regexps: string[] };
+  kaddrs?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,6 +328,7 @@ class OneConfig {
       return [];
     }
     this.checkSections();
+    this.kaddrs = this.checkKaddrs(raw.kaddrs ?? []);
     const out: MapSpec[] = [];
     counters.forEach((c, j) => {
       const m = this.metric(c, ['metrics', 'counters', j], first + out.length, 'counter');
@@ -377,13 +390,42 @@ class OneConfig {
     return spec;
   }
 
-  /** Their section conventions for perf events and XDP, which our loader does not read yet. */
+  /** Kernel symbols for the object's kaddr_* variables (empty: none). */
+  private kaddrs: string[] = [];
+
+  /**
+   * Their section convention for perf events, read by our loader too: a section that does not
+   * parse is refused here, naming the object, program and section.
+   */
   private checkSections(): void {
     for (const p of this.input.contents.programs) {
-      const conv = p.section.startsWith('perf_event/') ? 'perf_event/type=...,config=...,frequency=...' : /^xdp\/(?!cpumap|devmap)/.test(p.section) ? 'xdp/IFNAME' : undefined;
-      if (conv === undefined) continue;
-      this.errors.push(new ConfigError({ file: this.input.object, line: 0, column: 0 }, '', `program ${p.name} is in section ${p.section}: ebpf_exporter's section convention ${conv} is not supported here yet`));
+      const event = parsePerfEventSection(p.section);
+      if (typeof event !== 'string') continue;
+      this.errors.push(new ConfigError({ file: this.input.object, line: 0, column: 0 }, '', `program ${p.name} is in section ${p.section}, which does not read as ebpf_exporter's perf_event/type=N,config=N,frequency=N: ${event}`));
     }
+  }
+
+  /**
+   * Their kaddrs: each symbol's address goes into the object's variable kaddr_<symbol> before it
+   * loads. A symbol named twice, or one the object has no variable for, is refused at its item;
+   * whether the kernel has the symbol is known at load.
+   */
+  private checkKaddrs(symbols: string[]): string[] {
+    const variables = this.input.contents.variables;
+    let ok = true;
+    symbols.forEach((symbol, i) => {
+      if (symbols.indexOf(symbol) !== i) {
+        ok = false;
+        this.fail(['kaddrs', i], `symbol ${symbol} is listed twice, expected each once`);
+      } else if (!/^[A-Za-z_.$][\w.$]*$/.test(symbol)) {
+        ok = false;
+        this.fail(['kaddrs', i], `"${symbol}" is not a kernel symbol name (letters, digits, _, . and $), expected a name as /proc/kallsyms lists it`);
+      } else if (variables !== undefined && !variables.includes(`kaddr_${symbol}`)) {
+        ok = false;
+        this.fail(['kaddrs', i], `${basename(this.input.object)} has no global variable kaddr_${symbol} for the address of ${symbol}, expected one declared as const volatile u64 kaddr_${symbol}`);
+      }
+    });
+    return ok ? symbols : [];
   }
 
   private metric(raw: RawCounter | RawHistogram, at: ConfigPath, index: number, kind: 'counter' | 'histogram'): MapSpec | undefined {
@@ -393,13 +435,27 @@ class OneConfig {
       const names = this.input.contents.maps.map((m) => m.name).filter((n) => !n.includes('.'));
       return this.fail([...at, 'name'], `${objectName} has no map named "${raw.name}" (each metric reads the map of its name), expected one of: ${names.join(', ') || 'none'}`);
     }
-    if (kind === 'counter' && (raw as RawCounter).perf_event_array === true) {
-      return this.fail([...at, 'perf_event_array'], 'counters from a perf_event_array (events sent by the program and counted here) are not supported yet');
+    const events = kind === 'counter' && (raw as RawCounter).perf_event_array === true;
+    let flush = PERF_EVENT_FLUSH_MS;
+    if (events) {
+      if (info.type !== MapType.perf_event_array) return this.fail([...at, 'perf_event_array'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, expected a perf_event_array for perf_event_array: true (the events the program sends through it are counted)`);
+      const text = (raw as RawCounter).flush_interval;
+      if (text !== undefined) {
+        const ms = parseDuration(text);
+        if (typeof ms === 'string') return this.fail([...at, 'flush_interval'], `${ms} (a Go duration such as 30s, 5m or 1h)`);
+        flush = ms;
+      }
+    } else if ((raw as RawCounter).flush_interval !== undefined && kind === 'counter') {
+      this.note([...at, 'flush_interval'], 'flush_interval is read only with perf_event_array: true, as ebpf_exporter does; it is ignored here');
     }
-    if (info.type === MapType.perf_event_array || info.type === MapType.ringbuf || info.type === MapType.percpu_cgroup_storage) {
+    if (events) {
+      // Counted from events: the labels are cut from each event's bytes, whatever its size.
+    } else if (info.type === MapType.perf_event_array) {
+      return this.fail([...at, 'name'], `map "${raw.name}" is a perf_event_array map: its events are counted only by a counter with perf_event_array: true${kind === 'histogram' ? ', which histograms do not take' : ''}`);
+    } else if (info.type === MapType.ringbuf || info.type === MapType.percpu_cgroup_storage) {
       return this.fail([...at, 'name'], `map "${raw.name}" is a ${mapTypeName(info.type)} map, which is not read as counters here`);
     }
-    if (info.valueSize !== 8) {
+    if (!events && info.valueSize !== 8) {
       return this.fail([...at, 'name'], `map "${raw.name}" has ${info.valueSize}-byte values, expected 8: ebpf_exporter reads every value as a u64`);
     }
     const perCpu = PER_CPU.has(info.type);
@@ -436,7 +492,10 @@ class OneConfig {
       keyOrigin.push(undefined);
     };
 
-    if (keyLabels.length === 0) {
+    if (events) {
+      // Each event's first bytes, as the labels cut them (none: every event in one series).
+      if (keyLabels.length === 0) pad(4, this.where([...at, 'name']));
+    } else if (keyLabels.length === 0) {
       // ebpf_exporter reads a metric without labels (or with only cpu) from the 4-byte key 0.
       if (info.keySize !== 4) return this.fail([...at, cpu === 'label' ? 'labels' : 'name'], `map "${raw.name}" has a ${info.keySize}-byte key but no labels describe it, expected labels that add up to ${info.keySize} bytes (ebpf_exporter reads a metric without labels from a 4-byte key 0)`);
       pad(4, this.where([...at, 'name']));
@@ -513,6 +572,7 @@ class OneConfig {
       value: [{ name: valueName, type: 'u64', at: this.where([...at, 'name']) }],
       metrics: [metric],
       at: this.where(at),
+      ...(events ? { events: { flush }, interval: PERF_EVENT_INTERVAL_MS } : {}),
     });
     this.record(index, at, spec, { cpu: cpu === 'label' ? labels.length - 1 : undefined, key: keyOrigin, labels: labelOrigin, bucket: bucket?.k });
     return spec;
@@ -520,7 +580,8 @@ class OneConfig {
 
   /** A read job of the object's map `map`, as each of their metrics and filter maps becomes (bytes as written: btf: false). */
   private job(map: string, parts: Pick<MapSpec, 'key' | 'value' | 'metrics' | 'at'> & Partial<MapSpec>): MapSpec {
-    return { name: `${this.input.name}/${map}`, source: { object: this.input.object, map }, mode: 'read', interval: COMPAT_INTERVAL_MS, batch_size: 4096, batch: true, btf: false, ...parts };
+    const source = { object: this.input.object, map, ...(this.kaddrs.length === 0 ? {} : { kaddrs: [...this.kaddrs] }) };
+    return { name: `${this.input.name}/${map}`, source, mode: 'read', interval: COMPAT_INTERVAL_MS, batch_size: 4096, batch: true, btf: false, ...parts };
   }
 
   /** Where the parts of a translated job were written in their file. */
@@ -798,6 +859,8 @@ export function loadEbpfExporterConfigs(dir: string, names: readonly string[], i
 // convert: the translated config as our YAML
 
 function durationText(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
@@ -815,6 +878,8 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
       btf: false,
       key: (m.key ?? []).map((f) => ({ name: f.name, type: f.type })),
       value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })),
+      ...(m.interval === config.interval ? {} : { interval: durationText(m.interval) }),
+      ...(m.events === undefined ? {} : { events: { flush: durationText(m.events.flush) } }),
       ...(m.seed?.cgroups === undefined ? {} : { seed: { cgroups: { match: m.seed.cgroups.match, paths: m.seed.cgroups.paths, value: m.seed.cgroups.value } } }),
       ...(m.metrics.length === 0 ? {} : { metrics: m.metrics.map((x) => ({
         name: x.name,
@@ -860,6 +925,7 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
     for (const m of maps.items) {
       if (!isMap(m)) continue;
       flow(m.get('source'));
+      flow(m.get('events'));
       const seed = m.get('seed');
       if (isMap(seed)) flow(seed.get('cgroups'));
       for (const side of ['key', 'value']) {

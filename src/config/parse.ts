@@ -116,6 +116,7 @@ function sourceOf(s: MapSource, folder: string): MapSource {
     ...(s.xdp === undefined ? {} : { xdp: s.xdp }),
     ...(s.tc === undefined ? {} : { tc: { interface: s.tc.interface, direction: s.tc.direction } }),
     ...(s.perf_event === undefined ? {} : { perf_event: perfEventOf(s.perf_event) }),
+    ...(s.kaddrs === undefined || s.kaddrs.length === 0 ? {} : { kaddrs: [...s.kaddrs] }),
   };
 }
 

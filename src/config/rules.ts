@@ -91,6 +91,14 @@ const ATTACH_OPTIONS: { key: string; programs: string; describe(source: RawSourc
       return p.frequency !== undefined ? `${p.event} at ${p.frequency} Hz` : `${p.event} every ${p.period} events`;
     },
   },
+  {
+    key: 'kaddrs',
+    programs: 'kaddr_*',
+    describe: (s) => {
+      const k = 'kaddrs' in s ? s.kaddrs : undefined;
+      return k === undefined || k.length === 0 ? undefined : k.join(', ');
+    },
+  },
 ];
 
 const rules: Rule[] = [
@@ -251,8 +259,8 @@ const rules: Rule[] = [
         if (earlier.value === value) return;
         const job = (name: string | undefined, index: number): string => (name === undefined ? `maps[${index}]` : `job "${name}"`);
         const { key, programs } = option;
-        const mine = value === undefined ? `names ${source.object} without ${key}` : `attaches the ${programs} programs of ${source.object} to ${value}`;
-        const theirs = earlier.value === undefined ? `names it without ${key}` : `attaches ${value === undefined ? `its ${programs} programs` : 'them'} to ${earlier.value}`;
+        const mine = value === undefined ? `names ${source.object} without ${key}` : key === 'kaddrs' ? `loads ${source.object} with kaddrs ${value}` : `attaches the ${programs} programs of ${source.object} to ${value}`;
+        const theirs = earlier.value === undefined ? `names it without ${key}` : key === 'kaddrs' ? `loads it with kaddrs ${earlier.value}` : `attaches ${value === undefined ? `its ${programs} programs` : 'them'} to ${earlier.value}`;
         ctx.report(
           value === undefined ? at : [...at, key],
           `${job(m?.name, i)} ${mine}, but ${job(earlier.name, earlier.index)} (maps[${earlier.index}], line ${ctx.line(['maps', earlier.index])}) ${theirs}, ` +
@@ -260,6 +268,15 @@ const rules: Rule[] = [
         );
       });
     }
+  },
+
+  // Events carry no BTF: their bytes are what the key says; and they are counted, never drained.
+  function eventsNeedKeyAndRead(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m?.events === undefined) return;
+      if (!ctx.written(['maps', i, 'key'])) ctx.report(['maps', i, 'events'], 'events needs the key written: the fields each event\'s first bytes are read as');
+      if (m.mode === 'drain') ctx.report(['maps', i, 'mode'], 'events are counted as they come, not drained, expected mode: read');
+    });
   },
 
   // Without BTF the layout can only come from the config.

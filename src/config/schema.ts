@@ -194,7 +194,7 @@ const source: ObjectShape = {
       shape: interfaceName,
       when: { key: 'object' },
       description:
-        'With object: the network interface every XDP program of the object (sections xdp and xdp.frags) is attached to, e.g. eth0. ' +
+        'With object: the network interface every XDP program of the object (sections xdp, xdp.frags and ebpf_exporter\'s xdp/IFNAME) is attached to, e.g. eth0; without it, xdp/IFNAME programs go to IFNAME. ' +
         'libbpf\'s bpf_program__attach_xdp makes a BPF link without mode flags, so the kernel picks native (driver) mode when the interface\'s driver supports XDP, else generic (skb) mode. ' +
         'Every job naming the object must give the same xdp. The programs are detached when the exporter exits.',
     },
@@ -211,7 +211,15 @@ const source: ObjectShape = {
       when: { key: 'object' },
       description:
         'With object: the perf event every perf_event program of the object samples, on every online CPU and every task, e.g. { event: cpu-clock, frequency: 99 }. ' +
-        'Every job naming the object must give the same perf_event. The events are closed when the exporter exits.',
+        'Every job naming the object must give the same perf_event. The events are closed when the exporter exits. ' +
+        'Without it, a program in ebpf_exporter\'s section convention perf_event/type=N,config=N,frequency=N samples the event its section names.',
+    },
+    kaddrs: {
+      shape: { type: 'list', items: { type: 'string', pattern: /^[A-Za-z_.$][\w.$]*$/, expected: 'a kernel symbol name as /proc/kallsyms lists it (letters, digits, _, . and $)' } },
+      when: { key: 'object' },
+      description:
+        'With object: kernel symbols whose addresses (/proc/kallsyms) are written into the object\'s global variables kaddr_<symbol> (const volatile u64, in .rodata) before it loads, as ebpf_exporter\'s kaddrs. ' +
+        'Every job naming the object must give the same kaddrs.',
     },
   },
 };
@@ -384,6 +392,18 @@ const map: ObjectShape = {
     seed: {
       shape: seed,
       description: 'Entries the exporter writes into the map (bpf_map_update_batch) when it opens it: at start, at every reload and after the map was re-created. Needs write access to the map. A job may seed a map without metrics.',
+    },
+    events: {
+      shape: {
+        type: 'object',
+        props: {
+          flush: { shape: { type: 'duration' }, default: 3_600_000, description: 'How often the counts are cleared (every series goes). Default: 1h, as ebpf_exporter.' },
+        },
+      },
+      description:
+        'The map is a perf_event_array the programs send events through (bpf_perf_event_output): each event\'s first bytes are read as a key of the written key layout, with a u64 value of 1, ' +
+        'and counted into totals kept across reads; the events are taken every interval (they wait in a 256 KiB ring per CPU; those the kernel drops when it is full count in bpf_map_exporter_perf_events_lost_total). ' +
+        'Needs key written, a value of one u64 field, and mode read. e.g. events: { flush: 1h }',
     },
     btf: {
       shape: { type: 'boolean' },

@@ -14,13 +14,14 @@ export interface SourceRef {
 /**
  * Where a map comes from. An object path is resolved relative to the config file's folder; `xdp`,
  * `tc` and `perf_event` say where the object's XDP, tc and perf_event programs are attached (unset:
- * those programs are not attached).
+ * those programs are not attached). `kaddrs`: kernel symbols whose addresses are written into the
+ * object's `kaddr_<symbol>` variables before it loads (ebpf_exporter's top-level `kaddrs`).
  */
 export type MapSource =
   | { pinned: string }
   | { id: number }
   | { name: string }
-  | { object: string; map: string; xdp?: string; tc?: TcSource; perf_event?: PerfEventSource };
+  | { object: string; map: string; xdp?: string; tc?: TcSource; perf_event?: PerfEventSource; kaddrs?: string[] };
 
 /** Where an object's tc programs are attached: the clsact hook of an interface, one direction. */
 export interface TcSource {
@@ -149,6 +150,13 @@ export interface MapSpec {
   btf?: boolean;
   /** Entries written into the map when it is opened (start, reload, re-created map). */
   seed?: SeedSpec;
+  /**
+   * The map is a perf_event_array the object's programs send events through (ebpf_exporter's
+   * perf_event_array counters): each event's first bytes are read as a key of `key`'s layout with
+   * the value 1, and counted into totals kept across reads; `flush` (milliseconds) clears the totals
+   * (every series goes) that often.
+   */
+  events?: { flush: number };
   at: SourceRef;
 }
 

@@ -101,6 +101,7 @@ export class SelfMetrics {
   private readonly rowsDropped: Counter;
   private readonly overruns: Counter;
   private readonly possibleLoss: Counter;
+  private readonly eventsLostTotal: Counter;
   private readonly truncated: Counter;
   private readonly checkpointErrors: Counter;
   private readonly checkpointUpGauge: Gauge;
@@ -131,6 +132,7 @@ export class SelfMetrics {
     this.rowsDropped = c('bpf_map_exporter_rows_dropped_total', 'Map entries a regexp label decoder dropped', ['map', 'metric']);
     this.overruns = c('bpf_map_exporter_map_read_overruns_total', 'Read ticks skipped because the previous cycle outlasted the interval');
     this.possibleLoss = c('bpf_map_exporter_drain_possible_loss_total', 'Entries a drain may have deleted without receiving them (kernel EFAULT), upper bound');
+    this.eventsLostTotal = c('bpf_map_exporter_perf_events_lost_total', 'Events of a perf_event_array job that the kernel dropped because the ring of their CPU was full');
     this.truncated = c('bpf_map_exporter_map_iterations_truncated_total', 'Per-key walks stopped at max_entries + 1 steps: entries may be missing from that cycle');
     this.checkpointErrors = c('bpf_map_exporter_checkpoint_errors_total', 'Failed writes of the drain state file', []);
     this.checkpointUpGauge = g('bpf_map_exporter_checkpoint_up', 'Whether the last write of the drain state file succeeded (1) or failed (0, drains pause until it works)', []);
@@ -168,7 +170,7 @@ export class SelfMetrics {
     this.duration.set({ map }, r.seconds);
     this.reads.inc({ map });
     this.lastRead.set({ map }, Date.now() / 1000);
-    for (const method of ['batch', 'per-key', 'seed']) if (method !== r.method) this.method.remove({ map, method });
+    for (const method of ['batch', 'per-key', 'seed', 'events']) if (method !== r.method) this.method.remove({ map, method });
     this.method.set({ map, method: r.method }, 1);
     if (r.truncated) this.truncated.inc({ map });
     for (const [metric, s] of r.stats) {
@@ -190,6 +192,10 @@ export class SelfMetrics {
 
   lost(map: string, n: number): void {
     this.possibleLoss.inc({ map }, n);
+  }
+
+  eventsLost(map: string, n: number): void {
+    this.eventsLostTotal.inc({ map }, n);
   }
 
   checkpointFailed(): void {
@@ -222,7 +228,7 @@ export class SelfMetrics {
 
   /** Forget every series of a job (the config dropped it): gauges, counters, and those with more labels. */
   async forget(map: string): Promise<void> {
-    const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.truncated, this.method];
+    const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.eventsLostTotal, this.truncated, this.method];
     for (const m of perMap) {
       for (const v of (await m.get()).values) if (v.labels.map === map) m.remove(v.labels);
     }

@@ -183,7 +183,7 @@ kernelDescribe('ebpf_exporter configs run as they are (--config.dir, --config.na
       expect(r.stderr.trimEnd().split('\n')).toEqual([
         `${yaml}:7:17: metrics.counters[0].labels[0].size: kstack reads 8-byte frame addresses, got size 20, expected a multiple of 8 (8 x the stack depth)`,
         `${yaml}:13:7: metrics.counters[1].labels: the labels take 4 bytes (parity 4) but map "compat_parity_total" has a 8-byte key, expected them to add up to 8`,
-        `${yaml}:15:1: kaddrs: kaddrs (kernel symbol addresses written into the object's kaddr_* variables before it loads) is not supported yet`,
+        `${yaml}:15:11: kaddrs[0]: broken.bpf.o has no global variable kaddr_bpf_jit_current for the address of bpf_jit_current, expected one declared as const volatile u64 kaddr_bpf_jit_current`,
       ]);
       expect(r.status).toBe(2);
     }

@@ -549,14 +549,81 @@ describe('refusals, one positioned line each', () => {
     expect(storage('hash', map('filter', MapType.hash, 8, 4))).toEqual(['ex/c.yaml:7:24: cgroup_id_map.name: map "filter" has 4-byte values, expected 8 (ebpf_exporter writes the u64 1)']);
   });
 
-  it('what ebpf_exporter does beyond maps of counters: tracing, kaddrs, perf_event_array, its section conventions', () => {
+  it('what ebpf_exporter does beyond maps of counters that is not run here yet: tracing', () => {
     const text = 'metrics:\n  counters:\n    - name: oom_kills_total\n      help: OOMs\n      perf_event_array: true\nkaddrs:\n  - bpf_jit_current\ncgroup_id_map:\n  name: m\n  type: hash\n  regexps: [ x ]\ntracing:\n  spans: []\n';
-    expect(one(text, [map('oom_kills_total', MapType.perf_event_array, 4, 4)], [{ name: 'p', section: 'perf_event/type=0,config=0,frequency=99' }])).toEqual([
-      '/abs/ex/c.bpf.o: program p is in section perf_event/type=0,config=0,frequency=99: ebpf_exporter\'s section convention perf_event/type=...,config=...,frequency=... is not supported here yet',
-      'ex/c.yaml:5:25: metrics.counters[0].perf_event_array: counters from a perf_event_array (events sent by the program and counted here) are not supported yet',
-      'ex/c.yaml:6:1: kaddrs: kaddrs (kernel symbol addresses written into the object\'s kaddr_* variables before it loads) is not supported yet',
+    const contents = [map('oom_kills_total', MapType.perf_event_array, 4, 4)];
+    expect(problems({ ...input('c', text, contents), contents: { maps: contents, programs: [{ name: 'p', section: 'perf_event/type=0,config=0,frequency=99' }], variables: ['kaddr_bpf_jit_current'] } })).toEqual([
       'ex/c.yaml:9:9: cgroup_id_map.name: c.bpf.o has no map named "m", expected one of: oom_kills_total',
       'ex/c.yaml:12:1: tracing: tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
+    ]);
+  });
+
+  it('perf_event_array counters: a job counting the events by the labels cut from their bytes, read every second, flushed as flush_interval says', () => {
+    const text = (extra: string) => `metrics:\n  counters:\n    - name: oom_kills_total\n      help: OOMs\n      perf_event_array: true\n${extra}      labels:\n        - name: cgroup_path\n          size: 8\n          decoders:\n            - name: uint\n            - name: cgroup\n`;
+    const maps = [map('oom_kills_total', MapType.perf_event_array, 4, 4)];
+    const result = translate([input('c', text(''), maps)]);
+    const job = result.config.maps[0];
+    expect(withoutPositions(job)).toEqual({
+      name: 'c/oom_kills_total',
+      source: { object: '/abs/ex/c.bpf.o', map: 'oom_kills_total' },
+      mode: 'read',
+      interval: 1000,
+      batch_size: 4096,
+      batch: true,
+      btf: false,
+      events: { flush: 3_600_000 },
+      key: [{ name: 'cgroup_path', type: 'u64' }],
+      value: [{ name: 'value', type: 'u64' }],
+      metrics: [{ name: 'ebpf_exporter_oom_kills_total', type: 'counter', help: 'OOMs', value: 'value', cpu: 'sum', scale: 1, labels: [{ name: 'cgroup_path', from: 'cgroup_path', decoder: 'cgroup', style: 'ebpf_exporter' }], max_series: 10_000 }],
+    });
+    // The converted config runs the same.
+    const native = parseConfig(renderNative(result), '/tmp/converted.yaml');
+    expect(withoutPositions({ ...native, file: '' })).toEqual(withoutPositions({ ...result.config, file: '' }));
+    expect(translate([input('c', text('      flush_interval: 90s\n'), maps)]).config.maps[0].events).toEqual({ flush: 90_000 });
+    expect(problems(input('c', text('      flush_interval: soon\n'), maps))).toEqual([
+      'ex/c.yaml:6:23: metrics.counters[0].flush_interval: invalid duration "soon", expected a number with a unit like 500ms, 5s, 1m, 1h or 1m30s (a Go duration such as 30s, 5m or 1h)',
+    ]);
+    expect(problems(input('c', text(''), [map('oom_kills_total', MapType.hash, 8)]))).toEqual([
+      'ex/c.yaml:5:25: metrics.counters[0].perf_event_array: map "oom_kills_total" is a hash map, expected a perf_event_array for perf_event_array: true (the events the program sends through it are counted)',
+    ]);
+    // Without perf_event_array: true, a perf_event_array map is not read as counters; flush_interval is theirs to ignore.
+    const plain = 'metrics:\n  counters:\n    - name: x_total\n      help: X\n      flush_interval: 1m\n';
+    expect(translate([input('c', plain, [map('x_total', MapType.array, 4)])]).notes.map((n) => n.message)).toEqual([
+      'metrics.counters[0].flush_interval: flush_interval is read only with perf_event_array: true, as ebpf_exporter does; it is ignored here',
+    ]);
+    expect(problems(input('c', text('').replace('      perf_event_array: true\n', ''), maps))).toEqual([
+      'ex/c.yaml:3:13: metrics.counters[0].name: map "oom_kills_total" is a perf_event_array map: its events are counted only by a counter with perf_event_array: true',
+    ]);
+  });
+
+  it('their section conventions: perf_event/... sections that do not parse name the object, program and section', () => {
+    const text = 'metrics:\n  counters:\n    - name: x_total\n      help: X\n';
+    const maps = [map('x_total', MapType.array, 4)];
+    const sections = (...list: string[]) => problems(input('c', text, maps, list.map((section, i) => ({ name: `p${i}`, section }))));
+    // What their parser takes, and xdp/IFNAME, translate.
+    expect(sections('perf_event/type=1,config=0,frequency=99', 'perf_event/config=3,frequency=10,type=0', 'xdp/eth0', 'xdp/cpumap', 'perf_event/type=1,period=1000')).toEqual([]);
+    expect(sections('perf_event/type=1,config=0', 'perf_event/type=1;config=0,frequency=9', 'perf_event/type=1,config=-1,frequency=9', 'perf_event/type=1,sample=3,frequency=9', 'perf_event/type=1,frequency=0')).toEqual([
+      '/abs/ex/c.bpf.o: program p0 is in section perf_event/type=1,config=0, which does not read as ebpf_exporter\'s perf_event/type=N,config=N,frequency=N: no frequency=N (or period=N): the event would count without ever running the program',
+      '/abs/ex/c.bpf.o: program p1 is in section perf_event/type=1;config=0,frequency=9, which does not read as ebpf_exporter\'s perf_event/type=N,config=N,frequency=N: type=1;config=0: "1;config=0" is not a whole number of at least 0',
+      '/abs/ex/c.bpf.o: program p2 is in section perf_event/type=1,config=-1,frequency=9, which does not read as ebpf_exporter\'s perf_event/type=N,config=N,frequency=N: config=-1: "-1" is not a whole number of at least 0',
+      '/abs/ex/c.bpf.o: program p3 is in section perf_event/type=1,sample=3,frequency=9, which does not read as ebpf_exporter\'s perf_event/type=N,config=N,frequency=N: unknown key "sample" in item "sample=3", expected type, config, frequency or period',
+      '/abs/ex/c.bpf.o: program p4 is in section perf_event/type=1,frequency=0, which does not read as ebpf_exporter\'s perf_event/type=N,config=N,frequency=N: frequency=0: expected at least 1',
+    ]);
+  });
+
+  it('kaddrs: the symbols go with every job of the object; a symbol without its kaddr_ variable, twice, or not a name is refused at its item', () => {
+    const text = 'metrics:\n  counters:\n    - name: x_total\n      help: X\nkaddrs:\n  - schedule\n  - vfs_read\n';
+    const maps = [map('x_total', MapType.array, 4)];
+    const withVariables = (t: string, variables: string[]) => ({ ...input('c', t, maps), contents: { maps, programs: [], variables } });
+    const result = translate([withVariables(text, ['kaddr_schedule', 'kaddr_vfs_read', 'other'])]);
+    expect(result.config.maps.map((m) => m.source)).toEqual([{ object: '/abs/ex/c.bpf.o', map: 'x_total', kaddrs: ['schedule', 'vfs_read'] }]);
+    // The converted config runs the same: kaddrs is a key of our object sources too.
+    const native = parseConfig(renderNative(result), '/tmp/converted.yaml');
+    expect(native.maps[0].source).toEqual({ object: '/abs/ex/c.bpf.o', map: 'x_total', kaddrs: ['schedule', 'vfs_read'] });
+    expect(problems(withVariables(`${text}  - schedule\n  - "a b"\n`, ['kaddr_schedule']))).toEqual([
+      'ex/c.yaml:7:5: kaddrs[1]: c.bpf.o has no global variable kaddr_vfs_read for the address of vfs_read, expected one declared as const volatile u64 kaddr_vfs_read',
+      'ex/c.yaml:8:5: kaddrs[2]: symbol schedule is listed twice, expected each once',
+      'ex/c.yaml:9:5: kaddrs[3]: "a b" is not a kernel symbol name (letters, digits, _, . and $), expected a name as /proc/kallsyms lists it',
     ]);
   });
 

@@ -74,3 +74,39 @@ describe('source.perf_event', () => {
     ]);
   });
 });
+
+describe('source.kaddrs', () => {
+  it('lists kernel symbols, kept beside the resolved object path; an empty list is no list', () => {
+    const c = parseConfig(jobs('{ object: k.bpf.o, map: m, kaddrs: [ schedule, vfs_read ] }', '{ object: j.bpf.o, map: m, kaddrs: [] }'), '/c.yaml');
+    expect(c.maps.map((m) => m.source)).toEqual([
+      { object: '/k.bpf.o', map: 'm', kaddrs: ['schedule', 'vfs_read'] },
+      { object: '/j.bpf.o', map: 'm' },
+    ]);
+  });
+
+  it('is allowed only with object, names symbols, and must agree across the jobs naming one object', () => {
+    expect(problems(jobs('{ pinned: /sys/fs/bpf/m, kaddrs: [ schedule ] }'))).toEqual(['config.yaml:3:38: maps[0].source.kaddrs: allowed only with object']);
+    expect(problems(jobs('{ object: x.bpf.o, map: m, kaddrs: [ "a b" ] }'))).toEqual([
+      'config.yaml:3:50: maps[0].source.kaddrs[0]: invalid value "a b", expected a kernel symbol name as /proc/kallsyms lists it (letters, digits, _, . and $)',
+    ]);
+    expect(problems(jobs('{ object: x.bpf.o, map: a, kaddrs: [ schedule ] }', '{ object: x.bpf.o, map: b, kaddrs: [ vfs_read ] }'))).toEqual([
+      'config.yaml:6:48: maps[1].source.kaddrs: job "j1" loads x.bpf.o with kaddrs vfs_read, but job "j0" (maps[0], line 2) loads it with kaddrs schedule, expected the same kaddrs in every job naming that object (it is loaded and attached once)',
+    ]);
+  });
+});
+
+describe('events (a perf_event_array counted by its events)', () => {
+  const job = (extra: string) => `maps:\n  - name: e\n    source: { object: e.bpf.o, map: m }\n${extra}    metrics: [ { name: e_total, type: counter, help: E, value: v, labels: [ { name: comm, from: comm } ] } ]\n`;
+  it('takes a flush duration (default 1h) with the key written', () => {
+    const c = parseConfig(job('    events: { flush: 10m }\n    key: [ { name: comm, type: "char[16]" } ]\n    value: [ { name: v, type: u64 } ]\n'), '/c.yaml');
+    expect(c.maps[0].events).toEqual({ flush: 600_000 });
+    expect(parseConfig(job('    events: {}\n    key: [ { name: comm, type: "char[16]" } ]\n    value: [ { name: v, type: u64 } ]\n'), '/c.yaml').maps[0].events).toEqual({ flush: 3_600_000 });
+  });
+
+  it('needs the key written and mode read', () => {
+    expect(problems(job('    events: { flush: 1h }\n    mode: drain\n    value: [ { name: v, type: u64 } ]\n'))).toEqual([
+      'config.yaml:4:13: maps[0].events: events needs the key written: the fields each event\'s first bytes are read as',
+      'config.yaml:5:11: maps[0].mode: events are counted as they come, not drained, expected mode: read',
+    ]);
+  });
+});
