@@ -7,14 +7,14 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectRegistry } from '../../src/bpf/object.js';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
 import { openSource } from '../../src/bpf/source.js';
 import { kernelDescribe } from '../kernel/support.js';
-import { buildExamples, loadedPrograms, programsHeldBy, root, sample, sleep, startExporter, stillLoaded } from './support.js';
+import { buildExamples, hardwarePmu, loadedPrograms, perfEventFds, programsHeldBy, root, sample, sleep, startExporter, stillLoaded } from './support.js';
 
 const PROGRAM = 'sample_process';
 const object = join(root, 'config/examples/cpu-samples.bpf.o');
@@ -27,26 +27,6 @@ const FREQUENCY = 1000;
 function ourPrograms(pid: number | 'self'): number[] {
   const held = new Set(programsHeldBy(pid));
   return loadedPrograms().filter((p) => held.has(p.id) && p.name === PROGRAM).map((p) => p.id);
-}
-
-/** The perf event fds a process holds (each shows as anon_inode:[perf_event]). */
-function perfEventFds(pid: number | 'self'): number {
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[perf_event]';
-    } catch {
-      return false; // closed while we looked
-    }
-  }).length;
-}
-
-/**
- * Whether this machine has a PMU that counts CPU cycles: the core PMU's folder in sysfs (cpu on
- * x86, cpu_core/cpu_atom on hybrid x86, armv8_* on arm64). Most VMs expose none.
- */
-function hardwarePmu(): boolean {
-  const devices = '/sys/bus/event_source/devices';
-  return existsSync(`${devices}/cpu`) || readdirSync(devices).some((d) => /^(cpu_core|cpu_atom|armv8_.*)$/.test(d));
 }
 
 kernelDescribe('the cpu-samples example (perf_event)', () => {

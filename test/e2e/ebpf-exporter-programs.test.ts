@@ -17,38 +17,18 @@
  * running alongside do not add to the counts; on exit every program and event is gone.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectRegistry } from '../../src/bpf/object.js';
 import { onlineCpus } from '../../src/bpf/perf-event.js';
 import { compileBpf } from '../kernel/support.js';
-import { loadedPrograms, programsHeldBy, root, sleep, startExporter, stillLoaded } from './support.js';
+import { hardwarePmu, loadedPrograms, perfEventFds, programsHeldBy, root, sleep, startExporter, stillLoaded } from './support.js';
 import { ip, networkDescribe, ping, tryIp, vethPair, type Veth } from './network.js';
 
 const FREQUENCY = 1000;
 const PROGRAMS = ['on_cpu_clock', 'on_exec', 'on_packet', 'on_task_clock'];
-
-/** The perf event fds a process holds (each shows as anon_inode:[perf_event]). */
-function perfEventFds(pid: number | 'self'): number {
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[perf_event]';
-    } catch {
-      return false; // closed while we looked
-    }
-  }).length;
-}
-
-/**
- * Whether this machine has a PMU that counts hardware events: the core PMU's folder in sysfs (cpu on
- * x86, cpu_core/cpu_atom on hybrid x86, armv8_* on arm64). Most VMs expose none.
- */
-function hardwarePmu(): boolean {
-  const devices = '/sys/bus/event_source/devices';
-  return existsSync(`${devices}/cpu`) || readdirSync(devices).some((d) => /^(cpu_core|cpu_atom|armv8_.*)$/.test(d));
-}
 
 /** The address /proc/kallsyms gives a kernel symbol (the last line of three fields naming it). */
 function kallsyms(symbol: string): bigint {

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -157,3 +157,23 @@ export async function startPrometheus(dir: string, scrapeConfigs: string): Promi
   return { base: `http://127.0.0.1:${port}`, query, until, log: () => log, stop: () => proc.kill('SIGTERM') };
 }
 
+
+/** The perf event fds a process holds (each shows as anon_inode:[perf_event]). */
+export function perfEventFds(pid: number | 'self'): number {
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[perf_event]';
+    } catch {
+      return false; // closed while we looked
+    }
+  }).length;
+}
+
+/**
+ * Whether this machine has a PMU that counts hardware events: the core PMU's folder in sysfs (cpu on
+ * x86, cpu_core/cpu_atom on hybrid x86, armv8_* on arm64). Most VMs expose none.
+ */
+export function hardwarePmu(): boolean {
+  const devices = '/sys/bus/event_source/devices';
+  return existsSync(`${devices}/cpu`) || readdirSync(devices).some((d) => /^(cpu_core|cpu_atom|armv8_.*)$/.test(d));
+}
