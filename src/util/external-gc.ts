@@ -23,13 +23,16 @@ export function startExternalGc(opts: { thresholdBytes?: number; everyMs?: numbe
   if (gc === undefined) return () => {};
   const threshold = opts.thresholdBytes ?? 16 * 1024 * 1024;
   const maxHeap = opts.maxHeapBytes ?? 96 * 1024 * 1024;
-  let after = getHeapStatistics().external_memory;
+  // The bytes of every ArrayBuffer (Buffers, typed arrays), live or not yet collected: what a
+  // collection brings down. (V8's heap statistics' external_memory is not brought down by one.)
+  const buffers = (): number => process.memoryUsage().arrayBuffers;
+  let after = buffers();
   const timer = setInterval(() => {
-    const s = getHeapStatistics();
-    if (s.external_memory < after) after = s.external_memory; // V8 collected on its own
-    if (s.external_memory - after < threshold || s.used_heap_size > maxHeap) return;
+    const now = buffers();
+    if (now < after) after = now; // V8 collected on its own
+    if (now - after < threshold || getHeapStatistics().used_heap_size > maxHeap) return;
     gc();
-    after = getHeapStatistics().external_memory;
+    after = buffers();
   }, opts.everyMs ?? 500);
   timer.unref();
   return () => clearInterval(timer);
