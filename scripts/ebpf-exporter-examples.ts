@@ -1,7 +1,7 @@
 /**
  * Runs cloudflare/ebpf_exporter's examples under our exporter, one at a time, and says what each gives.
  *
- *   node --import tsx scripts/ebpf-exporter-examples.ts CHECKOUT [--names a,b] [--json OUT.json] [--markdown OUT.md] [--reclaim]
+ *   node --import tsx scripts/ebpf-exporter-examples.ts CHECKOUT [--names a,b] [--json OUT.json] [--markdown OUT.md] [--reclaim NAMES]
  *
  * CHECKOUT is their repository (or its examples/ folder) with the examples built: NAME.yaml beside
  * NAME.bpf.o. For each example (or those named) it runs, as a user of theirs would:
@@ -385,10 +385,14 @@ function dump(id: number): RawEntry[] {
 
 // ---------- the workload ----------
 
-/** --reclaim: the workload also asks the kernel to drop reclaimable slab objects once (vm.drop_caches = 2), which runs its shrinkers (the regexp example counts them). Host-wide, so only when asked. */
-let reclaim = false;
+/**
+ * --reclaim NAMES: for those examples the workload also asks the kernel to drop reclaimable slab
+ * objects once (vm.drop_caches = 2), which runs its shrinkers (the regexp example counts them).
+ * Host-wide, so only for the examples named.
+ */
+let reclaimFor: string[] = [];
 
-async function workload(ms: number): Promise<void> {
+async function workload(ms: number, reclaim: boolean): Promise<void> {
   const end = Date.now() + ms;
   const dir = mkdtempSync(join('/var/tmp', 'ebpfx-load-'));
   try {
@@ -540,32 +544,37 @@ function compareRaw(m: TheirMetric, info: MapInfo, before: RawEntry[], after: Ra
  * name that differs in the samples.
  */
 function differences(cfg: TheirConfig, metrics: MetricResult[], samples: Sample[]): string[] {
-  const out = new Set<string>();
-  const seen = (values: string[], pred: (v: string) => boolean): string => {
-    const bad = values.filter(pred);
-    return bad.length === 0 ? (samples.length === 0 ? '' : ' (none seen in this run)') : ` (seen: ${bad.slice(0, 3).map((b) => `\`${b}\``).join(', ')}${bad.length > 3 ? ', ...' : ''})`;
+  // Each difference once per example, with what the run saw of it over all its metrics.
+  const found = new Map<string, Set<string>>();
+  const add = (text: string, values: string[] = [], pred: (v: string) => boolean = () => false): void => {
+    const set = found.get(text) ?? new Set<string>();
+    for (const v of values) if (pred(v)) set.add(v);
+    found.set(text, set);
   };
   for (const m of cfg.metrics) {
-    if (m.kind === 'counter' && !m.name.endsWith('_total')) out.add(`\`${m.name}\` is a gauge here (our counters end in _total), same samples`);
+    if (m.kind === 'counter' && !m.name.endsWith('_total')) add(`\`${m.name}\` is a gauge here (our counters end in _total), same samples`);
     const raw = metrics.find((r) => r.name === m.name)?.raw;
-    if (m.labels.length === 0 && (raw === undefined || raw.after > 1)) out.add(`\`${m.name}\` has no labels: ours adds every key of its map into the one series, theirs reads key 0 only${raw === undefined ? '' : ` (its map has ${raw.after} entries)`}`);
+    if (m.labels.length === 0 && (raw === undefined || raw.after > 1)) add(`\`${m.name}\` has no labels: ours adds every key of its map into the one series, theirs reads key 0 only${raw === undefined ? '' : ` (its map has ${raw.after} entries)`}`);
     const series = samples.filter((s) => s.name.startsWith(`ebpf_exporter_${m.name}`));
     for (const l of m.labels) {
       const values = [...new Set(series.map((s) => s.labels[l.name]).filter((v): v is string => v !== undefined))];
       const dec = l.decoders;
-      if (dec.includes('cgroup')) out.add(`\`${l.name}\` (cgroup): the path relative to the cgroup root, theirs the full path (\`/sys/fs/cgroup...\`)${seen(values, (v) => !v.startsWith('/sys/fs/cgroup'))}`);
-      if (dec.includes('syscall')) out.add(`\`${l.name}\` (syscall): a number with no name is \`N\` here, \`unknown_syscall:N\` theirs${seen(values, (v) => /^\d+$/.test(v))}`);
+      if (dec.includes('cgroup')) add(`\`${l.name}\` (cgroup): the path relative to the cgroup root, theirs the full path (\`/sys/fs/cgroup...\`)`, values, (v) => !v.startsWith('/sys/fs/cgroup'));
+      if (dec.includes('syscall')) add(`\`${l.name}\` (syscall): a number with no name is \`N\` here, \`unknown_syscall:N\` theirs`, values, (v) => /^\d+$/.test(v));
       for (const d of ['errno', 'ifname'] as const) {
-        if (dec.includes(d)) out.add(`\`${l.name}\` (${d}): a number with no name is \`N\` here, \`unknown:N\` theirs${seen(values, (v) => /^\d+$/.test(v))}`);
+        if (dec.includes(d)) add(`\`${l.name}\` (${d}): a number with no name is \`N\` here, \`unknown:N\` theirs`, values, (v) => /^\d+$/.test(v));
       }
-      if (dec.includes('majorminor')) out.add(`\`${l.name}\` (majorminor): an unknown device is \`major:minor\` here, \`unknown:major:minor\` theirs${seen(values, (v) => /^\d+:\d+$/.test(v))}`);
-      if (dec.includes('inet_ip')) out.add(`\`${l.name}\` (inet_ip): an IPv4-mapped IPv6 address is \`::ffff:a.b.c.d\` here, \`a.b.c.d\` theirs${seen(values, (v) => v.startsWith('::ffff:'))}`);
+      if (dec.includes('majorminor')) add(`\`${l.name}\` (majorminor): an unknown device is \`major:minor\` here, \`unknown:major:minor\` theirs`, values, (v) => /^\d+:\d+$/.test(v));
+      if (dec.includes('inet_ip')) add(`\`${l.name}\` (inet_ip): an IPv4-mapped IPv6 address is \`::ffff:a.b.c.d\` here, \`a.b.c.d\` theirs`, values, (v) => v.startsWith('::ffff:'));
     }
   }
   for (const r of metrics) {
-    if (r.present && r.series > 0 && r.labelNames.join(',') !== r.expectedLabelNames.join(',')) out.add(`\`${r.exported}\` labels are {${r.labelNames.join(',')}}, theirs {${r.expectedLabelNames.join(',')}}`);
+    if (r.present && r.series > 0 && r.labelNames.join(',') !== r.expectedLabelNames.join(',')) add(`\`${r.exported}\` labels are {${r.labelNames.join(',')}}, theirs {${r.expectedLabelNames.join(',')}}`);
   }
-  return [...out];
+  return [...found.entries()].map(([text, seen]) => {
+    if (seen.size > 0) return `${text} (seen: ${[...seen].slice(0, 3).map((v) => `\`${v}\``).join(', ')}${seen.size > 3 ? ', ...' : ''})`;
+    return samples.length > 0 && /\(\w+\): /.test(text) ? `${text} (none seen in this run)` : text;
+  });
 }
 
 /** The first line of an error, without libbpf's log; with the one libbpf line that names a missing target. */
@@ -602,6 +611,7 @@ function classify(r: ExampleResult, mach: Machine): void {
   else if (/no kprobes/.test(line)) r.category = 'kernel lacks kprobes (attach ENOENT)';
   else if (/EPERM/.test(line) && /section (fentry|fexit)\//.test(line)) r.category = 'kernel refuses fentry/fexit programs (load EPERM)';
   else if (/failed to find kernel BTF type ID/.test(line)) r.category = 'kernel lacks a function the object names (load ESRCH)';
+  else if (/cgroup ids are 64-bit/.test(line)) r.category = 'refused: cgroup decoder over 4 bytes';
   else if (r.exit === 2 && !r.started) r.category = 'refused: config';
   else r.category = 'needs a look';
   r.result = r.started ? 'starts; programs not attached (map_up 0)' : 'refused at start';
@@ -634,7 +644,7 @@ async function runExample(dir: string, name: string, mach: Machine): Promise<Exa
     const att = e.logs.find((l) => Array.isArray(l.attached));
     if (att !== undefined) r.attached = att.attached as string[];
     r.attachError = errorLine(e);
-    await workload(3_000);
+    await workload(3_000, reclaimFor.includes(name));
     // Dump, wait for the exporter's next read, scrape, dump again.
     const mapFor = mapResolver(mapsOf(e.child.pid!), mapOrder(object));
     const before = new Map<string, RawEntry[]>();
@@ -730,13 +740,9 @@ async function main(): Promise<number> {
   const names = opt('--names');
   const jsonOut = opt('--json');
   const mdOut = opt('--markdown');
-  const i = argv.indexOf('--reclaim');
-  if (i >= 0) {
-    reclaim = true;
-    argv.splice(i, 1);
-  }
+  reclaimFor = (opt('--reclaim') ?? '').split(',').filter((n) => n !== '');
   if (argv.length !== 1) {
-    console.error('usage: node --import tsx scripts/ebpf-exporter-examples.ts CHECKOUT [--names a,b] [--json OUT.json] [--markdown OUT.md] [--reclaim]');
+    console.error('usage: node --import tsx scripts/ebpf-exporter-examples.ts CHECKOUT [--names a,b] [--json OUT.json] [--markdown OUT.md] [--reclaim NAMES]');
     return 2;
   }
   let dir = resolve(argv[0]);
