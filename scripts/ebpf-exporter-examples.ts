@@ -41,6 +41,8 @@ interface TheirMetric {
   name: string;
   labels: TheirLabel[];
   bucketMax?: number;
+  bucketMin?: number;
+  bucketMultiplier?: number;
   bucketType?: string;
   perfEventArray: boolean;
 }
@@ -63,6 +65,8 @@ function readTheirConfig(file: string): TheirConfig {
         name: String(raw.name),
         labels,
         bucketMax: raw.bucket_max === undefined ? undefined : Number(raw.bucket_max),
+        bucketMin: raw.bucket_min === undefined ? undefined : Number(raw.bucket_min),
+        bucketMultiplier: raw.bucket_multiplier === undefined ? undefined : Number(raw.bucket_multiplier),
         bucketType: raw.bucket_type === undefined ? undefined : String(raw.bucket_type),
         perfEventArray: raw.perf_event_array === true,
       });
@@ -496,6 +500,8 @@ function compareRaw(m: TheirMetric, info: MapInfo, before: RawEntry[], after: Ra
   let sum: (es: RawEntry[]) => bigint;
   let ourCount: number;
   let ourSum: number;
+  let bucketNote: string | undefined;
+  let bucketsAgree = true;
   if (m.kind === 'counter') {
     count = (es) => (noLabels ? Math.min(es.length, 1) : cpuLabel ? es.length * cpus : es.length);
     sum = (es) => es.reduce((a, e) => a + e.values.reduce((x, y) => x + y, 0n), 0n);
@@ -516,6 +522,25 @@ function compareRaw(m: TheirMetric, info: MapInfo, before: RawEntry[], after: Ra
     const counts = ours.filter((s) => s.name === `ebpf_exporter_${m.name}_count`);
     ourCount = counts.length;
     ourSum = counts.reduce((a, s) => a + s.value, 0);
+    // The buckets, over all series: for each finite le, the samples' total against the raw entries
+    // whose bucket bound is at most le (a key below bucket_min in the first bucket, as ours counts it).
+    if (m.bucketType !== 'fixed' && m.bucketMax !== undefined) {
+      const mult = m.bucketMultiplier === undefined || m.bucketMultiplier === 0 ? 1 : m.bucketMultiplier;
+      const min = m.bucketMin ?? 0;
+      const max = m.bucketMax;
+      const bound = (k: number): number => (m.bucketType === 'exp2' ? 2 ** k * mult : m.bucketType === 'exp2zero' ? (k === 0 ? 0 : 2 ** (k - 1) * mult) : k * mult);
+      const cum = (es: RawEntry[], le: number): bigint =>
+        es.filter((e) => !isSum(e.key) && bucketOf(e.key) <= max && bound(Math.max(bucketOf(e.key), min)) <= le * (1 + 1e-9)).reduce((a, e) => a + e.values.reduce((x, y) => x + y, 0n), 0n);
+      const byLe = new Map<string, number>();
+      for (const s of ours) if (s.name === `ebpf_exporter_${m.name}_bucket` && s.labels.le !== '+Inf') byLe.set(s.labels.le, (byLe.get(s.labels.le) ?? 0) + s.value);
+      const drops = m.labels.some((l) => l.decoders.includes('regexp'));
+      const off = [...byLe.entries()].filter(([le, v]) => {
+        const ourV = BigInt(Math.round(v));
+        return !((drops || ourV >= cum(before, Number(le))) && ourV <= cum(after, Number(le)));
+      });
+      bucketNote = off.length === 0 ? `${byLe.size} buckets agree` : `buckets off at le=${off.slice(0, 3).map(([le, v]) => `${le} (ours ${v}, raw ${cum(before, Number(le))}..${cum(after, Number(le))})`).join(', ')}`;
+      bucketsAgree = off.length === 0;
+    }
   }
   const b = count(before);
   const a = count(after);
@@ -534,7 +559,8 @@ function compareRaw(m: TheirMetric, info: MapInfo, before: RawEntry[], after: Ra
     agree = ourCount >= b && ourCount <= a && sumIn;
     note = m.kind === 'histogram' ? 'series = distinct keys without the bucket; count = sum of the bucket entries' : 'series = entries; sum = sum of the values';
   }
-  return { mapId: info.id, mapType: info.type, before: b, after: a, sumBefore: sb.toString(), sumAfter: sa.toString(), ours: `${ourCount} series, sum ${ourSum}`, agree, note };
+  if (bucketNote !== undefined) note += `; ${bucketNote}`;
+  return { mapId: info.id, mapType: info.type, before: b, after: a, sumBefore: sb.toString(), sumAfter: sa.toString(), ours: `${ourCount} series, sum ${ourSum}`, agree: agree && bucketsAgree, note };
 }
 
 
@@ -599,7 +625,7 @@ function classify(r: ExampleResult, mach: Machine): void {
     const noData = r.metrics.filter((m) => m.series === 0);
     r.category = 'runs';
     r.result = noData.length === 0 ? 'runs' : 'runs (no data from the workload)';
-    r.detail = r.metrics.map((m) => `\`${m.exported}\` (${m.type ?? '?'}, ${m.series} series${m.raw === undefined ? `, map not compared: ${m.rawError ?? '?'}` : m.raw.agree ? ', agrees with the map' : `, DISAGREES with the map: ${m.raw.ours} vs ${m.raw.before}..${m.raw.after} entries, sum ${m.raw.sumBefore}..${m.raw.sumAfter}`})`).join('; ');
+    r.detail = r.metrics.map((m) => `\`${m.exported}\` (${m.type ?? '?'}, ${m.series} series${m.raw === undefined ? `, map not compared: ${m.rawError ?? '?'}` : m.raw.agree ? `, agrees with the map${/buckets agree/.test(m.raw.note) ? ', bucket by bucket' : ''}` : `, DISAGREES with the map: ${m.raw.ours} vs ${m.raw.before}..${m.raw.after} entries, sum ${m.raw.sumBefore}..${m.raw.sumAfter}`})`).join('; ');
     return;
   }
   r.detail = `\`${line.replace(/\|/g, '\\|').replace(/`/g, "'")}\``;
