@@ -624,7 +624,7 @@ function classify(r: ExampleResult, mach: Machine): void {
   if (r.started && r.attachError === undefined && r.metrics.every((m) => m.present)) {
     const noData = r.metrics.filter((m) => m.series === 0);
     r.category = 'runs';
-    r.result = noData.length === 0 ? 'runs' : 'runs (no data from the workload)';
+    r.result = noData.length === 0 ? 'runs' : noData.length === r.metrics.length ? 'runs (no data from the workload)' : `runs (${noData.length} of ${r.metrics.length} metrics without data)`;
     r.detail = r.metrics.map((m) => `\`${m.exported}\` (${m.type ?? '?'}, ${m.series} series${m.raw === undefined ? `, map not compared: ${m.rawError ?? '?'}` : m.raw.agree ? `, agrees with the map${/buckets agree/.test(m.raw.note) ? ', bucket by bucket' : ''}` : `, DISAGREES with the map: ${m.raw.ours} vs ${m.raw.before}..${m.raw.after} entries, sum ${m.raw.sumBefore}..${m.raw.sumAfter}`})`).join('; ');
     return;
   }
