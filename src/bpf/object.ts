@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { captureLibbpfOutput, copyNative, native, lastErrno } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
@@ -414,7 +414,9 @@ function loadHint(errno: number, output: readonly string[], sections: ReadonlyMa
   const section = failed === undefined ? undefined : sections.get(failed);
   if (failed === undefined || section === undefined) return undefined;
   if (errno === Errno.EPERM && TRACING_SECTION.test(section)) {
-    return `the kernel refused program ${failed} (section ${section}): a kernel that allows no BPF_PROG_TYPE_TRACING programs (fentry, fexit, tp_btf) says EPERM even to root; \`bpftool feature probe kernel | grep tracing\` tells whether it allows them`;
+    const kind = /^[a-z_]+/.exec(section)?.[0] ?? section;
+    // Which tracing kinds a kernel refuses varies (one measured here refuses fentry and fexit and loads tp_btf).
+    return `the kernel refused program ${failed} (section ${section}): a kernel that does not allow ${kind} programs says EPERM even to root; \`bpftool feature probe kernel | grep tracing\` tells which tracing programs it allows`;
   }
   return undefined;
 }
@@ -422,6 +424,14 @@ function loadHint(errno: number, output: readonly string[], sections: ReadonlyMa
 /** What a failed attach by section means, for the sections whose errno alone misleads. */
 function attachHint(section: string, errno: number): string | undefined {
   const kind = /^[a-z_.]+/.exec(section)?.[0] ?? '';
+  if (kind === 'usdt' || /^u(ret)?probe(\.s)?$/.test(kind)) {
+    // Whatever libbpf says of it (EBADF, ESRCH, LIBBPF_ERRNO__FORMAT), a file that is not ELF is the cause.
+    const binary = section.slice(section.indexOf('/') + 1).split(':')[0];
+    const file = notElf(binary);
+    if (file !== undefined) {
+      return `${file}${file === binary ? '' : ` (where ${binary} is found on PATH)`} is not an ELF file: a script or a wrapper (a pyenv shim, say) is not the program; name the real binary by its full path`;
+    }
+  }
   if ((kind === 'kprobe' || kind === 'kretprobe') && errno === Errno.ENOENT) {
     const target = section.slice(section.indexOf('/') + 1);
     return haveKprobes()
@@ -780,6 +790,27 @@ export function kernelFunctionExists(name: string): boolean {
     return true;
   }
   return new RegExp(`^[0-9a-f]+ [tTwW] ${name.replace(/\./g, '\\.')}(?:\t|$)`, 'm').test(text);
+}
+
+/**
+ * The file a uprobe or usdt section's binary names, when it exists and is not an ELF file; found
+ * as libbpf finds it, on PATH when the name has no slash.
+ */
+function notElf(binary: string): string | undefined {
+  const candidates = binary.includes('/') ? [binary] : (process.env.PATH ?? '').split(':').filter((d) => d !== '').map((d) => `${d}/${binary}`);
+  const file = candidates.find((f) => statErrno(f) === 0);
+  if (file === undefined) return undefined;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const magic = Buffer.alloc(4);
+      return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === '\x7fELF' ? undefined : file;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined; // unreadable here: libbpf's own error stands
+  }
 }
 
 /** A uprobe section's binary, given by path, is not a file (`uprobe/PATH:FUNC`); a bare library name libbpf searches for passes. */

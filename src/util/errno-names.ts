@@ -25,6 +25,13 @@ export const LINUX_ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
 
 /**
  * LINUX_ERRNO_NAMES, plus ENOTSUPP (524), which BPF helpers and the bpf syscall return though
- * libc does not define it.
+ * libc does not define it, and libbpf's own error codes (enum libbpf_errno in libbpf.h, from 4000),
+ * which its calls return as negative numbers like an errno: 4001 is an ELF file libbpf cannot read.
  */
-export const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([...LINUX_ERRNO_NAMES, [524, 'ENOTSUPP']]);
+export const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
+  ...LINUX_ERRNO_NAMES,
+  [524, 'ENOTSUPP'],
+  ...['LIBELF', 'FORMAT', 'KVERSION', 'ENDIAN', 'INTERNAL', 'RELOC', 'LOAD', 'VERIFY', 'PROG2BIG', 'KVER', 'PROGTYPE', 'WRNGPID', 'INVSEQ', 'NLPARSE'].map(
+    (name, i): [number, string] => [4000 + i, `LIBBPF_ERRNO__${name}`],
+  ),
+]);

@@ -152,7 +152,7 @@ maps:
         // The first line says it all; libbpf's own words follow it.
         expect(message.split('\n')[0]).toBe(
           `map ${object}: load BPF object failed: EPERM (the kernel refused program ${program} (section ${kind}/__do_sys_getppid): ` +
-            'a kernel that allows no BPF_PROG_TYPE_TRACING programs (fentry, fexit, tp_btf) says EPERM even to root; `bpftool feature probe kernel | grep tracing` tells whether it allows them; libbpf said:',
+            `a kernel that does not allow ${kind} programs says EPERM even to root; \`bpftool feature probe kernel | grep tracing\` tells which tracing programs it allows; libbpf said:`,
         );
       } else {
         expect.fail(`the kernel lacks ${kind}, which this test has no expectation for: ${message}`);

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kernelFunctionExists } from '../../../src/bpf/object.js';
+import { kernelFunctionExists, ObjectRegistry } from '../../../src/bpf/object.js';
 import { sample, sleep, spawnExporter } from '../../e2e/support.js';
 import { compileBpf, kernelDescribe } from '../support.js';
 
@@ -115,4 +115,31 @@ kernelDescribe('check and the attach targets of the programs it loads', () => {
     expect(kernelFunctionExists('schedule')).toBe(true);
     expect(kernelFunctionExists('bme_no_such_function')).toBe(false);
   });
+});
+
+kernelDescribe('a uprobe or usdt section whose binary is not an ELF file', () => {
+  it('says so, whatever libbpf answered (a script or a wrapper such as a pyenv shim)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bme-notelf-'));
+    try {
+      const script = join(dir, 'bmewrapper');
+      writeFileSync(script, '#!/bin/sh\nexec /bin/true "$@"\n', { mode: 0o755 });
+      const hint = (file: string, name: string) => `${file}${file === name ? '' : ` (where ${name} is found on PATH)`} is not an ELF file: a script or a wrapper (a pyenv shim, say) is not the program; name the real binary by its full path`;
+      const cases: [section: string, errno: string, name: string][] = [
+        [`uprobe/${script}:main`, 'LIBBPF_ERRNO__FORMAT', script],
+        [`usdt/${script}:prov:probe`, 'ESRCH', script],
+      ];
+      for (const [section, errno, name] of cases) {
+        const object = join(dir, 'o.bpf.o');
+        compileBpf(fixture, object, [`-DSECTION="${section}"`]);
+        const objects = new ObjectRegistry();
+        try {
+          expect(() => objects.get(object, {})).toThrow(`map ${object}: attach program on_target (section ${section}) failed: ${errno} (${hint(script, name)})`);
+        } finally {
+          objects.closeAll();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
