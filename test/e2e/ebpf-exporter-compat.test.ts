@@ -141,6 +141,47 @@ kernelDescribe('ebpf_exporter configs run as they are (--config.dir, --config.na
     expect(await stillLoaded(ids)).toEqual([]);
   }, 60_000);
 
+  it('regexp rewrites a label to the match or its first group, so rows that differ land in one series, summed', async () => {
+    copyFileSync(join(dir, 'compat.bpf.o'), join(dir, 'rewrite.bpf.o'));
+    // getppid and getpriority are 110 and 140 on x86-64, 173 and 141 on arm64: `^(1)\d\d$` makes both "1".
+    writeFileSync(
+      join(dir, 'rewrite.yaml'),
+      [
+        'metrics:',
+        '  counters:',
+        '    - name: compat_syscalls_total',
+        '      help: Calls by comm prefix and the first digit of the syscall number',
+        '      labels:',
+        '        - name: comm',
+        '          size: 16',
+        '          decoders:',
+        '            - name: string',
+        '            - name: regexp',
+        '              regexps: ["^(bme).*$"]',
+        '        - name: syscall',
+        '          size: 8',
+        '          decoders:',
+        '            - name: uint',
+        '            - name: regexp',
+        "              regexps: ['^(1)\\d\\d$']",
+        '',
+      ].join('\n'),
+    );
+    const exporter = await startExporter('', {}, [], ['--config.dir', dir, '--config.names', 'rewrite']);
+    try {
+      execFileSync(workload, [String(N), ...WHO.map(String)]);
+      const want = [`ebpf_exporter_compat_syscalls_total{comm="bme",syscall="1"} ${N + WHO.length + 1}`];
+      let got: string[] = [];
+      for (let i = 0; i < 150 && JSON.stringify(got) !== JSON.stringify(want); i++) {
+        await sleep(100);
+        got = theirs(await (await fetch(`${exporter.base}/metrics`)).text()).samples;
+      }
+      expect(got).toEqual(want);
+    } finally {
+      expect(await exporter.stop(), exporter.log()).toBe(0);
+    }
+  }, 60_000);
+
   it('convert prints a native config that check accepts against the real object', () => {
     const converted = cli('convert', '--config.dir', dir, '--config.names', 'compat');
     expect(converted.stderr).toBe('');
