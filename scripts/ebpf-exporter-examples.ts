@@ -572,10 +572,11 @@ function compareRaw(m: TheirMetric, info: MapInfo, before: RawEntry[], after: Ra
 function differences(cfg: TheirConfig, metrics: MetricResult[], samples: Sample[]): string[] {
   // Each difference once per example, with what the run saw of it over all its metrics.
   const found = new Map<string, Set<string>>();
-  const add = (text: string, values: string[] = [], pred: (v: string) => boolean = () => false): void => {
+  /** A difference; `onlyIfSeen`: one that exists only when a value of this run shows it. */
+  const add = (text: string, values: string[] = [], pred: (v: string) => boolean = () => false, onlyIfSeen = false): void => {
     const set = found.get(text) ?? new Set<string>();
     for (const v of values) if (pred(v)) set.add(v);
-    found.set(text, set);
+    if (!onlyIfSeen || set.size > 0) found.set(text, set);
   };
   for (const m of cfg.metrics) {
     if (m.kind === 'counter' && !m.name.endsWith('_total')) add(`\`${m.name}\` is a gauge here (our counters end in _total), same samples`);
@@ -585,13 +586,16 @@ function differences(cfg: TheirConfig, metrics: MetricResult[], samples: Sample[
     for (const l of m.labels) {
       const values = [...new Set(series.map((s) => s.labels[l.name]).filter((v): v is string => v !== undefined))];
       const dec = l.decoders;
-      if (dec.includes('cgroup')) add(`\`${l.name}\` (cgroup): the path relative to the cgroup root, theirs the full path (\`/sys/fs/cgroup...\`)`, values, (v) => !v.startsWith('/sys/fs/cgroup'));
-      if (dec.includes('syscall')) add(`\`${l.name}\` (syscall): a number with no name is \`N\` here, \`unknown_syscall:N\` theirs`, values, (v) => /^\d+$/.test(v));
+      // Compat mode gives their label values (style: ebpf_exporter); a value in another form is a difference seen.
+      if (dec.includes('cgroup')) add(`\`${l.name}\` (cgroup): a value that is not their full path (\`/sys/fs/cgroup...\`)`, values, (v) => !v.startsWith('/sys/fs/cgroup'), true);
+      if (dec.includes('syscall')) add(`\`${l.name}\` (syscall): a bare number (theirs: a name or \`unknown_syscall:N\`)`, values, (v) => /^\d+$/.test(v), true);
       for (const d of ['errno', 'ifname'] as const) {
-        if (dec.includes(d)) add(`\`${l.name}\` (${d}): a number with no name is \`N\` here, \`unknown:N\` theirs`, values, (v) => /^\d+$/.test(v));
+        if (dec.includes(d)) add(`\`${l.name}\` (${d}): a bare number (theirs: a name or \`unknown:N\`)`, values, (v) => /^\d+$/.test(v), true);
       }
-      if (dec.includes('majorminor')) add(`\`${l.name}\` (majorminor): an unknown device is \`major:minor\` here, \`unknown:major:minor\` theirs`, values, (v) => /^\d+:\d+$/.test(v));
-      if (dec.includes('inet_ip')) add(`\`${l.name}\` (inet_ip): an IPv4-mapped IPv6 address is \`::ffff:a.b.c.d\` here, \`a.b.c.d\` theirs`, values, (v) => v.startsWith('::ffff:'));
+      if (dec.includes('inet_ip')) add(`\`${l.name}\` (inet_ip): an IPv4-mapped IPv6 address written as \`::ffff:a.b.c.d\` (theirs \`a.b.c.d\`)`, values, (v) => v.startsWith('::ffff:'), true);
+      if (dec.includes('ksym') || dec.includes('kstack')) {
+        add(`\`${l.name}\` (${dec.includes('ksym') ? 'ksym' : 'kstack'}): where several kernel symbols share an address, ours names the first /proc/kallsyms lists, theirs the one its sort leaves last`);
+      }
     }
   }
   for (const r of metrics) {
@@ -599,7 +603,7 @@ function differences(cfg: TheirConfig, metrics: MetricResult[], samples: Sample[
   }
   return [...found.entries()].map(([text, seen]) => {
     if (seen.size > 0) return `${text} (seen: ${[...seen].slice(0, 3).map((v) => `\`${v}\``).join(', ')}${seen.size > 3 ? ', ...' : ''})`;
-    return samples.length > 0 && /\(\w+\): /.test(text) ? `${text} (none seen in this run)` : text;
+    return text;
   });
 }
 
@@ -637,7 +641,8 @@ function classify(r: ExampleResult, mach: Machine): void {
   else if (/no kprobes/.test(line)) r.category = 'kernel lacks kprobes (attach ENOENT)';
   else if (/EPERM/.test(line) && /section (fentry|fexit)\//.test(line)) r.category = 'kernel refuses fentry/fexit programs (load EPERM)';
   else if (/failed to find kernel BTF type ID/.test(line)) r.category = 'kernel lacks a function the object names (load ESRCH)';
-  else if (/cgroup ids are 64-bit/.test(line)) r.category = 'refused: cgroup decoder over 4 bytes';
+  else if (/no PMU of this machine counts/.test(line)) r.category = 'machine lacks a hardware PMU (perf_event ENOENT)';
+  else if (/\/proc\/kallsyms has no kernel symbol/.test(line)) r.category = 'kernel lists no such symbol for kaddrs (/proc/kallsyms)';
   else if (r.exit === 2 && !r.started) r.category = 'refused: config';
   else r.category = 'needs a look';
   r.result = r.started ? 'starts; programs not attached (map_up 0)' : 'refused at start';

@@ -637,7 +637,7 @@ class OneConfig {
           case 'pci_subclass':
             return { type, pad: 0, decoder: { decoder: second.name, ...THEIRS } };
           case 'cgroup':
-            if (size !== 8) return this.fail([...at, 'size'], `cgroup ids are 64-bit and the cgroup decoder here reads 8 bytes, got size ${size}`);
+            if (size !== 4 && size !== 8) return this.fail([...at, 'size'], `the cgroup decoder reads a cgroup id from 8 bytes (or 4), got size ${size}`);
             return { type, pad: 0, decoder: { decoder: 'cgroup', ...THEIRS } };
           case 'regexp': {
             const decoder = this.regexp(second, [...at, 'decoders', 1]);

@@ -13,7 +13,7 @@ export const CGROUP_MAX_DEPTH = 32;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /**
- * cgroup: a cgroup v2 id (u64, what bpf_get_current_cgroup_id() returns) -> the cgroup's path
+ * cgroup: a cgroup v2 id (u64, what bpf_get_current_cgroup_id() returns, or a u32) -> the cgroup's path
  * below the hierarchy's root, e.g. `/system.slice/foo.service` (`/` for the root). A cgroup v2 id
  * is the inode number of the cgroup's directory, so the hierarchy is walked and stat'ed.
  * Unknown ids print as `unknown_cgroup_id:<id>`. With `style: ebpf_exporter` the path is the full
@@ -21,7 +21,9 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
  * (`/sys/fs/cgroup` for the root).
  */
 export const createCgroupDecoder: DecoderFactory = (field, spec, ctx) => {
-  const read = intReader(requireInt('cgroup', field, 'a 64-bit integer field (u64)', [8]), false);
+  // A u32 holds the id as programs that keep kernfs ids in 32 bits store it (ebpf_exporter's
+  // cfs-throttling): on a 64-bit kernel the id is the directory's inode number, which fits.
+  const read = intReader(requireInt('cgroup', field, 'a 64-bit integer field (u64), or a u32', [4, 8]), false);
   const paths = cgroupPaths(ctx);
   const full = spec.style === 'ebpf_exporter';
   return {

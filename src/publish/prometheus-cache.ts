@@ -76,10 +76,12 @@ interface Rendered {
 
 /**
  * How long a scrape waits for a document still being built before it is served the previous one.
- * Small snapshots build well within it, so scrapes see them at once; a snapshot of a million series
- * takes seconds, and then a scrape gets the last complete document (one cycle older) without waiting.
+ * Small snapshots build well within it (10,000 series: ~3 ms), so scrapes see them at once; one of
+ * 100,000 series takes ~30 ms and one of a million seconds, and then a scrape gets the last complete
+ * document (one cycle older) without waiting. 15 ms made the first scrape after each snapshot of
+ * 100,000 series the slowest of all (wait plus transfer, ~25 ms: BENCHMARKS.md).
  */
-const FRESH_WAIT_MS = 15;
+const FRESH_WAIT_MS = 5;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

@@ -384,6 +384,16 @@ describe('kstack, pci_*, dname: their decoders as ours, with their label values'
     });
   });
 
+  it('reads a cgroup id kept in 4 bytes (their cfs-throttling) as a u32, and refuses 2', () => {
+    const text = (size: number) => `metrics:\n  counters:\n    - name: cg_total\n      help: h\n      labels:\n        - { name: cgroup, size: ${size}, decoders: [ { name: uint }, { name: cgroup } ] }\n`;
+    const { config } = translate([input('cg', text(4), [map('cg_total', MapType.hash, 4)])]);
+    expect(withoutPositions({ key: config.maps[0].key, labels: config.maps[0].metrics[0].labels })).toEqual({
+      key: [{ name: 'cgroup', type: 'u32' }],
+      labels: [{ name: 'cgroup', from: 'cgroup', decoder: 'cgroup', style: 'ebpf_exporter' }],
+    });
+    expect(() => translate([input('cg', text(2), [map('cg_total', MapType.hash, 2)])])).toThrow('the cgroup decoder reads a cgroup id from 8 bytes (or 4), got size 2');
+  });
+
   it('converts to native YAML that carries the style and parses into the same config', () => {
     const result = translate([input('stacks', STACKS, STACKS_MAPS)]);
     const yaml = renderNative(result);

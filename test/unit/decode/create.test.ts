@@ -51,7 +51,7 @@ describe('createDecoder', () => {
     expect(message({ decoder: 'inet_ip' }, 'u64')).toBe('decoder inet_ip needs a 4-byte integer, u8[4] or u8[16] field, got u64 (8 bytes)');
     expect(message({ decoder: 'inet_ip' }, 'char[4]')).toBe('decoder inet_ip needs a 4-byte integer, u8[4] or u8[16] field, got char[4] (4 bytes)');
     expect(message({ decoder: 'ksym' }, 'u32')).toBe('decoder ksym needs a 64-bit integer field (u64), got u32 (4 bytes)');
-    expect(message({ decoder: 'cgroup' }, 'u8[8]')).toBe('decoder cgroup needs a 64-bit integer field (u64), got u8[8] (8 bytes)');
+    expect(message({ decoder: 'cgroup' }, 'u8[8]')).toBe('decoder cgroup needs a 64-bit integer field (u64), or a u32, got u8[8] (8 bytes)');
     expect(message({ decoder: 'majorminor' }, 'u16')).toBe('decoder majorminor needs a 32- or 64-bit integer field (u32 or u64), got u16 (2 bytes)');
     expect(message({ decoder: 'syscall' }, 'char[4]')).toBe('decoder syscall needs an integer field (u8..u64, s8..s64, be16..be64), got char[4] (4 bytes)');
     expect(message({ decoder: 'errno' }, 'u8[4]')).toBe('decoder errno needs an integer field (u8..u64, s8..s64, be16..be64), got u8[4] (4 bytes)');

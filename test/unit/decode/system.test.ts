@@ -106,6 +106,12 @@ describe('cgroup', () => {
     expect(d.decode(u64(2n ** 64n - 1n), 3)).toBe('unknown_cgroup_id:18446744073709551615');
   });
 
+  it('reads the id from a u32 too (an id kept in 32 bits, as ebpf_exporter\'s cfs-throttling keeps it)', () => {
+    const d = createDecoder({ decoder: 'cgroup' }, field('u32'), { cgroupRoot: root });
+    const u32 = (v: bigint): Uint8Array => at3(host(...u64le(v).slice(0, 4)));
+    expect(d.decode(u32(id('system.slice/foo.service')), 3)).toBe('/system.slice/foo.service');
+  });
+
   it('re-walks on a miss at most once a second, and keeps ids of removed cgroups', () => {
     const c = clock();
     const d = createCgroupDecoder(field('u64'), {}, makeContext({ cgroupRoot: root }, c.now));
