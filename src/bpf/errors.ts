@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { ERRNO_NAMES } from '../util/errno-names.js';
+import { ERRNO_NAMES, LIBBPF_ERRNO_NAMES } from '../util/errno-names.js';
 
 export const Errno = {
   EPERM: constants.errno.EPERM,
@@ -19,7 +19,7 @@ export const Errno = {
 } as const;
 
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+  return ERRNO_NAMES.get(Math.abs(errno)) ?? LIBBPF_ERRNO_NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 
 const HINTS: Partial<Record<string, string>> = {

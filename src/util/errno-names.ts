@@ -25,13 +25,17 @@ export const LINUX_ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
 
 /**
  * LINUX_ERRNO_NAMES, plus ENOTSUPP (524), which BPF helpers and the bpf syscall return though
- * libc does not define it, and libbpf's own error codes (enum libbpf_errno in libbpf.h, from 4000),
- * which its calls return as negative numbers like an errno: 4001 is an ELF file libbpf cannot read.
+ * libc does not define it.
  */
-export const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
-  ...LINUX_ERRNO_NAMES,
-  [524, 'ENOTSUPP'],
-  ...['LIBELF', 'FORMAT', 'KVERSION', 'ENDIAN', 'INTERNAL', 'RELOC', 'LOAD', 'VERIFY', 'PROG2BIG', 'KVER', 'PROGTYPE', 'WRNGPID', 'INVSEQ', 'NLPARSE'].map(
+export const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([...LINUX_ERRNO_NAMES, [524, 'ENOTSUPP']]);
+
+/**
+ * libbpf's own error codes (enum libbpf_errno in libbpf.h, from 4000), which its calls return as
+ * negative numbers like an errno: 4001 is an ELF file libbpf cannot read. For libbpf's errors only,
+ * never for values a BPF program stores (the errno decoder).
+ */
+export const LIBBPF_ERRNO_NAMES: ReadonlyMap<number, string> = new Map(
+  ['LIBELF', 'FORMAT', 'KVERSION', 'ENDIAN', 'INTERNAL', 'RELOC', 'LOAD', 'VERIFY', 'PROG2BIG', 'KVER', 'PROGTYPE', 'WRNGPID', 'INVSEQ', 'NLPARSE'].map(
     (name, i): [number, string] => [4000 + i, `LIBBPF_ERRNO__${name}`],
   ),
-]);
+);
