@@ -11,6 +11,8 @@ export class SeriesIndex {
   private slots = new Int32Array(1024);
   private mask = this.slots.length - 1;
   private count = 0;
+  /** Each indexed id's hash, so that growing the table does not hash every label set again. */
+  private hashes = new Int32Array(1024);
 
   constructor(
     private readonly names: readonly string[],
@@ -29,6 +31,12 @@ export class SeriesIndex {
   /** Index series `id` of the table (its values must not be indexed yet). */
   add(id: number): void {
     if ((this.count + 1) * 2 > this.slots.length) this.grow();
+    if (id >= this.hashes.length) {
+      const grown = new Int32Array(Math.max(id + 1, this.hashes.length * 2));
+      grown.set(this.hashes);
+      this.hashes = grown;
+    }
+    this.hashes[id] = this.hash(this.valuesOf(id));
     this.place(id);
     this.count++;
   }
@@ -62,11 +70,11 @@ export class SeriesIndex {
     }
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
-    return (h ^ (h >>> 13)) >>> 0;
+    return h ^ (h >>> 13);
   }
 
   private place(id: number): void {
-    let i = this.hash(this.valuesOf(id)) & this.mask;
+    let i = this.hashes[id] & this.mask;
     while (this.slots[i] !== 0) i = (i + 1) & this.mask;
     this.slots[i] = id + 1;
   }
