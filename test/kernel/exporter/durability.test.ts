@@ -132,11 +132,15 @@ kernelDescribe('drain durability', () => {
       fill();
       write(map, 1000);
       written += 1000;
-      const failing = await until(d, (t) => /^bpf_map_exporter_checkpoint_up 0$/m.test(t));
-      expect(failing).toMatch(/^bpf_map_exporter_map_read_errors_total\{errno="ENOSPC",map="full"\} [1-9]/m);
+      await until(d, (t) => /^bpf_map_exporter_checkpoint_up 0$/m.test(t));
       const ready = await fetch(`${d.base}/readyz`);
       expect(ready.status).toBe(503);
-      expect(await ready.text()).toMatch(/^not ready: drain state cannot be saved, drains are paused: cannot (write state file|append to drain journal) .*ENOSPC/);
+      const reason = await ready.text();
+      expect(reason).toMatch(/^not ready: drain state cannot be saved, drains are paused: cannot (write state file|append to drain journal) .*ENOSPC/);
+      // Which write meets the full folder first depends on the few bytes dd leaves: the journal's
+      // append fails the drain cycle (a read error), the state file's write only the checkpoint.
+      // (The count may come a document after checkpoint_up 0.)
+      if (reason.includes('append to drain journal')) await until(d, (t) => /^bpf_map_exporter_map_read_errors_total\{errno="ENOSPC",map="full"\} [1-9]/m.test(t));
       // Paused: what the program writes now stays in the map.
       write(map, 500);
       written += 500;
