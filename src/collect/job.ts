@@ -11,6 +11,7 @@ import { MapAggregator, type MapSnapshot } from '../aggregate/map-aggregator.js'
 import { Seeder } from './seed.js';
 import { MapType } from '../bpf/map-types.js';
 import { PerfEventReader } from '../bpf/perf-buffer.js';
+import { parseFieldType } from '../layout/field-type.js';
 
 export interface JobRead {
   snapshot: MapSnapshot;
@@ -103,7 +104,10 @@ export class MapJob {
       return [{ path: ['maps', this.index, 'source'], message }];
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
-    const width = (this.spec.key ?? []).reduce((n, f) => n + fieldBytes(f.type), 0);
+    const width = (this.spec.key ?? []).reduce((n, f) => {
+      const t = parseFieldType(f.type); // the config checked every type already
+      return n + (typeof t === 'string' ? 0 : t.size);
+    }, 0);
     const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: 8 };
     const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: 8, perCpu: false, btf: undefined }, env);
     if (plan === undefined) {
@@ -222,13 +226,6 @@ export class MapJob {
 function ones(count: number): Uint8Array {
   const values = new BigUint64Array(count).fill(1n);
   return new Uint8Array(values.buffer);
-}
-
-/** The bytes of a field type as written (u8..u64, s8..s64, be16..be64, char[N], u8[N], pad[N]). */
-function fieldBytes(type: string): number {
-  const n = /\[(\d+)\]$/.exec(type);
-  if (n !== null) return Number(n[1]);
-  return Number(/(\d+)$/.exec(type)?.[1] ?? 0) / 8;
 }
 
 /** The jobs of a config, optionally only the one named. */
