@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
  * since its last full collection (its fixed external-memory soft limit): this exporter's heap
  * barely grows between cycles, so up to 64 MB of dead buffers sat in RSS at any time. At 100,000
  * series that was the difference between a peak of ~150 and ~200 MB. A collection at a lower
- * threshold costs a pause of about 10 ms (a ~30 MB heap) every few cycles (BENCHMARKS.md, "Memory").
+ * threshold costs a pause of 10-30 ms (a ~30 MB heap) about once a cycle at 100,000 series (BENCHMARKS.md, "Memory").
  *
  * Buffers of 128 KiB and more are in mappings of their own (setMmapThreshold), so what a collection
  * frees goes back to the system at once.
