@@ -62,6 +62,11 @@ export class LabelArena<W extends ByteWriter = ByteWriter> {
     return this.starts[id + 1] - this.starts[id];
   }
 
+  /** The length of ids from..to-1 together. */
+  rangeLength(from: number, to: number): number {
+    return this.starts[to] - this.starts[from];
+  }
+
   /** Copy id's bytes into `dst` at `offset`; returns their length. */
   copy(id: number, dst: Buffer, offset: number): number {
     return this.bytes.copy(dst, offset, this.starts[id], this.starts[id + 1]);

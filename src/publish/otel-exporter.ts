@@ -29,10 +29,10 @@ import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentel
 import { convertLegacyOtlpGrpcOptions, createEmptyMetadata, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufMetricsSerializer, type IExporterMetricsHelper, type IExportMetricsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type { ExportResult } from '@opentelemetry/core';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { logger } from '../log.js';
 import { pointCount, type Temporality } from './otel-producer.js';
-import { encodeMetricsRequest, UnsupportedMetric } from './otlp-encode.js';
+import { encodeMetricsRequest, encodeMetricsRequestAsync, UnsupportedMetric } from './otlp-encode.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
 
@@ -90,59 +90,74 @@ export function createOtlpExporter(opts: OtlpOptions = {}): OTLPMetricExporterBa
 }
 
 /**
- * The buffer an exporter's requests are written into, used again once the export that sent it has
- * ended (the transport, its retries and its compression are done with it by then). At 100,000 series
- * a request is ~10 MB: a new one per export was garbage that outlived several exports before V8
- * collected it, and made the peak RSS (BENCHMARKS.md, "Memory").
+ * Where an exporter's requests are encoded before the SDK's transport sends them: a slice of points
+ * per turn of the event loop (a request of 100,000 series written at once held the loop for 15-50 ms),
+ * into the buffer of the last export that has ended (the transport, its retries and its compression
+ * are done with it by then). At 100,000 series a request is ~10 MB: a new one per export was garbage
+ * that outlived several exports before V8 collected it, and made the peak RSS (BENCHMARKS.md, "Memory").
  */
 export class RequestBuffers {
   private spare: Buffer | undefined;
-  /** The buffer the export in progress took, if it took the spare. */
-  private taken: Buffer | undefined;
+  /** Requests encoded by export() and not yet asked for by the serializer. */
+  private readonly encoded = new WeakMap<ResourceMetrics, Uint8Array>();
 
   /** A buffer of at least `size` bytes: the spare when it fits without much slack, else a new one. */
-  readonly take = (size: number): Buffer => {
+  private take(size: number): Buffer {
     const s = this.spare;
     if (s !== undefined && s.length >= size && s.length <= size * 1.5) {
       this.spare = undefined;
-      this.taken = s;
       return s;
     }
     // Room for a few more series next time; this one becomes the spare when its export ends.
-    const b = Buffer.allocUnsafeSlow(Math.ceil(size * 1.05));
-    this.taken = b;
-    return b;
-  };
+    return Buffer.allocUnsafeSlow(Math.ceil(size * 1.05));
+  }
 
-  /** Run one export: the buffer it takes is the spare again when `done` is called. */
-  around(exportFn: (done: () => void) => void): void {
-    this.taken = undefined;
+  /**
+   * Encode `rm`, then run `send` (the SDK's export, whose serializer takes the bytes with
+   * `encodedFor`); the buffer is the spare again once `send` calls `done`. A request this encoder
+   * cannot write is sent all the same (the serializer falls back to the SDK's); another failure is
+   * `failed`'s.
+   */
+  export(rm: ResourceMetrics, send: (done: () => void) => void, failed: (e: Error) => void): void {
     let mine: Buffer | undefined;
-    let ended = false;
-    const done = (): void => {
-      ended = true;
+    const release = (): void => {
+      this.encoded.delete(rm);
       if (mine !== undefined) this.spare = mine;
+      mine = undefined;
     };
-    try {
-      exportFn(done);
-    } finally {
-      // The serializer runs inside exportFn, before any await.
-      if (!ended) mine = this.taken;
-      this.taken = undefined;
-    }
+    encodeMetricsRequestAsync(rm, (size) => (mine = this.take(size))).then(
+      (bytes) => {
+        this.encoded.set(rm, bytes);
+        send(release);
+      },
+      (e: unknown) => {
+        release();
+        if (e instanceof UnsupportedMetric) send(() => {});
+        else failed(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  }
+
+  /** The bytes export() encoded for `rm`, once. */
+  encodedFor(rm: ResourceMetrics): Uint8Array | undefined {
+    const bytes = this.encoded.get(rm);
+    this.encoded.delete(rm);
+    return bytes;
   }
 }
 
 /**
- * Protobuf from the snapshot's columns (otlp-encode.ts) instead of the SDK's object model, written
- * into `buffers`; a request with a metric kind it does not write goes through the SDK's serializer.
- * Responses are the SDK's.
+ * Protobuf from the snapshot's columns (otlp-encode.ts) instead of the SDK's object model: what
+ * `buffers` encoded ahead, else encoded here; a request with a metric kind it does not write goes
+ * through the SDK's serializer. Responses are the SDK's.
  */
 export function columnSerializer(buffers?: RequestBuffers): ISerializer<ResourceMetrics, IExportMetricsServiceResponse> {
   return {
     serializeRequest(request) {
+      const ready = buffers?.encodedFor(request);
+      if (ready !== undefined) return ready;
       try {
-        return encodeMetricsRequest(request, buffers?.take);
+        return encodeMetricsRequest(request);
       } catch (e) {
         if (!(e instanceof UnsupportedMetric)) throw e;
         return ProtobufMetricsSerializer.serializeRequest(request);
@@ -173,7 +188,11 @@ export class OtlpProtoExporter extends OTLPMetricExporterBase {
   }
 
   override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
-    this.buffers.around((done) => super.export(metrics, (r) => (done(), resultCallback(r))));
+    this.buffers.export(
+      metrics,
+      (done) => super.export(metrics, (r) => (done(), resultCallback(r))),
+      (error) => resultCallback({ code: ExportResultCode.FAILED, error }),
+    );
   }
 }
 
@@ -192,7 +211,11 @@ export class OtlpGrpcExporter extends OTLPMetricExporterBase {
   }
 
   override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
-    this.buffers.around((done) => super.export(metrics, (r) => (done(), resultCallback(r))));
+    this.buffers.export(
+      metrics,
+      (done) => super.export(metrics, (r) => (done(), resultCallback(r))),
+      (error) => resultCallback({ code: ExportResultCode.FAILED, error }),
+    );
   }
 }
 

@@ -353,9 +353,10 @@ export function toHistogram(s: HistogramSeries): Histogram {
 /** For each series of `cols`: its position in `snap`, or -1. By id when both share a table, else by labels. */
 function positionsIn(snap: FamilySnap, cols: SeriesColumns): Int32Array {
   const out = new Int32Array(cols.ids.length);
+  const ids = cols.ids;
   if (snap.cols.table === cols.table) {
     const byId = (snap.byId ??= indexById(snap.cols));
-    cols.ids.forEach((id, i) => (out[i] = id < byId.length ? byId[id] : -1));
+    for (let i = 0; i < ids.length; i++) out[i] = ids[i] < byId.length ? byId[ids[i]] : -1;
     return out;
   }
   // Another table (an aggregator compacted or was re-created, or families written as literals).
@@ -367,7 +368,7 @@ function positionsIn(snap: FamilySnap, cols: SeriesColumns): Int32Array {
 
 function indexById(c: SeriesColumns): Int32Array {
   const byId = new Int32Array(c.table.labels.length).fill(-1);
-  c.ids.forEach((id, j) => (byId[id] = j));
+  for (let j = 0; j < c.ids.length; j++) byId[c.ids[j]] = j;
   return byId;
 }
 

@@ -32,6 +32,7 @@ import { ValueType } from '@opentelemetry/api';
 import type { LabelTable } from '../aggregate/types.js';
 import { arenaFor, type LabelArena } from './label-arena.js';
 import { ByteWriter } from './byte-writer.js';
+import { nextSlice } from '../util/slices.js';
 import { COLUMN_POINTS, isColumnMetric, type ColumnPoints } from './otel-producer.js';
 
 const LEN = 2;
@@ -230,26 +231,33 @@ function pointLayout(bounds: readonly number[] | undefined): PointLayout {
   return l;
 }
 
-/** Series whose point messages are encoded per turn of the event loop by encodePointsAhead. */
-const AHEAD_SLICE = 4096;
+/** Series whose point messages are encoded, or points written into a request, per turn of the event loop. */
+const SLICE = 4096;
 const aheadRunning = new WeakSet<LabelTable>();
+
+/** Encode the point messages of `table`'s series up to `upTo`, a slice per step. */
+function* fillSteps(table: LabelTable, bounds: readonly number[] | undefined, upTo = table.labels.length): Generator<void, LabelArena<PbWriter>> {
+  const layout = pointLayout(bounds);
+  const arena = arenaFor(layout.arenas, table, layout.encode, scratch, 0);
+  while (arena.size < upTo) {
+    arena.fill(table, Math.min(upTo, arena.size + SLICE));
+    if (arena.size < upTo) yield;
+  }
+  return arena;
+}
 
 /**
  * Encode the point messages of `table`'s new series (histograms: with `bounds`) in slices, between
  * turns of the event loop, so that the next export finds them ready: encoding 100,000 series at
  * once took the export ~0.5-1 s of one turn (a million, seconds), in which /metrics and /healthz
- * could not answer. An export that comes first encodes the rest itself.
+ * could not answer. An export that comes first encodes the rest itself, in slices too.
  */
 export async function encodePointsAhead(table: LabelTable, bounds: readonly number[] | undefined): Promise<void> {
   if (aheadRunning.has(table)) return;
   aheadRunning.add(table);
   try {
-    const layout = pointLayout(bounds);
-    const arena = arenaFor(layout.arenas, table, layout.encode, scratch, 0);
-    while (arena.size < table.labels.length) {
-      arena.fill(table, arena.size + AHEAD_SLICE);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    const steps = fillSteps(table, bounds);
+    while (steps.next().done !== true) await nextSlice();
   } finally {
     aheadRunning.delete(table);
   }
@@ -263,10 +271,10 @@ function timeHalves(t: HrTime): [number, number] {
 
 // ---- metrics
 
-/** A metric's encoding: its exact size first, then the writing. */
+/** A metric's encoding: its exact size first, then the writing, which pauses between slices of points. */
 interface Planned {
   size: number;
-  write(w: PbWriter): void;
+  write(w: PbWriter): Iterable<void>;
 }
 
 function otlpTemporality(t: AggregationTemporality): number {
@@ -308,69 +316,84 @@ function metricHead(m: MetricData): Buffer {
   });
 }
 
-/** A metric from columns: runs of its series' encoded points copied, then times and values written in place. */
-function planColumns(m: MetricData, parts: readonly ColumnPoints[]): Planned {
+/**
+ * A metric from columns: runs of its series' encoded points copied, then times and values written in
+ * place. Series not encoded yet (a first export that came before encodePointsAhead finished) are
+ * encoded first, a slice per step.
+ */
+function* planColumns(m: MetricData, parts: readonly ColumnPoints[]): Generator<void, Planned> {
   const field = dataField(m);
   const head = metricHead(m);
   const trailer = dataTrailer(m);
-  const prepared = parts.map((p) => {
-    const layout = pointLayout(m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined);
-    const points = arenaFor(layout.arenas, p.table, layout.encode, scratch);
+  const prepared: { p: ColumnPoints; layout: PointLayout; points: LabelArena<PbWriter>; size: number }[] = [];
+  for (const p of parts) {
+    const bounds = m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined;
+    const points = yield* fillSteps(p.table, bounds);
     let size = 0;
-    for (let i = 0; i < p.ids.length; i++) size += points.length(p.ids[i]);
-    return { p, layout, points, size };
-  });
+    forRuns(p.ids, 0, p.ids.length, (from, to) => (size += points.rangeLength(from, to)));
+    prepared.push({ p, layout: pointLayout(bounds), points, size });
+  }
   const dataSize = prepared.reduce((n, x) => n + x.size, 0) + trailer.length;
   return {
     size: head.length + fieldSize(dataSize),
-    write(w) {
+    *write(w) {
       w.bytes(head);
       w.varint(tag(field, LEN));
       w.varint(dataSize);
       for (const { p, layout, points, size } of prepared) {
         w.reserve(size);
-        writePoints(w, p, layout, points);
+        yield* writePoints(w, p, layout, points);
       }
       w.bytes(trailer);
     },
   };
 }
 
-function writePoints(w: PbWriter, p: ColumnPoints, layout: PointLayout, points: LabelArena<PbWriter>): void {
+/** A metric's points, SLICE at a time: the encoded messages copied, then their times and values patched in. */
+function* writePoints(w: PbWriter, p: ColumnPoints, layout: PointLayout, points: LabelArena<PbWriter>): Generator<void, void> {
   const { ids, startOf } = p;
-  const base = w.pos;
-  // Copy: one call per run of consecutive ids (a read job's series are usually all of them, in order).
-  for (let i = 0; i < ids.length; ) {
-    let j = i + 1;
-    while (j < ids.length && ids[j] === ids[j - 1] + 1) j++;
-    w.pos += points.copyRange(ids[i], ids[j - 1] + 1, w.buf, w.pos);
-    i = j;
-  }
-  // Patch: the fixed fields sit at fixed distances before each message's end.
-  const view = new DataView(w.buf.buffer, w.buf.byteOffset, w.buf.length);
   // Halves of each start time in two typed arrays: no array to unpack per point.
   const startLo = Uint32Array.from(p.starts, (t) => timeHalves(t)[0]);
   const startHi = Uint32Array.from(p.starts, (t) => timeHalves(t)[1]);
   const [timeLo, timeHi] = timeHalves(p.time);
   const { width } = layout;
-  let end = base;
-  for (let i = 0; i < ids.length; i++) {
-    end += points.length(ids[i]);
-    let at = end - layout.tail; // first byte of the start time
-    const s = startOf[i];
-    view.setUint32(at, startLo[s], true);
-    view.setUint32(at + 4, startHi[s], true);
-    view.setUint32(at + 9, timeLo, true);
-    view.setUint32(at + 13, timeHi, true);
-    at += 18;
-    if (width === 0) {
-      view.setFloat64(at, p.values[i], true);
-      continue;
+  for (let from = 0; from < ids.length; from += SLICE) {
+    if (from > 0) yield;
+    const to = Math.min(ids.length, from + SLICE);
+    const base = w.pos;
+    // Copy: one call per run of consecutive ids (a read job's series are usually all of them, in order).
+    forRuns(ids, from, to, (a, b) => (w.pos += points.copyRange(a, b, w.buf, w.pos)));
+    // Patch: the fixed fields sit at fixed distances before each message's end.
+    const view = new DataView(w.buf.buffer, w.buf.byteOffset, w.buf.length);
+    let end = base;
+    for (let i = from; i < to; i++) {
+      end += points.length(ids[i]);
+      let at = end - layout.tail; // first byte of the start time
+      const s = startOf[i];
+      view.setUint32(at, startLo[s], true);
+      view.setUint32(at + 4, startHi[s], true);
+      view.setUint32(at + 9, timeLo, true);
+      view.setUint32(at + 13, timeHi, true);
+      at += 18;
+      if (width === 0) {
+        view.setFloat64(at, p.values[i], true);
+        continue;
+      }
+      setFixed64(view, at, p.values[i]);
+      view.setFloat64(at + 9, p.sums?.[i] ?? 0, true);
+      at += 17 + 1 + varintSize(8 * width);
+      for (let b = 0; b < width; b++) setFixed64(view, at + 8 * b, p.buckets?.[i * width + b] ?? 0);
     }
-    setFixed64(view, at, p.values[i]);
-    view.setFloat64(at + 9, p.sums?.[i] ?? 0, true);
-    at += 17 + 1 + varintSize(8 * width);
-    for (let b = 0; b < width; b++) setFixed64(view, at + 8 * b, p.buckets?.[i * width + b] ?? 0);
+  }
+}
+
+/** Calls `fn(first, end)` for each run of consecutive ids in ids[from..to-1] (ids first..end-1). */
+function forRuns(ids: Int32Array, from: number, to: number, fn: (first: number, end: number) => void): void {
+  for (let i = from; i < to; ) {
+    let j = i + 1;
+    while (j < to && ids[j] === ids[j - 1] + 1) j++;
+    fn(ids[i], ids[j - 1] + 1);
+    i = j;
   }
 }
 
@@ -396,7 +419,13 @@ function planPoints(m: MetricData): Planned {
       w.bytes(dataTrailer(m));
     });
   });
-  return { size: body.length, write: (w) => w.bytes(body) };
+  return {
+    size: body.length,
+    write(w) {
+      w.bytes(body);
+      return [];
+    },
+  };
 }
 
 function numberPoint(w: PbWriter, dp: DataPoint<number>, valueType: ValueType): void {
@@ -447,18 +476,44 @@ function histogramPoint(w: PbWriter, dp: DataPoint<Histogram>): void {
  * does not write. `buffer(size)` gives the buffer the request is written into (from its start; it
  * may be larger): by default one of exactly that size.
  */
-export function encodeMetricsRequest(rm: ResourceMetrics, buffer: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size)): Uint8Array {
+export function encodeMetricsRequest(rm: ResourceMetrics, buffer: (size: number) => Buffer = allocate): Uint8Array {
+  const steps = requestSteps(rm, buffer);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/**
+ * The same request, encoded a slice of points per turn of the event loop: at 100,000 series an
+ * export written at once held the loop for 15-50 ms, and a scrape that came meanwhile waited. The
+ * collection must not change while it is encoded (a snapshot's columns never do).
+ */
+export async function encodeMetricsRequestAsync(rm: ResourceMetrics, buffer: (size: number) => Buffer = allocate): Promise<Uint8Array> {
+  const steps = requestSteps(rm, buffer);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+    await nextSlice();
+  }
+}
+
+const allocate = (size: number): Buffer => Buffer.allocUnsafe(size);
+
+function* requestSteps(rm: ResourceMetrics, buffer: (size: number) => Buffer): Generator<void, Uint8Array> {
   const resource = small((w) => keyValues(w, 1, rm.resource.attributes));
-  const scopes = rm.scopeMetrics.map((sm) => {
+  const scopes = [];
+  for (const sm of rm.scopeMetrics) {
     const scope = small((w) => {
       w.string(1, sm.scope.name);
       if (sm.scope.version !== undefined && sm.scope.version !== '') w.string(2, sm.scope.version);
     });
-    const metrics = sm.metrics.map((m) => (isColumnMetric(m) ? planColumns(m, m[COLUMN_POINTS]) : planPoints(m)));
+    const metrics: Planned[] = [];
+    for (const m of sm.metrics) metrics.push(isColumnMetric(m) ? yield* planColumns(m, m[COLUMN_POINTS]) : planPoints(m));
     const schema = sm.scope.schemaUrl === undefined || sm.scope.schemaUrl === '' ? undefined : small((w) => w.string(3, sm.scope.schemaUrl!));
     const size = fieldSize(scope.length) + metrics.reduce((n, m) => n + fieldSize(m.size), 0) + (schema?.length ?? 0);
-    return { scope, metrics, schema, size };
-  });
+    scopes.push({ scope, metrics, schema, size });
+  }
   const schemaUrl = rm.resource.schemaUrl;
   const rmSchema = schemaUrl === undefined || schemaUrl === '' ? undefined : small((w) => w.string(3, schemaUrl));
   const rmSize = fieldSize(resource.length) + scopes.reduce((n, s) => n + fieldSize(s.size), 0) + (rmSchema?.length ?? 0);
@@ -478,7 +533,7 @@ export function encodeMetricsRequest(rm: ResourceMetrics, buffer: (size: number)
       w.varint(tag(2, LEN));
       w.varint(m.size);
       const before = w.pos;
-      m.write(w);
+      yield* m.write(w);
       if (w.pos - before !== m.size) throw new Error(`OTLP encoder: metric wrote ${w.pos - before} bytes, planned ${m.size}`);
     }
     if (s.schema !== undefined) w.bytes(s.schema);

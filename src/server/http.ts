@@ -6,6 +6,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { ExpositionCache } from '../publish/prometheus.js';
 import { negotiate, wantsGzip } from '../publish/negotiate.js';
 import { logger } from '../log.js';
+import { responseBegun } from '../util/slices.js';
 import type { LiveWeb } from './reload.js';
 import { clientCertRefusal, type TlsMaterial } from './tls.js';
 import { ConnectionLimiter } from './connections.js';
@@ -166,6 +167,8 @@ function applyTls(server: NetServer, tls: TlsMaterial): void {
 function send(res: Res, req: Req, status: number, type: string, body: string | Buffer | readonly Buffer[], headers: Record<string, string> = {}): void {
   const chunks = typeof body === 'string' ? [Buffer.from(body)] : Buffer.isBuffer(body) ? [body] : body;
   const length = chunks.reduce((n, c) => n + c.length, 0);
+  // Work in slices waits for it (see nextSlice): a large body goes out in several turns of the loop.
+  res.once('close', responseBegun());
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(length), ...headers });
   if (req.method === 'HEAD') {
     res.end();

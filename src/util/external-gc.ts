@@ -17,25 +17,47 @@ import { runInNewContext } from 'node:vm';
  *
  * The heap limit: above `maxHeapBytes` of live heap (a million series) a full collection pauses the
  * loop for hundreds of ms, and this leaves the timing to V8.
+ *
+ * `busy`: while it says so (a /metrics response is being written), the collection waits, checked
+ * every few ms and for at most `maxWaitMs`: a pause between two scrapes delays none of them.
  */
-export function startExternalGc(opts: { thresholdBytes?: number; everyMs?: number; maxHeapBytes?: number } = {}): () => void {
+export function startExternalGc(opts: { thresholdBytes?: number; everyMs?: number; maxHeapBytes?: number; busy?: () => boolean; maxWaitMs?: number } = {}): () => void {
   const gc = exposeGc();
   if (gc === undefined) return () => {};
   const threshold = opts.thresholdBytes ?? 16 * 1024 * 1024;
   const maxHeap = opts.maxHeapBytes ?? 96 * 1024 * 1024;
+  const busy = opts.busy ?? (() => false);
+  const maxWait = opts.maxWaitMs ?? 1000;
   // The bytes of every ArrayBuffer (Buffers, typed arrays), live or not yet collected: what a
   // collection brings down. (V8's heap statistics' external_memory is not brought down by one.)
   const buffers = (): number => process.memoryUsage().arrayBuffers;
   let after = buffers();
+  let waiting: NodeJS.Timeout | undefined;
+  const collect = (): void => {
+    gc();
+    after = buffers();
+  };
   const timer = setInterval(() => {
+    if (waiting !== undefined) return;
     const now = buffers();
     if (now < after) after = now; // V8 collected on its own
     if (now - after < threshold || getHeapStatistics().used_heap_size > maxHeap) return;
-    gc();
-    after = buffers();
+    if (!busy()) return collect();
+    const since = Date.now();
+    const retry = (): void => {
+      if (busy() && Date.now() - since < maxWait) waiting = setTimeout(retry, 2).unref();
+      else {
+        waiting = undefined;
+        collect();
+      }
+    };
+    waiting = setTimeout(retry, 2).unref();
   }, opts.everyMs ?? 500);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    clearTimeout(waiting);
+  };
 }
 
 /** V8's gc(), without the --expose-gc flag on the command line. */

@@ -11,9 +11,9 @@ import { AggregationTemporality, DataPointType, type MetricData, type ResourceMe
 import { describe, expect, it } from 'vitest';
 import { columnFamily } from '../../../src/aggregate/columns.js';
 import { LabelTable, type Family } from '../../../src/aggregate/types.js';
-import { SnapshotProducer } from '../../../src/publish/otel-producer.js';
+import { COLUMN_POINTS, SnapshotProducer, type ColumnMetric } from '../../../src/publish/otel-producer.js';
 import { columnSerializer, RequestBuffers } from '../../../src/publish/otel-exporter.js';
-import { encodeMetricsRequest, encodePointsAhead, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
+import { encodeMetricsRequest, encodeMetricsRequestAsync, encodePointsAhead, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';
 
 interface ProtoType { decode(b: Uint8Array): unknown; toObject(m: unknown, o: { longs: StringConstructor; defaults: boolean }): unknown }
 const otlpRoot = createRequire(import.meta.url)('otlp-proto-definitions/build/src/generated/root.js') as {
@@ -109,24 +109,81 @@ describe('RequestBuffers', () => {
     const expected = decode(ProtobufMetricsSerializer.serializeRequest(await collection('cumulative'))!);
     const bodies: Uint8Array[] = [];
     const ends: (() => void)[] = [];
-    const exportOne = (): void => buffers.around((done) => {
-      bodies.push(serializer.serializeRequest(rm)!);
-      ends.push(done);
-    });
-    exportOne();
-    exportOne(); // while the first is in flight: a buffer of its own
+    // One export: the bytes the SDK's delegate would take from the serializer, and its end.
+    const exportOne = (): Promise<void> =>
+      new Promise((resolve, reject) =>
+        buffers.export(
+          rm,
+          (done) => {
+            bodies.push(serializer.serializeRequest(rm)!);
+            ends.push(done);
+            resolve();
+          },
+          reject,
+        ),
+      );
+    await exportOne();
+    await exportOne(); // while the first is in flight: a buffer of its own
     expect(bodies[1].buffer).not.toBe(bodies[0].buffer);
     ends[0]();
-    exportOne(); // the first's buffer, now free
+    await exportOne(); // the first's buffer, now free
     expect(bodies[2].buffer).toBe(bodies[0].buffer);
-    exportOne(); // the second is still in flight, the first's is taken again: a new one
+    await exportOne(); // the second is still in flight, the first's is taken again: a new one
     expect(new Set(bodies.map((b) => b.buffer)).size).toBe(3);
     for (const b of bodies.slice(1)) expect(decode(b)).toEqual(expected);
     // An export whose callback comes at once (the SDK's "too many exports in progress") keeps nothing.
     ends[1]();
-    buffers.around((done) => done());
-    exportOne();
+    await new Promise<void>((resolve, reject) => buffers.export(rm, (done) => (done(), resolve()), reject));
+    await exportOne();
     expect(bodies[4].buffer).toBe(bodies[1].buffer);
+    // What export() encoded is handed over once: asked again, the serializer encodes anew.
+    expect(serializer.serializeRequest(rm)!.buffer).not.toBe(bodies[4].buffer);
+  });
+
+  it('sends a request it cannot encode through the SDK\'s serializer, and reports other failures', async () => {
+    const buffers = new RequestBuffers();
+    const rm = await collection('cumulative');
+    rm.scopeMetrics[1].metrics = [{ ...plain[0], dataPointType: DataPointType.EXPONENTIAL_HISTOGRAM } as unknown as MetricData];
+    const sent = await new Promise<boolean>((resolve, reject) => buffers.export(rm, () => resolve(true), reject));
+    // Sent, with nothing encoded ahead: the serializer hands the request to the SDK's.
+    expect(sent).toBe(true);
+    expect(buffers.encodedFor(rm)).toBeUndefined();
+    const broken = await collection('cumulative');
+    const m = broken.scopeMetrics[0].metrics[0] as ColumnMetric;
+    broken.scopeMetrics[0].metrics = [{ ...m, [COLUMN_POINTS]: [{ ...m[COLUMN_POINTS][0], table: undefined }] } as unknown as MetricData];
+    const failure = await new Promise<unknown>((resolve) => buffers.export(broken, () => resolve('sent'), resolve));
+    expect(failure).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('encodeMetricsRequestAsync', () => {
+  it('writes the same bytes as encodeMetricsRequest, a slice of points per turn of the event loop', async () => {
+    const table = new LabelTable();
+    const n = 10_000;
+    const ids = Int32Array.from({ length: n }, (_, i) => table.add({ saddr: `10.1.${i >> 8}.${i & 255}`, port: String(i % 977) }));
+    const p = new SnapshotProducer({ version: '1' });
+    p.set('flows', [
+      columnFamily({ name: 'flow_bytes_total', type: 'counter', help: 'Bytes' }, { table, ids, values: Float64Array.from(ids, (i) => i * 7 + 0.5) }),
+      columnFamily(
+        { name: 'rtt_seconds', type: 'histogram', help: 'RTT' },
+        { table, ids, values: Float64Array.from(ids, () => 3), bounds: [0.01, 1], buckets: Float64Array.from({ length: 3 * n }, () => 1), sums: Float64Array.from(ids, (i) => i / 10) },
+      ),
+    ], { startTime: T0, time: T0 + 5000 });
+    const rm = (await p.collect()).resourceMetrics;
+    // No encodePointsAhead: the async encoder also encodes the new series' messages in slices.
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const bytes = await encodeMetricsRequestAsync(rm);
+    counting = false;
+    // Two metrics of 10,000 series, 4,096 per slice: three slices each to encode and three to write, two yields between each three.
+    expect(turns).toBeGreaterThanOrEqual(8);
+    expect(Buffer.from(bytes).equals(Buffer.from(encodeMetricsRequest(rm)))).toBe(true);
+    expect(decode(bytes)).toEqual(decode(ProtobufMetricsSerializer.serializeRequest((await p.collect()).resourceMetrics)!));
   });
 });
 

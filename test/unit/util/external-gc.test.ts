@@ -1,6 +1,7 @@
 /**
  * startExternalGc: a forced full collection once buffers outside the heap have grown past the
- * threshold since the last one, none below it, none above the heap limit, and none after stop.
+ * threshold since the last one, none below it, none above the heap limit, none while busy (within a
+ * bound), and none after stop.
  * Forced collections are told apart by the flag node's GC performance entries carry.
  */
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -64,4 +65,26 @@ it('leaves a heap above its limit to V8 (a full collection there pauses for long
     keep = [];
     await sleep(100);
   })).toBe(0);
+});
+
+it('waits while busy (a response being written), and no longer than its bound', async () => {
+  let busy = true;
+  stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, busy: () => busy, maxWaitMs: 60_000 });
+  expect(await forcedDuring(async () => {
+    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+    keep = [];
+    await sleep(150);
+  })).toBe(0);
+  expect(await forcedDuring(async () => {
+    busy = false;
+    await sleep(100);
+  })).toBeGreaterThan(0);
+  stop();
+  // Busy for ever: collected all the same once the wait is over.
+  stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, busy: () => true, maxWaitMs: 100 });
+  expect(await forcedDuring(async () => {
+    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+    keep = [];
+    await sleep(400);
+  })).toBeGreaterThan(0);
 });
