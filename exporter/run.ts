@@ -102,7 +102,7 @@ export async function run(opts: RunOptions): Promise<number> {
   if (producer !== undefined && otel?.settings.protocol !== 'http/json') producer.onFamily = (cols, bounds) => void encodePointsAhead(cols.table, bounds);
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
-  const http = createExporterServer({ exposition, notReady: () => daemon.notReady(), version: opts.version, web: live, maxConnections: opts.maxConnections });
+  const http = createExporterServer({ exposition, notReady: () => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered'), version: opts.version, web: live, maxConnections: opts.maxConnections });
   const server = http.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -104,6 +104,9 @@ async function renderPart(part: JobPart, format: ExpositionFormat): Promise<Buff
  */
 const WANTED_MS = 5 * 60_000;
 
+/** How long after start the text document is built ahead though no scrape has asked for it yet. */
+const FIRST_WANTED_MS = 60_000;
+
 interface Owner {
   job: string;
   metric: string;
@@ -135,6 +138,18 @@ export class ExpositionCache {
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
+    // For the first minute the text document, plain and gzipped, is built as if scrapes had asked for
+    // it: the first scrape finds it ready (a million series take seconds to render and compress).
+    const at = Date.now() - WANTED_MS + FIRST_WANTED_MS;
+    for (const gzip of [false, true]) this.wanted.set(`text${gzip ? '+gzip' : ''}`, { format: 'text', gzip, at });
+  }
+
+  /**
+   * Whether a complete text document can be served (readiness: a scrape then answers at once with
+   * every job's series). Starts building one when none is under way.
+   */
+  hasDocument(): boolean {
+    return this.lastGood.has('text') || this.entry('text').done === true;
   }
 
   /** Bumped by every set(), remove() and invalidate(); a rendered document belongs to one generation. */

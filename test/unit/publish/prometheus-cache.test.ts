@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { Counter, Gauge, Registry, Summary } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Family } from '../../../src/aggregate/types.js';
 import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
 import { SORT_LIMIT } from '../../../src/publish/prometheus-render.js';
@@ -264,23 +264,45 @@ describe('ExpositionCache', () => {
 describe('ExpositionCache ahead of scrapes', () => {
   const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-  it('builds nothing until a scrape asks, then each new generation in the format and encoding asked', async () => {
-    const cache = new ExpositionCache();
+  it('builds the text document ahead for its first minute, then only what scrapes asked for, each new generation', async () => {
     let reads = 0;
     const counted = (v: number): Family => ({ name: 'a_value', type: 'gauge', help: 'h', get series() { reads++; return [{ labels: {}, value: v }]; } });
+    const started = Date.now();
+    const cache = new ExpositionCache();
+    // The first minute: built as a snapshot arrives, plain and gzipped, before any scrape (readiness waits for it).
     cache.set('a', [counted(1)]);
     await tick();
-    expect(reads).toBe(0);
-    expect((await cache.renderChunks('text', true)).length).toBe(1);
+    await tick();
     expect(reads).toBe(1);
-    cache.set('a', [counted(2)]);
-    cache.invalidate(); // a cycle bumps twice: still one build
+    expect(cache.hasDocument()).toBe(true);
+    // After it: nothing until a scrape asks.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(started + 61_000);
+    try {
+      cache.set('a', [counted(2)]);
+      await tick();
+      expect(reads).toBe(1);
+      expect((await cache.renderChunks('text', true)).length).toBe(1);
+      expect(reads).toBe(2);
+      cache.set('a', [counted(3)]);
+      cache.invalidate(); // a cycle bumps twice: still one build
+      await tick();
+      await tick();
+      expect(reads).toBe(3);
+      // Served from what was built ahead: no render on the scrape's path.
+      expect(gunzipSync(Buffer.concat(await cache.renderChunks('text', true))).toString()).toContain('a_value 3\n');
+      expect(reads).toBe(3);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it('has no document until one is built, and starts building one when asked whether it has', async () => {
+    const cache = new ExpositionCache();
+    cache.set('a', [gauge('a_value', 1)]);
+    expect(cache.hasDocument()).toBe(false);
     await tick();
     await tick();
-    expect(reads).toBe(2);
-    // Served from what was built ahead: no render on the scrape's path.
-    expect(gunzipSync(Buffer.concat(await cache.renderChunks('text', true))).toString()).toContain('a_value 2\n');
-    expect(reads).toBe(2);
+    expect(cache.hasDocument()).toBe(true);
   });
 
   it('serves a document in the parts it keeps: each job part once, shared with the next generation', async () => {
