@@ -125,17 +125,24 @@ export class RequestBuffers {
       if (mine !== undefined) this.spare = mine;
       mine = undefined;
     };
-    encodeMetricsRequestAsync(rm, (size) => (mine = this.take(size))).then(
-      (bytes) => {
-        this.encoded.set(rm, bytes);
-        send(release);
-      },
-      (e: unknown) => {
-        release();
-        if (e instanceof UnsupportedMetric) send(() => {});
-        else failed(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
+    const fail = (e: unknown): void => {
+      release();
+      failed(e instanceof Error ? e : new Error(String(e)));
+    };
+    encodeMetricsRequestAsync(rm, (size) => (mine = this.take(size)))
+      .then(
+        (bytes) => {
+          this.encoded.set(rm, bytes);
+          send(release);
+        },
+        (e: unknown) => {
+          release();
+          if (e instanceof UnsupportedMetric) send(() => {});
+          else fail(e);
+        },
+      )
+      // `send` throwing (it should call back instead) is a failed export too, never an unhandled rejection.
+      .catch(fail);
   }
 
   /** The bytes export() encoded for `rm`, once. */

@@ -153,6 +153,8 @@ describe('RequestBuffers', () => {
     broken.scopeMetrics[0].metrics = [{ ...m, [COLUMN_POINTS]: [{ ...m[COLUMN_POINTS][0], table: undefined }] } as unknown as MetricData];
     const failure = await new Promise<unknown>((resolve) => buffers.export(broken, () => resolve('sent'), resolve));
     expect(failure).toBeInstanceOf(TypeError);
+    const thrown = await new Promise<unknown>((resolve) => buffers.export(rm, () => { throw new RangeError('transport'); }, resolve));
+    expect(thrown).toBeInstanceOf(RangeError);
   });
 });
 
