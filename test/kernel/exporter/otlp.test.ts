@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfMap } from '../../../src/bpf/map.js';
@@ -93,6 +93,7 @@ kernelDescribe('OTLP carries what /metrics carries', () => {
   let pins: string;
   let dir: string;
   let map: BpfMap;
+  let big: BpfMap | undefined;
   const name = `bme_o${process.pid % 100000}`;
   const running: Exporter[] = [];
   const receivers: Receiver[] = [];
@@ -110,6 +111,7 @@ kernelDescribe('OTLP carries what /metrics carries', () => {
     for (const e of running) if (e.proc.exitCode === null) e.proc.kill('SIGKILL');
     for (const r of receivers) r.close();
     map?.close();
+    big?.close();
     rmSync(pins, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
@@ -180,4 +182,71 @@ maps:
     expect(rx.requests.some((b) => b.resourceMetrics.some((rm) => rm.scopeMetrics.some((sm) => sm.metrics.some((m) => m.name === 'bpf_map_info' && (m.gauge?.dataPoints.length ?? 0) > 0))))).toBe(false);
     expect(await e.stop()).toBe(0);
   }, 60_000);
+
+  it('keeps exporting while a /metrics client has stopped reading a document larger than the socket buffers', async () => {
+    // 150,000 series: a document of ~5 MB, more than the kernel takes for a client that reads nothing
+    // (checked below), so the response stays in progress and the export's slices wait for it (10 ms
+    // at most each).
+    const n = 150_000;
+    big = BpfMap.create({ type: MapType.hash, name: `bme_ob${process.pid % 10000}`, keySize: 4, valueSize: 8, maxEntries: n });
+    const keys = Buffer.alloc(4 * n);
+    const values = Buffer.alloc(8 * n);
+    for (let i = 0; i < n; i++) {
+      keys.writeUInt32LE(i, 4 * i);
+      values.writeBigUInt64LE(BigInt(i), 8 * i);
+    }
+    expect(big.updateBatch(keys, values, n)).toBe(n);
+    big.pin(`${pins}/big`);
+    const rx = await receiver();
+    receivers.push(rx);
+    const cfg = join(dir, 'big.yaml');
+    writeFileSync(cfg, `
+interval: 1s
+maps:
+  - name: big
+    source: { pinned: ${pins}/big }
+    key: [ { name: id, type: u32 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: otlp_big_value, type: gauge, help: Per-id values, value: n, max_series: 500000, labels: [ { name: id, from: id } ] }
+`);
+    const e = await spawnExporter(cfg, { env: { ...otlpEnv(rx), OTEL_METRIC_EXPORT_INTERVAL: '1000' } });
+    running.push(e);
+    const reads = (m: Metric) => m.sum!.dataPoints.find((p) => attrs(p).map === 'big')?.asDouble ?? 0;
+    const before = reads(await rx.until('bpf_map_exporter_map_reads_total', (m) => reads(m) >= 1));
+
+    const stuck = connect(e.port, '127.0.0.1');
+    let received = 0;
+    await new Promise<void>((resolve) => stuck.once('connect', resolve));
+    stuck.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    stuck.once('data', (c: Buffer) => {
+      received += c.length;
+      stuck.pause(); // and never read again
+    });
+    try {
+      // The exporter's end of the connection has bytes the client does not take (/proc/net/tcp, tx_queue).
+      const unsent = async (): Promise<number> => {
+        const local = stuck.localPort!;
+        for (let i = 0; i < 100; i++) {
+          const row = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1]?.endsWith(`:${e.port.toString(16).toUpperCase().padStart(4, '0')}`) && f[2]?.endsWith(`:${local.toString(16).toUpperCase().padStart(4, '0')}`));
+          const queued = row === undefined ? 0 : parseInt(row[4].split(':')[0], 16);
+          if (queued > 0) return queued;
+          await sleep(100);
+        }
+        return 0;
+      };
+      expect(await unsent()).toBeGreaterThan(0);
+      // Two more reads arrive over OTLP meanwhile, each with every series.
+      const later = await rx.until('bpf_map_exporter_map_reads_total', (m) => reads(m) >= before + 2);
+      expect(reads(later)).toBeGreaterThanOrEqual(before + 2);
+      const value = await rx.until('otlp_big_value');
+      expect(value.gauge!.dataPoints).toHaveLength(n);
+      expect(received).toBeGreaterThan(0);
+      // Still answering other scrapes.
+      expect((await fetch(`${e.base}/healthz`)).status).toBe(200);
+    } finally {
+      stuck.destroy();
+    }
+    expect(await e.stop()).toBe(0);
+  }, 90_000);
 });
