@@ -235,10 +235,11 @@ function pointLayout(bounds: readonly number[] | undefined): PointLayout {
 const SLICE = 4096;
 const aheadRunning = new WeakSet<LabelTable>();
 
-/** Encode the point messages of `table`'s series up to `upTo`, a slice per step. */
-function* fillSteps(table: LabelTable, bounds: readonly number[] | undefined, upTo = table.labels.length): Generator<void, LabelArena<PbWriter>> {
+/** Encode the point messages of `table`'s series not encoded yet, a slice per step. */
+function* fillSteps(table: LabelTable, bounds: readonly number[] | undefined): Generator<void, LabelArena<PbWriter>> {
   const layout = pointLayout(bounds);
   const arena = arenaFor(layout.arenas, table, layout.encode, scratch, 0);
+  const upTo = table.labels.length;
   while (arena.size < upTo) {
     arena.fill(table, Math.min(upTo, arena.size + SLICE));
     if (arena.size < upTo) yield;
