@@ -28,10 +28,21 @@ describe('ExpositionCache', () => {
     const before = await cache.render('text', false);
     const beforeZ = await cache.render('text', true);
     cache.invalidate();
-    const afterInvalidate = await cache.render('text', false);
+    // A new document: once it is built (until then, after FRESH_WAIT_MS, a scrape gets the last one).
+    const fresh = async (gzip: boolean, old: Buffer): Promise<Buffer> => {
+      for (let i = 0; i < 200; i++) {
+        const b = await cache.render('text', gzip);
+        if (b !== old) return b;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return old;
+    };
+    const afterInvalidate = await fresh(false, before);
     expect(afterInvalidate).not.toBe(before);
     expect(afterInvalidate.equals(before)).toBe(true);
-    expect(await cache.render('text', true)).not.toBe(beforeZ);
+    const afterInvalidateZ = await fresh(true, beforeZ);
+    expect(afterInvalidateZ).not.toBe(beforeZ);
+    expect(gunzipSync(afterInvalidateZ).equals(before)).toBe(true);
 
     cache.set('a', [gauge('a_value', 2)]);
     const afterSet = await cache.render('text', false);
@@ -267,7 +278,6 @@ describe('ExpositionCache ahead of scrapes', () => {
   it('builds the text document ahead for its first minute, then only what scrapes asked for, each new generation', async () => {
     let reads = 0;
     const counted = (v: number): Family => ({ name: 'a_value', type: 'gauge', help: 'h', get series() { reads++; return [{ labels: {}, value: v }]; } });
-    const started = Date.now();
     const cache = new ExpositionCache();
     // The first minute: built as a snapshot arrives, plain and gzipped, before any scrape (readiness waits for it).
     cache.set('a', [counted(1)]);
@@ -276,7 +286,9 @@ describe('ExpositionCache ahead of scrapes', () => {
     expect(reads).toBe(1);
     expect(cache.hasDocument()).toBe(true);
     // After it: nothing until a scrape asks.
-    const now = vi.spyOn(Date, 'now').mockReturnValue(started + 61_000);
+    // A minute later (a clock that still moves: a frozen one stalls anything that waits on it).
+    const realNow = Date.now.bind(Date);
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 61_000);
     try {
       cache.set('a', [counted(2)]);
       await tick();
