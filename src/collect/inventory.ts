@@ -4,6 +4,7 @@ import { BatchReader } from '../bpf/batch.js';
 import { BpfError, Errno } from '../bpf/errors.js';
 import { isArrayLike } from '../bpf/map-types.js';
 import { programIds, programInfoById, type ProgramInfo } from '../bpf/program.js';
+import { nextTurn } from '../util/slices.js';
 
 /** One map of the host, as the inventory sees it. */
 export interface InventoryRow {
@@ -51,7 +52,7 @@ export async function inventoryAsync(opts: { batchSize?: number } = {}): Promise
   const rows: InventoryRow[] = [];
   for (const row of inventoryRows(opts)) {
     rows.push(row);
-    if (rows.length % MAPS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (rows.length % MAPS_PER_TURN === 0) await nextTurn();
   }
   return rows;
 }
@@ -105,7 +106,7 @@ export async function programInventoryAsync(): Promise<ProgramRow[]> {
     const info = programInfoById(id);
     if (info === undefined) continue;
     rows.push({ id: info.id, name: info.name, typeName: info.typeName, tag: info.tag, runTimeNs: info.runTimeNs, runCount: info.runCount });
-    if (rows.length % MAPS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (rows.length % MAPS_PER_TURN === 0) await nextTurn();
   }
   return rows;
 }

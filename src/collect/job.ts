@@ -12,6 +12,7 @@ import { Seeder } from './seed.js';
 import { MapType } from '../bpf/map-types.js';
 import { PerfEventReader } from '../bpf/perf-buffer.js';
 import { parseFieldType } from '../layout/field-type.js';
+import { nextTurn } from '../util/slices.js';
 
 export interface JobRead {
   snapshot: MapSnapshot;
@@ -179,7 +180,7 @@ export class MapJob {
     for (const b of this.reader.batches(mode)) {
       agg.add(b.keys, b.values, b.count);
       if (taken !== undefined) await taken(b.keys, b.values, b.count);
-      else await new Promise<void>((resolve) => setImmediate(resolve));
+      else await nextTurn();
     }
     return { snapshot: agg.finish(), iteration: { ...this.reader.stats } };
   }

@@ -10,6 +10,7 @@ import { logger } from '../log.js';
 import { MapJob } from './job.js';
 import { JournalError, type Journal, type JournalRecord } from './journal.js';
 import type { Task } from './scheduler.js';
+import { nextTurn } from '../util/slices.js';
 
 /** Where a map task hands its results: the publishers and the self-metrics. */
 export interface TaskSinks {
@@ -225,7 +226,7 @@ export class MapTask implements Task {
       try {
         this.position = journal.append(this.name, keys, values, count, keySize, valueStride);
         if (this.syncEachBatch) await journal.commit();
-        else await new Promise<void>((resolve) => setImmediate(resolve));
+        else await nextTurn();
       } catch (e) {
         if (e instanceof JournalError) this.sinks.unsaved(this.name, count, e.errnoName, e.message);
         throw e;

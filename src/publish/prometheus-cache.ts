@@ -24,6 +24,7 @@ import type { Family } from '../aggregate/types.js';
 import type { ExpositionFormat } from './negotiate.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
 import { occupiedNames, TextWriter, writeFamily } from './prometheus-render.js';
+import { nextTurn } from '../util/slices.js';
 
 /**
  * One gzip stream over the document's parts (no copy of the whole text); asynchronous, so compressing
@@ -83,14 +84,12 @@ interface Rendered {
  */
 const FRESH_WAIT_MS = 5;
 
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 async function renderPart(part: JobPart, format: ExpositionFormat): Promise<Buffer> {
   const w = new TextWriter(Math.ceil((part.sizes[format] ?? 0) * 1.05));
   for (const f of part.families) {
     // A family of a million series renders in slices, so /metrics and health checks answer meanwhile.
     const slices = writeFamily(f, format, w);
-    while (slices.next().done !== true) await yieldToLoop();
+    while (slices.next().done !== true) await nextTurn();
   }
   part.sizes[format] = w.pos;
   // Kept until the job's next snapshot: without the slack of a buffer that grew.

@@ -1,6 +1,7 @@
 /**
- * Turn-taking between work in slices that no request waits for (the OTLP request of an export, the
- * point messages of new series) and the HTTP responses being written.
+ * Yielding between slices of work: nextTurn() for work a request may be waiting for (a render, a
+ * read), nextSlice() for work that no request waits for (the OTLP request of an export, the point
+ * messages of new series), which also gives way to the HTTP responses being written.
  *
  * A /metrics body of 8 MB (100,000 series) is written over several turns of the event loop, one
  * socket buffer at a time. Work that yields after every slice with a bare setImmediate runs a slice
@@ -31,6 +32,11 @@ export function responseBegun(): () => void {
 /** Whether a response is being written. */
 export function responding(): boolean {
   return writing > 0;
+}
+
+/** Resolves after this turn of the loop. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Resolves after this turn of the loop, once no response is being written (or after DEFER_MS). */
