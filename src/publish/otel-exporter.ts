@@ -136,9 +136,9 @@ export class RequestBuffers {
           send(release);
         },
         (e: unknown) => {
+          if (!(e instanceof UnsupportedMetric)) return fail(e);
           release();
-          if (e instanceof UnsupportedMetric) send(() => {});
-          else fail(e);
+          send(() => {});
         },
       )
       // `send` throwing (it should call back instead) is a failed export too, never an unhandled rejection.

@@ -236,8 +236,7 @@ const SLICE = 4096;
 const aheadRunning = new WeakSet<LabelTable>();
 
 /** Encode the point messages of `table`'s series not encoded yet, a slice per step. */
-function* fillSteps(table: LabelTable, bounds: readonly number[] | undefined): Generator<void, LabelArena<PbWriter>> {
-  const layout = pointLayout(bounds);
+function* fillSteps(table: LabelTable, layout: PointLayout): Generator<void, LabelArena<PbWriter>> {
   const arena = arenaFor(layout.arenas, table, layout.encode, scratch, 0);
   const upTo = table.labels.length;
   while (arena.size < upTo) {
@@ -257,7 +256,7 @@ export async function encodePointsAhead(table: LabelTable, bounds: readonly numb
   if (aheadRunning.has(table)) return;
   aheadRunning.add(table);
   try {
-    const steps = fillSteps(table, bounds);
+    const steps = fillSteps(table, pointLayout(bounds));
     while (steps.next().done !== true) await nextSlice();
   } finally {
     aheadRunning.delete(table);
@@ -328,11 +327,11 @@ function* planColumns(m: MetricData, parts: readonly ColumnPoints[]): Generator<
   const trailer = dataTrailer(m);
   const prepared: { p: ColumnPoints; layout: PointLayout; points: LabelArena<PbWriter>; size: number }[] = [];
   for (const p of parts) {
-    const bounds = m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined;
-    const points = yield* fillSteps(p.table, bounds);
+    const layout = pointLayout(m.dataPointType === DataPointType.HISTOGRAM ? (p.bounds ?? []) : undefined);
+    const points = yield* fillSteps(p.table, layout);
     let size = 0;
     forRuns(p.ids, 0, p.ids.length, (from, to) => (size += points.rangeLength(from, to)));
-    prepared.push({ p, layout: pointLayout(bounds), points, size });
+    prepared.push({ p, layout, points, size });
   }
   const dataSize = prepared.reduce((n, x) => n + x.size, 0) + trailer.length;
   return {
