@@ -36,6 +36,12 @@ async function forcedDuring(fn: () => Promise<void>): Promise<number> {
 
 let keep: Buffer[] = [];
 
+/** 64 MB of buffers allocated and dropped: garbage outside the heap. */
+function dropBuffers(): void {
+  for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
+  keep = [];
+}
+
 it('collects once dead buffers outside the heap pass the threshold, and not before', async () => {
   stop = startExternalGc({ thresholdBytes: 32 * MB, everyMs: 10 });
   // 8 MB live: under the threshold, nothing to do.
@@ -45,15 +51,13 @@ it('collects once dead buffers outside the heap pass the threshold, and not befo
   })).toBe(0);
   // 64 MB allocated and dropped: at least one collection.
   expect(await forcedDuring(async () => {
-    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
-    keep = [];
+    dropBuffers();
     await sleep(200);
   })).toBeGreaterThan(0);
   stop();
   stop = undefined;
   expect(await forcedDuring(async () => {
-    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
-    keep = [];
+    dropBuffers();
     await sleep(100);
   })).toBe(0);
 });
@@ -61,8 +65,7 @@ it('collects once dead buffers outside the heap pass the threshold, and not befo
 it('leaves a heap above its limit to V8 (a full collection there pauses for long)', async () => {
   stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, maxHeapBytes: 1 });
   expect(await forcedDuring(async () => {
-    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
-    keep = [];
+    dropBuffers();
     await sleep(100);
   })).toBe(0);
 });
@@ -71,8 +74,7 @@ it('waits while busy (a response being written), and no longer than its bound', 
   let busy = true;
   stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, busy: () => busy, maxWaitMs: 60_000 });
   expect(await forcedDuring(async () => {
-    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
-    keep = [];
+    dropBuffers();
     await sleep(150);
   })).toBe(0);
   expect(await forcedDuring(async () => {
@@ -83,8 +85,7 @@ it('waits while busy (a response being written), and no longer than its bound', 
   // Busy for ever: collected all the same once the wait is over.
   stop = startExternalGc({ thresholdBytes: 1 * MB, everyMs: 10, busy: () => true, maxWaitMs: 100 });
   expect(await forcedDuring(async () => {
-    for (let i = 0; i < 16; i++) keep.push(Buffer.alloc(4 * MB));
-    keep = [];
+    dropBuffers();
     await sleep(400);
   })).toBeGreaterThan(0);
 });
