@@ -32,6 +32,12 @@
  *             answered), latency from the request's start to the body's last byte. The daemon's CPU
  *             per cycle is reported for this window too (it includes serving the scrapes).
  *   Then VmHWM (peak RSS) and VmRSS of the daemon, SIGTERM (the exit code must be 0).
+ *   Also printed: the cost window's CPU split between the main thread and the others (V8's compiler
+ *   and GC helpers, libuv's pool), and the major collections in both windows (from the documents'
+ *   nodejs_gc_duration_seconds). Every scrape and read end goes to bench/out/series-scrapes-<N>.json.
+ *   floor     after the daemon has exited, the same open loop against bench/static-server.mjs, plain
+ *             Node serving the daemon's last two documents as fixed bytes: the latency this machine
+ *             and this client leave to any server of those bodies.
  *   Scrapes reported: all of the cost and latency windows per encoding, and apart the "first after
  *   a new snapshot": for each read that ended in the windows (its end from last_read_timestamp), the
  *   first scrape of that encoding started after it — the one that pays for a render, or is served
@@ -45,8 +51,8 @@
  *             time counts as its CPU (a single-threaded, syscall-bound loop that does not sleep).
  *   render    bench/series-baseline.ts: prom-client Registry render + gzipSync, OTel SDK collect +
  *             OTLP protobuf serialise of the same N series with the same label values, in ONE process
- *             (what one obvious exporter holds), BENCH_SERIES_BASELINE_CYCLES measured cycles after one
- *             warm-up; CPU per part by process.cpuUsage(); its VmHWM is the obvious build's peak RSS.
+ *             (what one obvious exporter holds), BENCH_SERIES_BASELINE_CYCLES measured cycles after as
+ *             many warm-up cycles as the daemon had (BENCH_SERIES_WARMUP, at least one); CPU per part by process.cpuUsage(); its VmHWM is the obvious build's peak RSS.
  *   obvious CPU per cycle = C read + render + gzip + collect + serialise (medians). Updating the
  *   series' values (which the obvious build also has to do) is reported but not counted.
  *
@@ -59,7 +65,8 @@
  *      N <= 10k, 5 above), BENCH_SERIES_CYCLES (K, default 8), BENCH_SERIES_WARMUP (default 2),
  *      BENCH_SERIES_RATE (scrapes/s per encoding; default 10 for N <= 100k, 1 above: a 1M document is
  *      ~85 MB), BENCH_SERIES_LATENCY_SECONDS (default K x I, at most 20),
- *      BENCH_SERIES_BASELINE_CYCLES (default 5 for N <= 100k, 2 above), BENCH_SERIES_CPU_PROF=1 (the daemon runs with --cpu-prof, profiles in
+ *      BENCH_SERIES_BASELINE_CYCLES (default 5 for N <= 100k, 2 above), BENCH_SERIES_NODE_ARGS (extra
+ *      node flags for the daemon, e.g. "--single-threaded-gc"), BENCH_SERIES_CPU_PROF=1 (the daemon runs with --cpu-prof, profiles in
  *      bench/out/prof; profiling slows it), BENCH_SERIES_EXPORTER_DIR (a tree whose exporter/main.ts
  *      is run instead of this one's, e.g. an export of another commit with its own node_modules),
  *      BENCH_SERIES_EXPORTER_LABEL (what to call that tree in the output, e.g. its commit).
@@ -141,6 +148,8 @@ function settingsFor(n: number): Settings {
 }
 
 const CPU_PROF = process.env.BENCH_SERIES_CPU_PROF === '1';
+/** Extra node flags for the daemon (e.g. `--single-threaded-gc`), split on spaces. */
+const NODE_ARGS = (process.env.BENCH_SERIES_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const EXPORTER_DIR = path.resolve(process.env.BENCH_SERIES_EXPORTER_DIR ?? ROOT);
 /** The baseline, bundled by esbuild (packages stay external), so it too runs on plain node. */
 const BASELINE_BUNDLE = path.join(ROOT, 'bench/out/series-baseline.mjs');
@@ -205,6 +214,17 @@ function procCpuMs(pid: number): number {
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }
 
+/**
+ * utime + stime of the main thread of `pid` (the event loop and the GC's pauses), in ms; the rest of
+ * procCpuMs is V8's helper threads (concurrent marking and sweeping, the optimizing compiler) and
+ * libuv's pool (gzip). Node 20 does not name its threads, so they are not told apart further.
+ */
+function mainThreadCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
 /** CPU time (ms) the whole machine spent busy (user, nice, system, irq, softirq, steal), from /proc/stat. */
 function machineBusyMs(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -225,11 +245,19 @@ interface DocInfo {
   durationS: number;
   overruns: number;
   series: number;
+  /** The daemon's major (mark-compact) collections so far, and their time in seconds (prom-client's gc metric). */
+  majorGcs: number;
+  majorGcS: number;
 }
 
 function selfMetric(text: string, name: string): number {
   const m = new RegExp(`^${name}\\{[^}]*map="${JOB}"[^}]*\\} (\\S+)`, 'm').exec(text);
   return m === null ? NaN : Number(m[1]);
+}
+
+function gcMetric(text: string, sample: 'count' | 'sum'): number {
+  const m = new RegExp(`^nodejs_gc_duration_seconds_${sample}\\{kind="major"\\} (\\S+)`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
 }
 
 function parseSelf(text: string): DocInfo {
@@ -240,6 +268,8 @@ function parseSelf(text: string): DocInfo {
     // A labelled counter has no sample until its first increment: no line means 0.
     overruns: selfMetric(text, 'bpf_map_exporter_map_read_overruns_total') || 0,
     series: selfMetric(text, 'bpf_map_exporter_series'),
+    majorGcs: gcMetric(text, 'count'),
+    majorGcS: gcMetric(text, 'sum'),
   };
 }
 
@@ -389,6 +419,11 @@ class DocReader {
     this.last[s.encoding] = { body: r.body, doc: Number.isFinite(doc.reads) ? doc : undefined };
     return { doc: this.last[s.encoding]?.doc, text };
   }
+
+  /** The last body of each encoding. */
+  bodies(): Record<Encoding, Buffer | undefined> {
+    return { identity: this.last.identity?.body, gzip: this.last.gzip?.body };
+  }
 }
 
 // --- the OTLP receiver ---------------------------------------------------------------------------
@@ -473,7 +508,7 @@ function decodeOtlp(body: Buffer): { points: number; sum: number } {
 type Daemon = ExporterProcess;
 
 async function startDaemon(config: string, s: Settings, otlpPort: number): Promise<Daemon> {
-  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
+  const nodeArgs = [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [])];
   if (CPU_PROF) mkdirSync(PROF_DIR, { recursive: true });
   const intervalMs = String(Math.round(s.intervalS * 1000));
   // As it ships: tsc's output run by plain node (tsx's loader thread would add ~30 MB of RSS and its CPU).
@@ -526,6 +561,8 @@ interface OursResult {
   latency: WindowCpu;
   readCycleMs: { median: number; samples: number[]; latencyWindowMedian: number };
   scrapes: Record<Encoding, ScrapeStats>;
+  /** The same open loop against bench/static-server.mjs serving the same bytes (null: no document). */
+  floor: Record<Encoding, Dist> | null;
   peakRssMb: number;
   rssMb: number;
   otlp: {
@@ -586,7 +623,7 @@ function runC(n: number, sum: number, rounds: number, problems: string[]): CResu
 
 function runBaseline(s: Settings): Promise<BaselineResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BASELINE_BUNDLE, String(s.n), String(s.baselineCycles), '1'], {
+    const child = spawn(process.execPath, [BASELINE_BUNDLE, String(s.n), String(s.baselineCycles), String(Math.max(1, s.warmUp))], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -615,6 +652,56 @@ function profileOf(pid: number): string | null {
   if (!existsSync(PROF_DIR)) return null;
   const f = readdirSync(PROF_DIR).find((x) => x.endsWith('.cpuprofile') && x.includes(`.${pid}.0.`));
   return f === undefined ? null : path.join(PROF_DIR, f);
+}
+
+/**
+ * BENCH_SERIES_LATENCY_SECONDS of open-loop scrapes of `port`, plain and gzip each at BENCH_SERIES_RATE
+ * per second, half a period apart; a request starts on time whether or not earlier ones answered.
+ */
+async function openLoop(port: number, s: Settings, onResponse: (r: Response) => Promise<void>): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  const period = 1000 / s.rate;
+  const count = Math.floor(s.latencySeconds * s.rate);
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    for (const [enc, offset] of [['identity', 0], ['gzip', period / 2]] as const) {
+      await sleep(t0 + i * period + offset - performance.now());
+      pending.push(scrapeOnce(agent, port, enc, 'latency').then(onResponse));
+    }
+  }
+  await Promise.all(pending);
+  agent.destroy();
+}
+
+/**
+ * The floor of /metrics latency on this machine: bench/static-server.mjs serving the daemon's last
+ * documents, plain and gzip, scraped by the same open loop after the daemon has exited. Whatever of
+ * the daemon's p99 the floor also has is the machine's and the client's, not the exporter's.
+ */
+async function runFloor(s: Settings, bodies: Record<Encoding, Buffer | undefined>, problems: string[]): Promise<Record<Encoding, Dist> | null> {
+  if (bodies.identity === undefined || bodies.gzip === undefined) return null;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpf-map-exporter-bench-floor-'));
+  writeFileSync(path.join(dir, 'plain'), bodies.identity);
+  writeFileSync(path.join(dir, 'gzip'), bodies.gzip);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench/static-server.mjs'), path.join(dir, 'plain'), path.join(dir, 'gzip')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout?.once('data', (b: Buffer) => resolve((JSON.parse(b.toString()) as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`the static server exited (code ${code}) before listening`)));
+    });
+    const latencies: Record<Encoding, number[]> = { identity: [], gzip: [] };
+    await openLoop(port, s, async (r) => {
+      if (r.scrape.status !== 200 || r.scrape.error !== undefined) problems.push(`floor scrape failed: ${r.scrape.error ?? r.scrape.status}`);
+      else latencies[r.scrape.encoding].push(r.scrape.latencyMs);
+    });
+    return { identity: dist(latencies.identity), gzip: dist(latencies.gzip) };
+  } finally {
+    child.kill('SIGTERM');
+    children.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: string[]): Promise<OursResult> {
@@ -673,11 +760,14 @@ async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: s
 
     // Cost window. Each document is checked series by series as it comes (the daemon is between reads
     // then); the CPU sample of the window's end is taken right after its last scrapes, before their check.
+    const gcDoc0 = lastDoc;
     const busy0 = machineBusyMs();
     const self0 = process.cpuUsage();
     const wall0 = performance.now();
     const cpu0 = procCpuMs(d.pid);
+    const main0 = mainThreadCpuMs(d.pid);
     let cpu1 = cpu0;
+    let main1 = main0;
     const costT0 = Date.now();
     let costT1 = costT0;
     const fullCheck = s.n <= FULL_CHECK_MAX;
@@ -686,6 +776,7 @@ async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: s
       await perCycle('cost', fullCheck || k === 0 || last, () => {
         if (!last) return;
         cpu1 = procCpuMs(d.pid);
+        main1 = mainThreadCpuMs(d.pid);
         costT1 = Date.now();
       });
     }
@@ -693,20 +784,9 @@ async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: s
     const otlpBodyOfCost = otlp.lastBody;
 
     // Latency window: open loop, both encodings.
-    const latAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-    const period = 1000 / s.rate;
-    const count = Math.floor(s.latencySeconds * s.rate);
-    const pending: Promise<void>[] = [];
     const lcpu0 = procCpuMs(d.pid);
     const latT0 = Date.now();
-    const lt0 = performance.now();
-    for (let i = 0; i < count; i++) {
-      for (const [enc, offset] of [['identity', 0], ['gzip', period / 2]] as const) {
-        await sleep(lt0 + i * period + offset - performance.now());
-        pending.push(scrapeOnce(latAgent, d.port, enc, 'latency').then((r) => record(r, false)));
-      }
-    }
-    await Promise.all(pending);
+    await openLoop(d.port, s, (r) => record(r, false));
     const lcpu1 = procCpuMs(d.pid);
     const latT1 = Date.now();
     const selfCpu = process.cpuUsage(self0);
@@ -726,16 +806,27 @@ async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: s
     const latency = window(lcpu1 - lcpu0, latT0, latT1);
     process.stdout.write(
       `  cost window: ${cost.reads} reads, daemon CPU ${f0(cost.cpuMs)} ms = ${f1(cost.cpuMsPerCycle)} ms per cycle; ${documentsChecked} documents checked; ` +
-      `open-loop window: ${latency.reads} reads, ${f1(latency.cpuMsPerCycle)} ms per cycle\n`,
+      `open-loop window: ${latency.reads} reads, ${f1(latency.cpuMsPerCycle)} ms per cycle\n` +
+      `  cost window per cycle: main thread ${f1((main1 - main0) / Math.max(1, cost.reads))} ms, other threads ${f1((cost.cpuMs - (main1 - main0)) / Math.max(1, cost.reads))} ms\n`,
     );
-    latAgent.destroy();
+    // Major collections (forced by src/util/external-gc.ts or V8's own), as the daemon's documents count them.
+    const majorGcs = lastDoc !== undefined && gcDoc0 !== undefined ? lastDoc.majorGcs - gcDoc0.majorGcs : NaN;
+    const majorGcMs = lastDoc !== undefined && gcDoc0 !== undefined ? (lastDoc.majorGcS - gcDoc0.majorGcS) * 1000 : NaN;
+    const gcReads = lastDoc !== undefined && gcDoc0 !== undefined ? lastDoc.reads - gcDoc0.reads : NaN;
+    process.stdout.write(`  major collections in both windows: ${majorGcs} over ${gcReads} reads, ${f1(majorGcMs)} ms in all\n`);
     cycleAgent.destroy();
 
+    // Every scrape and every read's end, for a timeline of the slow ones (epoch ms).
+    writeFileSync(
+      path.join(ROOT, `bench/out/series-scrapes-${s.n}.json`),
+      JSON.stringify({ readEnds: [...seenDocs.values()].map((x) => x.lastReadS * 1000), scrapes: scrapes.map(({ doc: _, ...x }) => x) }),
+    );
     const peakRssMb = procStatusMb(d.pid, 'VmHWM');
     const rssMb = procStatusMb(d.pid, 'VmRSS');
     const exit = await stopDaemon(d);
     if (exit.code !== 0) problems.push(`the daemon exited with code ${exit.code} (signal ${exit.signal}) after SIGTERM`);
     const profile = CPU_PROF ? profileOf(d.pid) : null;
+    const floor = await runFloor(s, reader.bodies(), problems);
 
     // Read cycles: the reads that ended in each window.
     const endedIn = (t0: number, t1: number): DocInfo[] => [...seenDocs.values()].filter((x) => x.lastReadS * 1000 > t0 && x.lastReadS * 1000 <= t1);
@@ -790,7 +881,7 @@ async function runOurs(s: Settings, sum: number, otlp: OtlpReceiver, problems: s
     return {
       startToReadyMs: d.startToReadyMs, cost, latency,
       readCycleMs: { median: median(readSamples), samples: readSamples, latencyWindowMedian: median(latDocs.map((x) => x.durationS * 1000)) },
-      scrapes: stats, peakRssMb, rssMb,
+      scrapes: stats, floor, peakRssMb, rssMb,
       otlp: {
         requestsInCostWindow: otlpInCost.length, requestsTotal: otlp.requests.length,
         medianBytes: median(otlp.requests.map((r) => r.bytes)), bytesTotal: otlp.requests.reduce((a, r) => a + r.bytes, 0),
@@ -899,6 +990,8 @@ function report(r: SizeResult): string {
     rows.push(['', 'first after snapshot', String(s.firstAfterSnapshot.count), f1(s.firstAfterSnapshot.p50), f1(s.firstAfterSnapshot.p99), f1(s.firstAfterSnapshot.max), String(s.firstAfterStale)]);
     rows.push(['', 'once per cycle', String(s.perCycle.count), f1(s.perCycle.p50), f1(s.perCycle.p99), f1(s.perCycle.max), '']);
     rows.push(['', `open loop ${r.settings.rate}/s`, String(s.latencyWindow.count), f1(s.latencyWindow.p50), f1(s.latencyWindow.p99), f1(s.latencyWindow.max), '']);
+    const fl = o.floor?.[enc];
+    if (fl !== undefined) rows.push(['', 'floor: static server', String(fl.count), f1(fl.p50), f1(fl.p99), f1(fl.max), '']);
   }
   out += table(['/metrics', 'scrapes', 'count', 'p50 ms', 'p99 ms', 'max ms', 'stale'], rows, 2);
   out += `OTLP: ${o.otlp.requestsInCostWindow} requests in the cost window, ${o.otlp.requestsTotal} in all (${mb(o.otlp.bytesTotal)}), ` +
