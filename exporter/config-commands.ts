@@ -4,7 +4,7 @@ import type { Config } from '../src/config/types.js';
 import { jobsOf, type MapJob } from '../src/collect/job.js';
 import { captureLibbpfOutput } from '../src/bpf/libbpf.js';
 import type { PlanProblem } from '../src/aggregate/plan.js';
-import type { Family } from '../src/aggregate/types.js';
+import type { Family } from '../src/metric/series.js';
 import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
 import { renderNative } from '../src/compat/ebpf-exporter.js';
 

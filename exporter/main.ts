@@ -102,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'maps') {
     // Loaded lazily: --version and --help work where libbpf.so.1 is missing.
-    const { inventory } = await import('../src/collect/inventory.js');
+    const { inventory } = await import('../src/bpf/inventory.js');
     const { formatMapTable } = await import('./maps.js');
     const rows = inventory();
     console.log(values.json === true ? JSON.stringify(rows, null, 2) : formatMapTable(rows));

@@ -1,4 +1,4 @@
-import type { InventoryRow } from '../src/collect/inventory.js';
+import type { InventoryRow } from '../src/bpf/inventory.js';
 
 export function formatMapTable(rows: InventoryRow[]): string {
   const head = ['ID', 'NAME', 'TYPE', 'KEY', 'VALUE', 'ENTRIES', 'MAX', 'FILL', 'MEMLOCK'];

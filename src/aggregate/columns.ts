@@ -1,4 +1,4 @@
-import { LabelTable, type Family, type HistogramSeries, type ScalarSeries, type SeriesColumns } from './types.js';
+import { type Family, type HistogramSeries, LabelTable, type ScalarSeries, type SeriesColumns } from '../metric/series.js';
 
 type Series = ScalarSeries | HistogramSeries;
 

@@ -1,6 +1,7 @@
 import { MetricAggregator } from './metric.js';
 import type { MapPlan } from './plan.js';
-import type { Family, MetricStats, SeriesState } from './types.js';
+import type { MetricStats, SeriesState } from './types.js';
+import type { Family } from '../metric/series.js';
 
 export interface MapSnapshot {
   families: Family[];

@@ -1,7 +1,8 @@
 import { KeyTable } from './key-table.js';
 import { columnFamily } from './columns.js';
 import { SeriesIndex } from './series-index.js';
-import { LabelTable, SUM_SLOT, type SeriesState, type Family, type MapShape, type MetricPlan, type MetricStats } from './types.js';
+import { SUM_SLOT, type SeriesState, type MapShape, type MetricPlan, type MetricStats } from './types.js';
+import { type Family, LabelTable } from '../metric/series.js';
 
 const UNDECIDED = -1;
 const DROPPED = -2; // a regexp label did not match: the row is not exported

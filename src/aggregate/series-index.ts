@@ -1,4 +1,4 @@
-import type { LabelTable } from './types.js';
+import type { LabelTable } from '../metric/series.js';
 
 /**
  * A metric's series ids by their label values, without a key per series: an open-addressing table

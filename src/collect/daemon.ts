@@ -6,7 +6,7 @@ import type { SelfMetrics } from '../publish/self-metrics.js';
 import type { SeriesState } from '../aggregate/types.js';
 import { logger } from '../log.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { inventoryAsync, programInventoryAsync } from './inventory.js';
+import { inventoryAsync, programInventoryAsync } from '../bpf/inventory.js';
 import { Journal, JournalError, type JournalRecord } from './journal.js';
 import { MapTask, type TaskJournal, type TaskSinks } from './map-task.js';
 import { Scheduler } from './scheduler.js';

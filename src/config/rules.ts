@@ -3,8 +3,7 @@
  * validator made of the document, where anything written wrong is already reported and missing:
  * each rule skips what it cannot judge rather than report a problem twice.
  */
-import { occupiedNames } from '../publish/prometheus-render.js';
-import { INVENTORY_METRICS, PROCESS_METRICS } from '../publish/self-metrics.js';
+import { INVENTORY_METRICS, occupiedNames, PROCESS_METRICS } from '../metric/names.js';
 import { resolve } from 'node:path';
 import type { ConfigPath } from './errors.js';
 import { formatPath } from './errors.js';

@@ -1,6 +1,6 @@
 import { readdirSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DecoderContext } from './env.js';
+import type { DecoderContext } from './types.js';
 import { requireInt, type DecoderFactory } from './field.js';
 import { intReader } from './int.js';
 import { LruCache } from './lru.js';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { DecoderConfigError } from './errors.js';
+import type { DecoderContext } from './types.js';
 import { sysfsIfname } from './ifname.js';
 import { PCI_IDS_PATHS } from './pci.js';
 
@@ -23,24 +24,6 @@ export interface DecoderEnv {
   pciIds?: readonly string[];
   /** Bound of every cache (entries). Default 10000. */
   cacheSize?: number;
-}
-
-/**
- * An env with its defaults filled in, plus a clock. Decoders built from the same env object get the
- * same context, and through it share their system tables (one parsed kallsyms, one cgroup cache),
- * so pass one env to every createDecoder call of a process.
- */
-export interface DecoderContext {
-  readonly kallsyms: () => string;
-  readonly partitions: () => string;
-  /** undefined: find the cgroup v2 mount when first needed. */
-  readonly cgroupRoot: string | undefined;
-  readonly ifname: (index: number) => string | undefined;
-  readonly arch: string;
-  readonly pciIds: readonly string[];
-  readonly cacheSize: number;
-  /** Milliseconds on a monotonic clock, for "at most once per second" re-reads. */
-  readonly now: () => number;
 }
 
 export const DEFAULT_CACHE_SIZE = 10_000;

@@ -1,9 +1,8 @@
 import { formatFieldType } from '../layout/field-type.js';
 import type { LayoutField } from '../layout/types.js';
-import type { DecoderContext } from './env.js';
 import { DecoderConfigError } from './errors.js';
 import type { IntFieldType } from './int.js';
-import type { DecoderSpec, LabelDecoder } from './types.js';
+import type { DecoderContext, DecoderSpec, LabelDecoder } from './types.js';
 
 /** `u16 (2 bytes)`: how a field is named in messages. */
 export function describeField(field: LayoutField): string {

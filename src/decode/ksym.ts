@@ -1,4 +1,4 @@
-import type { DecoderContext } from './env.js';
+import type { DecoderContext } from './types.js';
 import { requireInt, type DecoderFactory } from './field.js';
 import { intReader } from './int.js';
 

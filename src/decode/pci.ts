@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { DecoderContext } from './env.js';
+import type { DecoderContext } from './types.js';
 import { DecoderConfigError } from './errors.js';
 import { requireInt, type DecoderFactory } from './field.js';
 import { intReader } from './int.js';

@@ -37,3 +37,21 @@ export interface DecoderSpec {
    */
   style?: 'ebpf_exporter';
 }
+
+/**
+ * An env with its defaults filled in, plus a clock. Decoders built from the same env object get the
+ * same context, and through it share their system tables (one parsed kallsyms, one cgroup cache),
+ * so pass one env to every createDecoder call of a process.
+ */
+export interface DecoderContext {
+  readonly kallsyms: () => string;
+  readonly partitions: () => string;
+  /** undefined: find the cgroup v2 mount when first needed. */
+  readonly cgroupRoot: string | undefined;
+  readonly ifname: (index: number) => string | undefined;
+  readonly arch: string;
+  readonly pciIds: readonly string[];
+  readonly cacheSize: number;
+  /** Milliseconds on a monotonic clock, for "at most once per second" re-reads. */
+  readonly now: () => number;
+}

@@ -1,4 +1,4 @@
-import type { LabelTable } from '../aggregate/types.js';
+import type { LabelTable } from '../metric/series.js';
 import type { ByteWriter } from './byte-writer.js';
 
 /**

@@ -3,8 +3,7 @@
  * (Accept-Encoding). Pure functions of the header text, so the server can call them per request.
  */
 
-/** The two exposition formats the exporter renders. */
-export type ExpositionFormat = 'text' | 'openmetrics';
+import type { ExpositionFormat } from '../metric/names.js';
 
 export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';

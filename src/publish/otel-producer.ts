@@ -23,7 +23,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import { columnsOf } from '../aggregate/columns.js';
-import type { Family, HistogramSeries, LabelTable, SeriesColumns } from '../aggregate/types.js';
+import type { Family, HistogramSeries, LabelTable, SeriesColumns } from '../metric/series.js';
 import { exporterVersion } from './otel-resource.js';
 
 /** The instrumentation scope every point of the exporter is published under. */

@@ -20,7 +20,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import type { Registry } from 'prom-client';
-import type { Family, HistogramSeries, ScalarSeries } from '../aggregate/types.js';
+import type { Family, HistogramSeries, ScalarSeries } from '../metric/series.js';
 import { logger } from '../log.js';
 import { toHistogram, type Temporality } from './otel-producer.js';
 import { exporterVersion } from './otel-resource.js';

@@ -29,7 +29,7 @@
 import type { Attributes, AttributeValue, HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, DataPointType, type DataPoint, type Histogram, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { ValueType } from '@opentelemetry/api';
-import type { LabelTable } from '../aggregate/types.js';
+import type { LabelTable } from '../metric/series.js';
 import { arenaFor, type LabelArena } from './label-arena.js';
 import { ByteWriter } from './byte-writer.js';
 import { nextSlice } from '../util/slices.js';

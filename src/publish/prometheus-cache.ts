@@ -20,10 +20,10 @@
  */
 import { createGzip } from 'node:zlib';
 import { Registry } from 'prom-client';
-import type { Family } from '../aggregate/types.js';
-import type { ExpositionFormat } from './negotiate.js';
+import type { Family } from '../metric/series.js';
+import { occupiedNames, type ExpositionFormat } from '../metric/names.js';
 import { renderRegistry, registryMetricTypes } from './prometheus-registry.js';
-import { occupiedNames, TextWriter, writeFamily } from './prometheus-render.js';
+import { TextWriter, writeFamily } from './prometheus-render.js';
 import { nextTurn } from '../util/slices.js';
 
 /**

@@ -13,8 +13,8 @@
  * `getMetricsAsJSON()` is public, runs the same collect() callbacks and changes nothing.
  */
 import type { Registry } from 'prom-client';
-import type { Family, HistogramSeries, ScalarSeries } from '../aggregate/types.js';
-import type { ExpositionFormat } from './negotiate.js';
+import type { Family, HistogramSeries, ScalarSeries } from '../metric/series.js';
+import type { ExpositionFormat } from '../metric/names.js';
 import { escapeLabelValue, formatLe, formatValue, metadata, renderFamily } from './prometheus-render.js';
 
 export type JsonMetric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];

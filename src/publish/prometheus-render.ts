@@ -6,10 +6,10 @@
  * text (never locale order), histogram buckets in the order the snapshot holds (ascending, +Inf last).
  */
 import { columnsOf } from '../aggregate/columns.js';
-import type { Family, LabelTable, SeriesColumns } from '../aggregate/types.js';
+import type { Family, LabelTable, SeriesColumns } from '../metric/series.js';
+import { exposedNames, type ExpositionFormat } from '../metric/names.js';
 import { arenaFor, LabelArena } from './label-arena.js';
 import { ByteWriter } from './byte-writer.js';
-import type { ExpositionFormat } from './negotiate.js';
 
 const TWO_53 = 2 ** 53;
 
@@ -206,16 +206,6 @@ const NEWLINE = 0x0a;
 /** A value below 2^53 (16 digits) and its newline, with room to spare: the size a line's value is planned at. */
 const MAX_INTEGER_LINE = 20;
 
-/**
- * The name in `# TYPE`/`# HELP` and the name of the value samples. OpenMetrics names a counter
- * family without `_total` and its samples with it; text 0.0.4 uses the configured name for both.
- */
-export function exposedNames(name: string, type: Family['type'], format: ExpositionFormat): { family: string; sample: string } {
-  if (type !== 'counter' || format === 'text') return { family: name, sample: name };
-  const family = name.endsWith('_total') ? name.slice(0, -'_total'.length) : name;
-  return { family, sample: `${family}_total` };
-}
-
 /** The metadata lines: HELP then TYPE in text (every client's order), TYPE then HELP in OpenMetrics (its spec's order). */
 export function metadata(family: string, type: string, help: string, format: ExpositionFormat): string {
   const helpLine = `# HELP ${family} ${escapeHelp(help, format)}\n`;
@@ -349,24 +339,4 @@ export function renderFamilies(families: readonly Family[], format: ExpositionFo
   let out = '';
   for (const f of families) out += renderFamily(f, format);
   return format === 'openmetrics' ? `${out}# EOF\n` : out;
-}
-
-/**
- * Every name a family occupies in either format: its TYPE names and its sample names. Two families
- * whose sets meet would print two `# TYPE` lines for one name, or samples another family claims
- * (a counter foo_total and a gauge foo are both "foo" in OpenMetrics).
- */
-export function occupiedNames(name: string, type: string): string[] {
-  switch (type) {
-    case 'counter': {
-      const om = exposedNames(name, 'counter', 'openmetrics');
-      return [...new Set([name, om.family, om.sample])];
-    }
-    case 'histogram':
-      return [name, `${name}_bucket`, `${name}_sum`, `${name}_count`];
-    case 'summary':
-      return [name, `${name}_sum`, `${name}_count`];
-    default:
-      return [name];
-  }
 }

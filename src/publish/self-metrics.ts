@@ -1,15 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
-import type { InventoryRow, ProgramRow } from '../collect/inventory.js';
+import type { InventoryRow, ProgramRow } from '../bpf/inventory.js';
 import type { MetricStats } from '../aggregate/types.js';
-
-/**
- * The inventory's metrics, registered by SelfMetrics: the maps' (gauges) and the programs' (an info
- * gauge and two counters). Config rules reserve every name they expose.
- */
-export const INVENTORY_METRICS: readonly { name: string; type: 'counter' | 'gauge' }[] = [
-  ...['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes', 'bpf_program_info'].map((name) => ({ name, type: 'gauge' as const })),
-  ...['bpf_program_run_seconds_total', 'bpf_program_runs_total'].map((name) => ({ name, type: 'counter' as const })),
-];
 
 /** A program of an object the exporter loaded, as SelfMetrics.loadedPrograms shows it. */
 export interface LoadedProgram {
@@ -30,41 +21,6 @@ export interface LoadedProgram {
  */
 const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
-/**
- * The process metrics registerProcessMetrics registers (prom-client 15's default metrics on Linux,
- * less DROPPED_DEFAULT_METRICS), with their types: config rules reserve every name they expose, so
- * a map metric cannot take one. A unit test holds this list to what prom-client really registers.
- */
-export const PROCESS_METRICS: readonly { name: string; type: 'counter' | 'gauge' | 'histogram' }[] = [
-  ...['process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total'].map((name) => ({ name, type: 'counter' as const })),
-  ...[
-    'process_start_time_seconds',
-    'process_resident_memory_bytes',
-    'process_virtual_memory_bytes',
-    'process_heap_bytes',
-    'process_open_fds',
-    'process_max_fds',
-    'nodejs_eventloop_lag_seconds',
-    'nodejs_eventloop_lag_min_seconds',
-    'nodejs_eventloop_lag_max_seconds',
-    'nodejs_eventloop_lag_mean_seconds',
-    'nodejs_eventloop_lag_stddev_seconds',
-    'nodejs_eventloop_lag_p50_seconds',
-    'nodejs_eventloop_lag_p90_seconds',
-    'nodejs_eventloop_lag_p99_seconds',
-    'nodejs_active_resources',
-    'nodejs_active_handles',
-    'nodejs_active_requests',
-    'nodejs_heap_size_total_bytes',
-    'nodejs_heap_size_used_bytes',
-    'nodejs_external_memory_bytes',
-    'nodejs_heap_space_size_total_bytes',
-    'nodejs_heap_space_size_used_bytes',
-    'nodejs_heap_space_size_available_bytes',
-    'nodejs_version_info',
-  ].map((name) => ({ name, type: 'gauge' as const })),
-  { name: 'nodejs_gc_duration_seconds', type: 'histogram' },
-];
 
 /**
  * Process metrics on `registry`: CPU (process_cpu_seconds_total, user and system), resident and

@@ -220,7 +220,7 @@ kernelDescribe('maps of a clang-compiled object', () => {
 
 kernelDescribe('inventory', () => {
   it('lists every map with entries, max_entries and memlock, and a removed map leaves it', async () => {
-    const { inventory } = await import('../../../src/collect/inventory.js');
+    const { inventory } = await import('../../../src/bpf/inventory.js');
     const name = `bme_i${process.pid % 100000}`;
     const m = BpfMap.create({ type: MapType.lru_hash, name, keySize: 4, valueSize: 8, maxEntries: 10 });
     const a = BpfMap.create({ type: MapType.percpu_array, name: `${name}a`, keySize: 4, valueSize: 8, maxEntries: 4 });
@@ -238,7 +238,7 @@ kernelDescribe('inventory', () => {
   });
 
   it('gives the event loop turns while it lists many maps (the daemon\'s inventory), with the same rows as inventory()', async () => {
-    const { inventory, inventoryAsync } = await import('../../../src/collect/inventory.js');
+    const { inventory, inventoryAsync } = await import('../../../src/bpf/inventory.js');
     const many = Array.from({ length: 200 }, () => BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 4 }));
     try {
       let turns = 0;

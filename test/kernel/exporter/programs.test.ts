@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { BpfObject } from '../../../src/bpf/object.js';
 import { programInfoById, readProgramInfo } from '../../../src/bpf/program.js';
-import { programInventoryAsync } from '../../../src/collect/inventory.js';
+import { programInventoryAsync } from '../../../src/bpf/inventory.js';
 import { parseConfig } from '../../../src/config/parse.js';
 import { Daemon } from '../../../src/collect/daemon.js';
 import { ExpositionCache } from '../../../src/publish/prometheus.js';

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { LABEL_RETRIES, MetricAggregator } from '../../../src/aggregate/metric.js';
 import { KeyTable } from '../../../src/aggregate/key-table.js';
 import { bucketIndex } from '../../../src/aggregate/buckets.js';
-import { SUM_SLOT, type HistogramSeries, type MapShape, type MetricPlan, type ScalarSeries } from '../../../src/aggregate/types.js';
+import { SUM_SLOT, type MapShape, type MetricPlan } from '../../../src/aggregate/types.js';
 import { numberReader } from '../../../src/layout/read.js';
 import { intType } from '../../../src/layout/field-type.js';
 import type { LabelDecoder } from '../../../src/decode/types.js';
+import { type HistogramSeries, type ScalarSeries } from '../../../src/metric/series.js';
 
 const u32 = numberReader(intType('u32'));
 const u64 = numberReader(intType('u64'));

@@ -6,11 +6,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MetricAggregator } from '../../../src/aggregate/metric.js';
 import { bucketIndex } from '../../../src/aggregate/buckets.js';
-import { SUM_SLOT, type HistogramSeries, type LabelPlan, type MetricPlan, type ScalarSeries } from '../../../src/aggregate/types.js';
+import { SUM_SLOT, type LabelPlan, type MetricPlan } from '../../../src/aggregate/types.js';
 import { createDecoder, DECODER_NAMES } from '../../../src/decode/index.js';
 import { intType } from '../../../src/layout/field-type.js';
 import { numberReader, readBigInt } from '../../../src/layout/read.js';
 import type { IntTypeName, LayoutField } from '../../../src/layout/types.js';
+import { type HistogramSeries, type ScalarSeries } from '../../../src/metric/series.js';
 
 const INT_NAMES: IntTypeName[] = ['u8', 'u16', 'u32', 'u64', 's8', 's16', 's32', 's64', 'be16', 'be32', 'be64'];
 

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import { SeriesIndex } from '../../../src/aggregate/series-index.js';
-import { LabelTable } from '../../../src/aggregate/types.js';
+import { LabelTable } from '../../../src/metric/series.js';
 
 const NAMES = ['x', 'y'];
 

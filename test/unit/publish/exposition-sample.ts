@@ -3,7 +3,7 @@
  * need escaping, empty label sets, empty families, NaN/Inf, large and small numbers.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Family } from '../../../src/aggregate/types.js';
+import type { Family } from '../../../src/metric/series.js';
 
 export const WEIRD = 'a"b\\c\nd';
 

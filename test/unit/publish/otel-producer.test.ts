@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, DataPointType, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
-import type { Family, HistogramSeries } from '../../../src/aggregate/types.js';
+import type { Family, HistogramSeries } from '../../../src/metric/series.js';
 import { SCOPE_NAME, SnapshotProducer, toHistogram } from '../../../src/publish/otel-producer.js';
 import { exporterVersion } from '../../../src/publish/otel-resource.js';
 

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Family, HistogramSeries } from '../../../src/aggregate/types.js';
+import type { Family, HistogramSeries } from '../../../src/metric/series.js';
 import { logger } from '../../../src/log.js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import {

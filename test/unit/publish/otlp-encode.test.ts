@@ -10,7 +10,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { columnFamily } from '../../../src/aggregate/columns.js';
-import { LabelTable, type Family } from '../../../src/aggregate/types.js';
+import { type Family, LabelTable } from '../../../src/metric/series.js';
 import { COLUMN_POINTS, SnapshotProducer, type ColumnMetric } from '../../../src/publish/otel-producer.js';
 import { columnSerializer, RequestBuffers } from '../../../src/publish/otel-exporter.js';
 import { encodeMetricsRequest, encodeMetricsRequestAsync, encodePointsAhead, UnsupportedMetric } from '../../../src/publish/otlp-encode.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Counter, Gauge, Registry, Summary } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import type { Family } from '../../../src/aggregate/types.js';
+import type { Family } from '../../../src/metric/series.js';
 import { ExpositionCache, renderFamilies } from '../../../src/publish/prometheus.js';
 import { SORT_LIMIT } from '../../../src/publish/prometheus-render.js';
 import { registerSelfMetrics, richFamilies } from './exposition-sample.js';

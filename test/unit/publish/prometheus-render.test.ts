@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { LabelTable, type Family } from '../../../src/aggregate/types.js';
+import { type Family, LabelTable } from '../../../src/metric/series.js';
+import { occupiedNames } from '../../../src/metric/names.js';
 import { columnFamily, columnsOf } from '../../../src/aggregate/columns.js';
 import { formatLe, formatValue, renderFamilies, renderFamily } from '../../../src/publish/prometheus.js';
-import { escapeHelp, escapeLabelValue, formatGoFloat, occupiedNames } from '../../../src/publish/prometheus-render.js';
+import { escapeHelp, escapeLabelValue, formatGoFloat } from '../../../src/publish/prometheus-render.js';
 import { richFamilies, WEIRD } from './exposition-sample.js';
 import { lintOpenMetrics } from './openmetrics-lint.js';
 

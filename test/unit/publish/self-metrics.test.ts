@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { ExpositionCache } from '../../../src/publish/prometheus.js';
 import { registryMetricTypes } from '../../../src/publish/prometheus-registry.js';
-import { INVENTORY_METRICS, PROCESS_METRICS, registerProcessMetrics, SelfMetrics } from '../../../src/publish/self-metrics.js';
+import { registerProcessMetrics, SelfMetrics } from '../../../src/publish/self-metrics.js';
+import { INVENTORY_METRICS, PROCESS_METRICS } from '../../../src/metric/names.js';
 
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { BpfMap, mapIds } from '../bpf/map.js';
-import { BatchReader } from '../bpf/batch.js';
-import { BpfError, Errno } from '../bpf/errors.js';
-import { isArrayLike } from '../bpf/map-types.js';
-import { programIds, programInfoById, type ProgramInfo } from '../bpf/program.js';
+import { BpfMap, mapIds } from './map.js';
+import { BatchReader } from './batch.js';
+import { BpfError, Errno } from './errors.js';
+import { isArrayLike } from './map-types.js';
+import { programIds, programInfoById, type ProgramInfo } from './program.js';
 import { nextTurn } from '../util/slices.js';
 
 /** One map of the host, as the inventory sees it. */
