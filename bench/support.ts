@@ -110,9 +110,9 @@ export async function startExporter(o: {
       partial = partial.slice(nl + 1);
       const addr = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
       if (addr !== null) onPort(Number(addr[1]));
-      // pino levels: 40 warn, 50 error, 60 fatal; a line that is not a JSON log line is kept too.
-      const level = /"level":(\d+)/.exec(line);
-      if (level === null ? line.trim() !== '' : Number(level[1]) >= 40) warnings.push(line.slice(0, 500));
+      // Warnings, errors and fatal lines; a line that is not a JSON log line is kept too.
+      const level = /"level":"(\w+)"/.exec(line);
+      if (level === null ? line.trim() !== '' : ['warn', 'error', 'fatal'].includes(level[1])) warnings.push(line.slice(0, 500));
     }
   });
   const port = await portKnown;

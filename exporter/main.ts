@@ -10,13 +10,15 @@ const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
   run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE]
-      [--web.max-connections N] [--inventory] [--log.level LEVEL]
+      [--web.max-connections N] [--inventory] [--log.level LEVEL] [--log.format logfmt|json]
                                                      the exporter: /metrics on :9435 (and OTLP push when
                                                      OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
                                                      --web.max-connections: connections kept open (default:
                                                      half the free fds, 16 to 1024; docs/deployment.md)
+                                                     --log.format: logfmt (default at a terminal) or JSON
+                                                     lines (default otherwise)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit,
                                                      the programs of its objects find their attach targets
   check --web.config.file FILE                       validate a web config and the certificate files it names
@@ -38,9 +40,14 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  // The logger reads LOG_LEVEL when it is first loaded, which is after this.
-  const level = argv.indexOf('--log.level');
-  if (level >= 0 && argv[level + 1] !== undefined) process.env.LOG_LEVEL = argv[level + 1];
+  // The logger reads LOG_LEVEL and LOG_FORMAT when it is first loaded, which is after this.
+  const level = flagValue(argv, 'log.level');
+  if (level !== undefined && level !== '') process.env.LOG_LEVEL = level;
+  const format = flagValue(argv, 'log.format');
+  if (format !== undefined) {
+    if (format !== 'logfmt' && format !== 'json') return usageError(`--log.format must be logfmt or json, not ${JSON.stringify(format)}`);
+    process.env.LOG_FORMAT = format;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -58,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
       'web.max-connections': { type: 'string' },
       inventory: { type: 'boolean', default: false },
       'log.level': { type: 'string' },
+      'log.format': { type: 'string' },
     },
   });
   if (values.version === true) {
@@ -129,6 +137,15 @@ async function main(argv: string[]): Promise<number> {
     return r.code;
   }
   return usageError(`unknown command ${JSON.stringify(command)}`);
+}
+
+/** The value of `--name VALUE` or `--name=VALUE` in `argv`, before parseArgs runs. */
+function flagValue(argv: string[], name: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}`) return argv[i + 1] ?? '';
+    if (argv[i].startsWith(`--${name}=`)) return argv[i].slice(name.length + 3);
+  }
+  return undefined;
 }
 
 function usageError(message: string): number {

@@ -197,7 +197,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface LogLine { level?: number; msg?: string; [k: string]: unknown }
+interface LogLine { level?: string; msg?: string; [k: string]: unknown }
 
 class Exporter {
   readonly child: ChildProcess;
@@ -487,7 +487,7 @@ interface ExampleResult {
 }
 
 function errorLine(e: Exporter): string | undefined {
-  const l = e.logs.find((x) => (x.level ?? 0) >= 40 && x.source !== 'libbpf' && typeof x.msg === 'string' && (x.errno !== undefined || (x.level ?? 0) >= 50));
+  const l = e.logs.find((x) => ['warn', 'error', 'fatal'].includes(x.level ?? '') && x.source !== 'libbpf' && typeof x.msg === 'string' && (x.errno !== undefined || x.level !== 'warn'));
   return l?.msg;
 }
 

@@ -22,6 +22,11 @@ describe('the command line', () => {
     expect(o.status).toBe(2);
     expect(o.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli(['check']).stderr.split('\n')[0]).toBe('bpf-map-exporter: check needs --config FILE (or --config.dir DIR --config.names A,B)');
+    for (const args of [['run', '--log.format', 'yaml'], ['run', '--log.format=JSON'], ['run', '--log.format']]) {
+      const f = cli(args);
+      expect(f.status).toBe(2);
+      expect(f.stderr.split('\n')[0]).toMatch(/^bpf-map-exporter: --log.format must be logfmt or json, not "(yaml|JSON|)"$/);
+    }
   });
 
   it('takes ebpf_exporter\'s --config.dir and --config.names together, and not with --config', () => {
