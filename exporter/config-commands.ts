@@ -1,5 +1,5 @@
 import { loadConfig } from '../src/config/parse.js';
-import { ConfigErrors } from '../src/config/errors.js';
+import { ConfigError, ConfigErrors, formatPath } from '../src/config/errors.js';
 import type { Config } from '../src/config/types.js';
 import { jobsOf, type MapJob } from '../src/collect/job.js';
 import { captureLibbpfOutput } from '../src/bpf/libbpf.js';
@@ -22,17 +22,9 @@ export interface Outcome {
   code: number;
 }
 
-function pathText(path: readonly (string | number)[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
-}
-
 /** One line per problem, `FILE:LINE:COLUMN: path: message`, pointing at the config key concerned. */
 export function problemLines(config: Config, problems: readonly PlanProblem[]): string[] {
-  return problems.map((p) => {
-    const at = config.where(p.path);
-    const path = config.pathText?.(p.path) ?? pathText(p.path);
-    return `${at.file}:${at.line}:${at.column}: ${path === '' ? '' : `${path}: `}${p.message}`;
-  });
+  return problems.map((p) => new ConfigError(config.where(p.path), config.pathText?.(p.path) ?? formatPath(p.path), p.message).message);
 }
 
 function load(ref: ConfigRef): Config | Outcome {

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { isExpected } from '../src/util/errors.js';
 
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
@@ -169,10 +170,12 @@ function exitAfterOutput(code: number): void {
 
 main(process.argv.slice(2)).then(exitAfterOutput, (e: unknown) => {
   const err = e as { code?: string; message?: string };
-  // Expected errors (bad arguments, BPF failures) are one line; anything else is a bug worth its stack.
-  if (err.code === 'ERR_BPF' || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+  // Expected errors (ours, bad arguments) are one line: 2 for what the user wrote, 1 for the rest.
+  // Anything else is a bug worth its stack.
+  const usage = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+  if (usage || isExpected(e)) {
     console.error(`bpf-map-exporter: ${err.message}`);
-    exitAfterOutput(err.code === 'ERR_BPF' ? 1 : 2);
+    exitAfterOutput(usage || err.code === 'ERR_CONFIG' ? 2 : 1);
     return;
   }
   console.error(e);

@@ -14,6 +14,8 @@ import type { LabelPlan, MapShape, MetricPlan, ValuePlan } from './types.js';
 export interface PlanProblem {
   path: (string | number)[];
   message: string;
+  /** The errno name when a BPF operation failed (opening the source, reading its BTF). */
+  errno?: string;
 }
 
 export interface MapPlan {

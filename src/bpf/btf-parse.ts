@@ -21,6 +21,7 @@
  * less than `__u32` or `pid_t`), but a named struct, union, enum or float is
  * best identified by its own name.
  */
+import { ExporterError } from '../util/errors.js';
 
 const BTF_MAGIC = 0xeb9f;
 const BTF_MAGIC_SWAPPED = 0x9feb;
@@ -137,13 +138,13 @@ export interface BtfMapDefinition {
  * Thrown for malformed or unsupported BTF. `offset` is the absolute byte
  * offset in the blob where known, `typeId` the type involved where known.
  */
-export class BtfError extends Error {
+export class BtfError extends ExporterError {
+  declare readonly code: 'ERR_BTF';
   readonly offset: number | undefined;
   readonly typeId: number | undefined;
 
   constructor(message: string, where: { offset?: number; typeId?: number } = {}) {
-    super(message);
-    this.name = 'BtfError';
+    super('ERR_BTF', message);
     this.offset = where.offset;
     this.typeId = where.typeId;
   }

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { ERRNO_NAMES, LIBBPF_ERRNO_NAMES } from '../util/errno-names.js';
+import { ExporterError } from '../util/errors.js';
 
 export const Errno = {
   EPERM: constants.errno.EPERM,
@@ -35,8 +36,8 @@ const HINTS: Partial<Record<string, string>> = {
  * The one error type of src/bpf: an operation on a map failed with an errno.
  * `message` is a single line meant for the user: map, operation, errno name and what it means.
  */
-export class BpfError extends Error {
-  readonly code = 'ERR_BPF';
+export class BpfError extends ExporterError {
+  declare readonly code: 'ERR_BPF';
   readonly errno: number;
   readonly errnoName: string;
   readonly op: string;
@@ -50,8 +51,7 @@ export class BpfError extends Error {
     const name = errnoName(errno);
     const where = opts.map === undefined ? '' : `map ${opts.map}: `;
     const detail = opts.detail ?? HINTS[name];
-    super(`${where}${op} failed: ${name}${detail === undefined ? '' : ` (${detail})`}`);
-    this.name = 'BpfError';
+    super('ERR_BPF', `${where}${op} failed: ${name}${detail === undefined ? '' : ` (${detail})`}`);
     this.errno = Math.abs(errno);
     this.errnoName = name;
     this.op = op;

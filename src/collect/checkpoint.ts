@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SeriesState } from '../aggregate/types.js';
+import { ExporterError } from '../util/errors.js';
 
 /** What a state file holds: per drain job, per metric, the totals drained so far. */
 export interface Checkpoint {
@@ -14,12 +15,12 @@ export interface Checkpoint {
 /** The totals and journal positions of a state file. */
 export type Saved = Required<Pick<Checkpoint, 'jobs' | 'journal'>> & { savedAt?: string };
 
-export class CheckpointError extends Error {
-  readonly code = 'ERR_CHECKPOINT';
+export class CheckpointError extends ExporterError {
+  declare readonly code: 'ERR_CHECKPOINT';
   /** The errno behind it (ENOSPC, EROFS...), or 'none' for a file of the wrong shape. */
   readonly errnoName: string;
   constructor(message: string, errnoName = 'none') {
-    super(message);
+    super('ERR_CHECKPOINT', message);
     this.errnoName = errnoName;
   }
 }

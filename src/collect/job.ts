@@ -55,7 +55,7 @@ export class MapJob {
       // Seeding writes: a pinned map is opened read-write then.
       opened = openSource(this.spec.source, { write: opts.write === true || (opts.seed === true && this.spec.seed !== undefined), objects: opts.objects, checkTargets: opts.checkTargets });
     } catch (e) {
-      if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message }];
+      if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message, errno: e.errnoName }];
       throw e;
     }
     const { map } = opened;
@@ -68,7 +68,7 @@ export class MapJob {
       // Reading BTF needs CAP_SYS_ADMIN; a config that describes the layout does without it.
       if (!(e instanceof BpfError) || (this.spec.key === undefined || this.spec.value === undefined)) {
         opened.close();
-        if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: `cannot read the map's BTF to learn its layout: ${e.message}` }];
+        if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: `cannot read the map's BTF to learn its layout: ${e.message}`, errno: e.errnoName }];
         throw e;
       }
     }
@@ -100,9 +100,9 @@ export class MapJob {
    */
   private openEvents(opened: OpenedMap, env: DecoderEnv | undefined): PlanProblem[] {
     const { map } = opened;
-    const fail = (message: string): PlanProblem[] => {
+    const fail = (message: string, errno?: string): PlanProblem[] => {
       opened.close();
-      return [{ path: ['maps', this.index, 'source'], message }];
+      return [{ path: ['maps', this.index, 'source'], message, errno }];
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
     const width = (this.spec.key ?? []).reduce((n, f) => {
@@ -119,7 +119,7 @@ export class MapJob {
     try {
       reader = new PerfEventReader(map, width);
     } catch (e) {
-      if (e instanceof BpfError) return fail(e.message);
+      if (e instanceof BpfError) return fail(e.message, e.errnoName);
       throw e;
     }
     this.opened = { map, close: () => { reader.close(); opened.close(); } };

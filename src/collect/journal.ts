@@ -2,6 +2,7 @@ import { closeSync, fdatasync, mkdirSync, fstatSync, ftruncateSync, openSync, re
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { syncFolder } from './checkpoint.js';
+import { ExporterError } from '../util/errors.js';
 
 /**
  * The drain journal: every batch a drain takes out of a map is appended here, as the kernel gave it
@@ -24,11 +25,11 @@ export interface JournalRecord {
   values: Buffer;
 }
 
-export class JournalError extends Error {
-  readonly code = 'ERR_JOURNAL';
+export class JournalError extends ExporterError {
+  declare readonly code: 'ERR_JOURNAL';
   readonly errnoName: string;
   constructor(message: string, errnoName: string) {
-    super(message);
+    super('ERR_JOURNAL', message);
     this.errnoName = errnoName;
   }
 }

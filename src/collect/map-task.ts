@@ -112,8 +112,7 @@ export class MapTask implements Task {
         const problems = this.open();
         if (problems.length > 0) {
           const first = problems[0];
-          const errno = /failed: (E[A-Z0-9]+)/.exec(first.message)?.[1] ?? 'none';
-          this.fail(errno, first.message);
+          this.fail(first.errno ?? 'none', first.message);
           return;
         }
       }

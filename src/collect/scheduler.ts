@@ -1,4 +1,5 @@
 import { logger } from '../log.js';
+import { isExpected } from '../util/errors.js';
 
 export interface Task {
   readonly name: string;
@@ -90,8 +91,7 @@ export class Scheduler {
     e.state.running = true;
     e.current = e.task.run().catch((err: unknown) => {
       // An expected failure (a BPF error: errno and what it means) is one line; anything else keeps its stack.
-      const expected = (err as { code?: unknown } | null)?.code === 'ERR_BPF';
-      logger.error({ task: e.task.name, err: expected ? (err as Error).message : err }, 'task cycle failed');
+      logger.error({ task: e.task.name, err: isExpected(err) ? err.message : err }, 'task cycle failed');
     });
     await e.current;
     e.current = undefined;

@@ -31,6 +31,7 @@ import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, parseDuration, type ObjectShape, t
 import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
 import { Validator } from '../config/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
+import { BpfError } from '../bpf/errors.js';
 import type { ObjectContents } from '../bpf/object.js';
 import { parsePerfEventSection } from '../bpf/perf-event-attr.js';
 
@@ -835,9 +836,8 @@ export function loadEbpfExporterConfigs(dir: string, names: readonly string[], i
     try {
       contents = inspect(object);
     } catch (e) {
-      const err = e as { code?: string; message: string };
-      if (err.code !== 'ERR_BPF') throw e;
-      errors.push(new ConfigError({ file: join(dir, `${name}.bpf.o`), line: 0, column: 0 }, '', `config ${name} needs its compiled object beside ${name}.yaml: ${err.message}`));
+      if (!(e instanceof BpfError)) throw e;
+      errors.push(new ConfigError({ file: join(dir, `${name}.bpf.o`), line: 0, column: 0 }, '', `config ${name} needs its compiled object beside ${name}.yaml: ${e.message}`));
       continue;
     }
     inputs.push({ name, file, text, object, contents });

@@ -1,4 +1,5 @@
 /** The one error type for a bad config: each problem is one line a person can act on. */
+import { ExporterError } from '../util/errors.js';
 
 export type ConfigPath = readonly (string | number)[];
 
@@ -21,8 +22,8 @@ function oneLine(text: string): string {
  * 0 means the problem is about the file as a whole (it cannot be read), and the message is then
  * `FILE: what is wrong`.
  */
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG';
+export class ConfigError extends ExporterError {
+  declare readonly code: 'ERR_CONFIG';
   readonly file: string;
   readonly line: number;
   readonly column: number;
@@ -33,8 +34,7 @@ export class ConfigError extends Error {
 
   constructor(at: { file: string; line: number; column: number }, path: string, detail: string) {
     const where = at.line > 0 ? `${at.file}:${at.line}:${at.column}` : at.file;
-    super(oneLine(`${where}: ${path === '' ? '' : `${path}: `}${detail}`));
-    this.name = 'ConfigError';
+    super('ERR_CONFIG', oneLine(`${where}: ${path === '' ? '' : `${path}: `}${detail}`));
     this.file = at.file;
     this.line = at.line;
     this.column = at.column;
@@ -44,15 +44,14 @@ export class ConfigError extends Error {
 }
 
 /** Every problem found in a config, in file order; the message is one line per problem. */
-export class ConfigErrors extends Error {
-  readonly code = 'ERR_CONFIG';
+export class ConfigErrors extends ExporterError {
+  declare readonly code: 'ERR_CONFIG';
   readonly errors: readonly ConfigError[];
 
   constructor(errors: readonly ConfigError[]) {
     // A stable sort: problems at the same spot keep the order they were found in.
     const sorted = [...errors].sort((a, b) => a.line - b.line || a.column - b.column);
-    super(sorted.map((e) => e.message).join('\n'));
-    this.name = 'ConfigErrors';
+    super('ERR_CONFIG', sorted.map((e) => e.message).join('\n'));
     this.errors = sorted;
   }
 }

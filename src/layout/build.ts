@@ -1,14 +1,14 @@
 import { flattenFields, type BtfType } from '../bpf/btf-parse.js';
 import { formatFieldType, intType, parseFieldType } from './field-type.js';
 import type { FieldType, IntTypeName, Layout, LayoutField } from './types.js';
+import { ExporterError } from '../util/errors.js';
 
 /** A problem with a layout; `field` is the index of the offending field, when there is one. */
-export class LayoutError extends Error {
-  readonly code = 'ERR_LAYOUT';
+export class LayoutError extends ExporterError {
+  declare readonly code: 'ERR_LAYOUT';
   readonly field: number | undefined;
   constructor(message: string, field?: number) {
-    super(message);
-    this.name = 'LayoutError';
+    super('ERR_LAYOUT', message);
     this.field = field;
   }
 }

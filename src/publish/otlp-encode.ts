@@ -34,6 +34,7 @@ import { arenaFor, type LabelArena } from './label-arena.js';
 import { ByteWriter } from './byte-writer.js';
 import { nextSlice } from '../util/slices.js';
 import { COLUMN_POINTS, isColumnMetric, type ColumnPoints } from './otel-producer.js';
+import { ExporterError } from '../util/errors.js';
 
 const LEN = 2;
 const I64 = 1;
@@ -41,7 +42,13 @@ const VARINT = 0;
 const tag = (field: number, wire: number): number => (field << 3) | wire;
 
 /** A metric kind this encoder does not write: the caller falls back to the SDK's serializer. */
-export class UnsupportedMetric extends Error {}
+export class UnsupportedMetric extends ExporterError {
+  declare readonly code: 'ERR_OTLP_UNSUPPORTED';
+
+  constructor(message: string) {
+    super('ERR_OTLP_UNSUPPORTED', message);
+  }
+}
 
 function varintSize(v: number): number {
   let n = 1;

@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { CheckpointError } from '../../../src/collect/checkpoint.js';
 import { Scheduler } from '../../../src/collect/scheduler.js';
+import { logger } from '../../../src/log.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,6 +44,23 @@ describe('Scheduler', () => {
     await sleep(60);
     await s.stop();
     expect(n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('logs an expected failure as its one line and anything else with its stack', async () => {
+    const logged = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    try {
+      const s = new Scheduler({ random: () => 0 });
+      const bug = new TypeError('undefined is not a function');
+      s.add({ name: 'ours', intervalMs: 1000, run: async () => { throw new CheckpointError('cannot save the checkpoint: ENOSPC', 'ENOSPC'); } });
+      s.add({ name: 'bug', intervalMs: 1000, run: async () => { throw bug; } });
+      s.start();
+      await sleep(30);
+      await s.stop();
+      const errs = Object.fromEntries(logged.mock.calls.map(([obj]) => [(obj as { task: string }).task, (obj as { err: unknown }).err]));
+      expect(errs).toEqual({ ours: 'cannot save the checkpoint: ENOSPC', bug });
+    } finally {
+      logged.mockRestore();
+    }
   });
 
   it('waits for a running cycle on stop and refuses duplicate names', async () => {
