@@ -44,16 +44,30 @@ export function parseConfig(text: string, file: string): Config {
 export function parseYaml(text: string, file: string): { doc: Document.Parsed; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const yamlProblems = [...doc.errors, ...doc.warnings];
-  if (yamlProblems.length > 0) {
-    throw new ConfigErrors(
-      yamlProblems.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return new ConfigError({ file, line, column: col }, '', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }),
-    );
+  // The first problem only: the parser's later ones follow from it (one bare `u8[4]` inside `{ }` gave
+  // 65 lines), and whatever else is wrong shows once it is mended.
+  const first = [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0])[0];
+  if (first !== undefined) {
+    const { line, col } = lines.linePos(first.pos[0]);
+    const hint = yamlHint(text, first.pos[0]);
+    throw new ConfigErrors([new ConfigError({ file, line, column: col }, '', `invalid YAML: ${first.message.split('\n')[0]}${hint === undefined ? '' : ` (${hint})`}`)]);
   }
   return { doc, lines };
+}
+
+/**
+ * What was probably meant by the YAML mistake at `offset`, when it is a common one: a field type
+ * such as u8[4] written bare inside `{ }` or `[ ]`, where brackets end the value.
+ */
+function yamlHint(text: string, offset: number): string | undefined {
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', offset);
+  const line = text.slice(start, end < 0 ? undefined : end);
+  for (const m of line.matchAll(/(?<!["'\w])[A-Za-z_]\w*\[[^\]\s,{}"']*\]/g)) {
+    const at = start + m.index;
+    if (offset >= at && offset <= at + m[0].length) return `inside { } or [ ], a value with brackets must be quoted: "${m[0]}"`;
+  }
+  return undefined;
 }
 
 /** Read and parse a config file. */

@@ -341,6 +341,17 @@ describe('errors', () => {
     expect(all.message).toBe('config.yaml:4:11: maps[0].mode: unknown value "drian", expected one of read, drain');
   });
 
+  it('reports the first YAML mistake alone, with a hint for a bare bracketed type in a flow collection', () => {
+    // Two mistakes on two lines: the parser's errors after the first follow from it, so only it is shown.
+    expect(problems('interval: 5s\nmaps: [ { name: a, key: [ { name: k, type: u8[4] } ] }\nvalue: [\n')).toEqual([
+      'config.yaml:2:46: invalid YAML: Unexpected flow-seq-start at node end (inside { } or [ ], a value with brackets must be quoted: "u8[4]")',
+    ]);
+    // Quoted, or in block style, the same type is fine as YAML.
+    expect(problems('maps: [ { name: a, source: { id: 1 }, key: [ { name: k, type: "u8[4]" } ], value: [ { name: v, type: u64 } ] } ]\n')).toEqual([]);
+    // No hint where there is nothing to quote.
+    expect(problems('interval: 5s\ninterval: 6s\n')).toEqual(['config.yaml:2:1: invalid YAML: Map keys must be unique']);
+  });
+
   it('reports a file it cannot read as one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'config-'));
     try {
