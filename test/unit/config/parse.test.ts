@@ -347,7 +347,8 @@ describe('errors', () => {
       'config.yaml:2:46: invalid YAML: Unexpected flow-seq-start at node end (inside { } or [ ], a value with brackets must be quoted: "u8[4]")',
     ]);
     // Quoted, or in block style, the same type is fine as YAML.
-    expect(problems('maps: [ { name: a, source: { id: 1 }, key: [ { name: k, type: "u8[4]" } ], value: [ { name: v, type: u64 } ] } ]\n')).toEqual([]);
+    const quoted = 'maps: [ { name: a, source: { id: 1 }, key: [ { name: k, type: "u8[4]" } ], value: [ { name: v, type: u64 } ], metrics: [ { name: a_total, type: counter, help: A, value: v } ] } ]\n';
+    expect(problems(quoted)).toEqual([]);
     // No hint where there is nothing to quote.
     expect(problems('interval: 5s\ninterval: 6s\n')).toEqual(['config.yaml:2:1: invalid YAML: Map keys must be unique']);
   });
