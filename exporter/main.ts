@@ -5,19 +5,25 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DEFAULT_MAX_REQUESTS, RESERVED_PATHS } from '../src/server/paths.js';
 import { isExpected } from '../src/util/errors.js';
 
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
   run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE]
-      [--web.max-connections N] [--inventory] [--log.level LEVEL] [--log.format logfmt|json]
+      [--web.max-connections N] [--web.telemetry-path PATH] [--web.max-requests N] [--web.disable-exporter-metrics]
+      [--inventory] [--log.level LEVEL] [--log.format logfmt|json]
                                                      the exporter: /metrics on :9435 (and OTLP push when
                                                      OTEL_EXPORTER_OTLP_ENDPOINT is set); no config: inventory.
                                                      --web.config.file: TLS, basic auth and headers in the
                                                      Prometheus exporter-toolkit format (docs/web-config.md)
                                                      --web.max-connections: connections kept open (default:
                                                      half the free fds, 16 to 1024; docs/deployment.md)
+                                                     --web.telemetry-path: where the metrics are (/metrics)
+                                                     --web.max-requests: scrapes answered at once, more get
+                                                     503 (default 40; 0: no limit)
+                                                     --web.disable-exporter-metrics: no process_* and nodejs_*
                                                      --log.format: logfmt (default at a terminal) or JSON
                                                      lines (default otherwise)
   check --config FILE                                validate a config: it parses, its maps resolve, layouts fit,
@@ -64,6 +70,9 @@ async function main(argv: string[]): Promise<number> {
       'web.listen-address': { type: 'string', default: ':9435' },
       'web.config.file': { type: 'string' },
       'web.max-connections': { type: 'string' },
+      'web.telemetry-path': { type: 'string', default: '/metrics' },
+      'web.max-requests': { type: 'string', default: String(DEFAULT_MAX_REQUESTS) },
+      'web.disable-exporter-metrics': { type: 'boolean', default: false },
       inventory: { type: 'boolean', default: false },
       'log.level': { type: 'string' },
       'log.format': { type: 'string' },
@@ -90,6 +99,12 @@ async function main(argv: string[]): Promise<number> {
       console.error(`bpf-map-exporter: --web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(max)}`);
       return 2;
     }
+    const telemetryPath = values['web.telemetry-path'];
+    if (!/^\/[\x21-\x7e]*$/.test(telemetryPath) || RESERVED_PATHS.has(telemetryPath)) {
+      return usageError(`--web.telemetry-path must be a path of its own such as /metrics (not /, /healthz or /readyz), not ${JSON.stringify(telemetryPath)}`);
+    }
+    const maxRequests = values['web.max-requests'];
+    if (!/^(0|[1-9]\d{0,6})$/.test(maxRequests)) return usageError(`--web.max-requests must be a whole number, 0 for no limit, not ${JSON.stringify(maxRequests)}`);
     const { run } = await import('./run.js');
     return run({
       config: values.config,
@@ -97,6 +112,9 @@ async function main(argv: string[]): Promise<number> {
       listen: values['web.listen-address'],
       webConfig: values['web.config.file'],
       maxConnections: max === undefined ? undefined : Number(max),
+      telemetryPath,
+      maxRequests: Number(maxRequests),
+      disableExporterMetrics: values['web.disable-exporter-metrics'],
       inventory: values.inventory,
       version: version(),
     });

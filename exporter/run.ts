@@ -25,6 +25,12 @@ export interface RunOptions {
   webConfig?: string;
   /** --web.max-connections; absent: derived from the fd limit (src/server/connections.ts). */
   maxConnections?: number;
+  /** --web.telemetry-path: where the metrics are served. */
+  telemetryPath: string;
+  /** --web.max-requests: scrapes answered at once (0: no limit). */
+  maxRequests: number;
+  /** --web.disable-exporter-metrics: no process metrics (process_*, nodejs_*). */
+  disableExporterMetrics: boolean;
   inventory: boolean;
   version: string;
 }
@@ -78,7 +84,8 @@ export async function run(opts: RunOptions): Promise<number> {
   const stopGc = startExternalGc({ busy: responding });
   const registry = new Registry();
   // CPU, memory, fds, event-loop lag, GC...: before any job publishes, so a clash is caught at set().
-  registerProcessMetrics(registry);
+  // Their names stay reserved without them, so a config means the same either way.
+  if (!opts.disableExporterMetrics) registerProcessMetrics(registry);
   const exposition = new ExpositionCache(registry);
   // Registered up front: a reload may add maps to a config that had none, or drop them all.
   const self = new SelfMetrics(registry, { version: opts.version, inventory: true });
@@ -102,7 +109,7 @@ export async function run(opts: RunOptions): Promise<number> {
   if (producer !== undefined && otel?.settings.protocol !== 'http/json') producer.onFamily = (cols, bounds) => void encodePointsAhead(cols.table, bounds);
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
-  const http = createExporterServer({ exposition, notReady: () => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered'), version: opts.version, web: live, maxConnections: opts.maxConnections });
+  const http = createExporterServer({ exposition, notReady: () => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered'), version: opts.version, web: live, maxConnections: opts.maxConnections, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests });
   const server = http.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -10,6 +10,7 @@ import { responseBegun } from '../util/slices.js';
 import type { LiveWeb } from './reload.js';
 import { clientCertRefusal, type TlsMaterial } from './tls.js';
 import { ConnectionLimiter } from './connections.js';
+import { DEFAULT_MAX_REQUESTS } from './paths.js';
 
 export interface ServerOptions {
   exposition: ExpositionCache;
@@ -20,6 +21,10 @@ export interface ServerOptions {
   web?: LiveWeb;
   /** The most connections kept open (--web.max-connections); absent: derived from the fd limit. */
   maxConnections?: number;
+  /** Where the metrics are served (--web.telemetry-path). Default /metrics. */
+  telemetryPath?: string;
+  /** The most scrapes answered at once (--web.max-requests); more get 503. 0: no limit. Default 40. */
+  maxRequests?: number;
 }
 
 export interface ExporterServer {
@@ -59,11 +64,13 @@ interface Res {
   destroy(): unknown;
 }
 
-const LANDING = (version: string) => `<!doctype html>
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const LANDING = (version: string, telemetryPath: string) => `<!doctype html>
 <html><head><meta charset="utf-8"><title>bpf-map-exporter</title></head>
-<body><h1>bpf-map-exporter ${version}</h1>
+<body><h1>bpf-map-exporter ${escapeHtml(version)}</h1>
 <p>Numbers out of BPF maps.</p>
-<ul><li><a href="metrics">/metrics</a></li><li><a href="healthz">/healthz</a></li><li><a href="readyz">/readyz</a></li></ul>
+<ul><li><a href="${escapeHtml(telemetryPath.slice(1))}">${escapeHtml(telemetryPath)}</a></li><li><a href="healthz">/healthz</a></li><li><a href="readyz">/readyz</a></li></ul>
 </body></html>
 `;
 
@@ -74,11 +81,12 @@ const LANDING = (version: string) => `<!doctype html>
  * policies, extra headers and basic auth on every path but the probes.
  */
 export function createExporterServer(opts: ServerOptions): ExporterServer {
+  const scrapes = new ScrapeGate(opts.maxRequests ?? DEFAULT_MAX_REQUESTS);
   const onRequest = (req: Req, res: Res) => {
     // The connection is busy until the response is done (or the connection gone): never closed to make room.
     const done = limiter.begin(req.socket);
     if (done !== undefined) res.once('close', done);
-    respond(req, res, opts).catch((err: unknown) => {
+    respond(req, res, opts, scrapes).catch((err: unknown) => {
       logger.error({ err, url: req.url }, 'request failed');
       if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
@@ -187,7 +195,21 @@ function pathOf(url: string | undefined): string | undefined {
   }
 }
 
-async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
+/** Scrapes being answered, at most `max` at once (0: no limit). */
+class ScrapeGate {
+  private running = 0;
+  constructor(private readonly max: number) {}
+
+  /** A slot for a scrape, released on the response's close; false when every slot is taken. */
+  enter(res: Res): boolean {
+    if (this.max > 0 && this.running >= this.max) return false;
+    this.running++;
+    res.once('close', () => this.running--);
+    return true;
+  }
+}
+
+async function respond(req: Req, res: Res, opts: ServerOptions, scrapes: ScrapeGate): Promise<void> {
   const web = opts.web;
   web?.refresh();
   const state = web?.current;
@@ -214,22 +236,27 @@ async function respond(req: Req, res: Res, opts: ServerOptions): Promise<void> {
       return;
     }
   }
-  await handle(req, res, opts, path);
+  await handle(req, res, opts, path, scrapes);
 }
 
-async function handle(req: Req, res: Res, opts: ServerOptions, path: string): Promise<void> {
+async function handle(req: Req, res: Res, opts: ServerOptions, path: string, scrapes: ScrapeGate): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: 'GET, HEAD' });
     return;
   }
-  switch (path) {
-    case '/metrics': {
-      const { format, contentType } = negotiate(req.headers.accept);
-      const gzip = wantsGzip(req.headers['accept-encoding']);
-      const body = await opts.exposition.renderChunks(format, gzip);
-      send(res, req, 200, contentType, body, { Vary: 'Accept, Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) });
+  const telemetryPath = opts.telemetryPath ?? '/metrics';
+  if (path === telemetryPath) {
+    if (!scrapes.enter(res)) {
+      send(res, req, 503, 'text/plain; charset=utf-8', 'too many scrapes at once (--web.max-requests)\n', { 'Retry-After': '1' });
       return;
     }
+    const { format, contentType } = negotiate(req.headers.accept);
+    const gzip = wantsGzip(req.headers['accept-encoding']);
+    const body = await opts.exposition.renderChunks(format, gzip);
+    send(res, req, 200, contentType, body, { Vary: 'Accept, Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) });
+    return;
+  }
+  switch (path) {
     case '/healthz':
       send(res, req, 200, 'text/plain; charset=utf-8', 'ok\n');
       return;
@@ -240,7 +267,7 @@ async function handle(req: Req, res: Res, opts: ServerOptions, path: string): Pr
       return;
     }
     case '/':
-      send(res, req, 200, 'text/html; charset=utf-8', LANDING(opts.version));
+      send(res, req, 200, 'text/html; charset=utf-8', LANDING(opts.version, telemetryPath));
       return;
     default:
       send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');

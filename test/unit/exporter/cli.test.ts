@@ -22,6 +22,16 @@ describe('the command line', () => {
     expect(o.status).toBe(2);
     expect(o.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli(['check']).stderr.split('\n')[0]).toBe('bpf-map-exporter: check needs --config FILE (or --config.dir DIR --config.names A,B)');
+    for (const [args, message] of [
+      [['run', '--web.telemetry-path', 'metrics'], '--web.telemetry-path must be a path of its own such as /metrics (not /, /healthz or /readyz), not "metrics"'],
+      [['run', '--web.telemetry-path=/healthz'], '--web.telemetry-path must be a path of its own such as /metrics (not /, /healthz or /readyz), not "/healthz"'],
+      [['run', '--web.max-requests=-1'], '--web.max-requests must be a whole number, 0 for no limit, not "-1"'],
+      [['run', '--web.max-requests=lots'], '--web.max-requests must be a whole number, 0 for no limit, not "lots"'],
+    ] as const) {
+      const f = cli([...args]);
+      expect(f.status).toBe(2);
+      expect(f.stderr.split('\n')[0]).toBe(`bpf-map-exporter: ${message}`);
+    }
     for (const args of [['run', '--log.format', 'yaml'], ['run', '--log.format=JSON'], ['run', '--log.format']]) {
       const f = cli(args);
       expect(f.status).toBe(2);

@@ -1,0 +1,85 @@
+/**
+ * The telemetry path and the cap on scrapes answered at once (--web.telemetry-path, --web.max-requests),
+ * on a real server in this process.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import type { ExpositionCache } from '../../../src/publish/prometheus.js';
+import { createExporterServer, type ExporterServer, type ServerOptions } from '../../../src/server/http.js';
+
+const open: ExporterServer[] = [];
+afterAll(() => {
+  for (const s of open) s.close();
+});
+
+/** An exposition whose answers wait until `release()`; `entered` counts the scrapes inside it. */
+function held(): { exposition: ExpositionCache; inside: () => number; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let inside = 0;
+  const exposition = {
+    renderChunks: async () => {
+      inside++;
+      await gate;
+      return [Buffer.from('held_metric 1\n')];
+    },
+  } as unknown as ExpositionCache;
+  return { exposition, inside: () => inside, release };
+}
+
+async function serve(opts: Partial<ServerOptions> & { exposition: ExpositionCache }): Promise<string> {
+  const s = createExporterServer({ notReady: () => undefined, version: 'test', ...opts });
+  open.push(s);
+  await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+}
+
+const until = async (cond: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(cond()).toBe(true);
+};
+
+describe('scrapes', () => {
+  it('are served at --web.telemetry-path, which the landing page links to, and nowhere else', async () => {
+    const h = held();
+    h.release();
+    const base = await serve({ exposition: h.exposition, telemetryPath: '/probe/bpf' });
+    const r = await fetch(`${base}/probe/bpf`, { headers: { 'Accept-Encoding': 'identity' } });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('held_metric 1\n');
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+    expect(await (await fetch(`${base}/`)).text()).toContain('<a href="probe/bpf">/probe/bpf</a>');
+  });
+
+  it('beyond --web.max-requests at once get 503 and Retry-After, probes still answer, and a freed slot serves again', async () => {
+    const h = held();
+    const base = await serve({ exposition: h.exposition, maxRequests: 2 });
+    const first = [fetch(`${base}/metrics`), fetch(`${base}/metrics`)];
+    await until(() => h.inside() === 2);
+    const refused = await fetch(`${base}/metrics`, { headers: { 'Accept-Encoding': 'identity' } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.text()).toBe('too many scrapes at once (--web.max-requests)\n');
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    h.release();
+    for (const r of await Promise.all(first)) expect(r.status).toBe(200);
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
+  });
+
+  it('are not limited with --web.max-requests 0, and 40 at once by default', async () => {
+    const h = held();
+    const base = await serve({ exposition: h.exposition, maxRequests: 0 });
+    const all = Array.from({ length: 45 }, () => fetch(`${base}/metrics`));
+    await until(() => h.inside() === 45);
+    h.release();
+    for (const r of await Promise.all(all)) expect(r.status).toBe(200);
+
+    const d = held();
+    const dbase = await serve({ exposition: d.exposition });
+    const forty = Array.from({ length: 40 }, () => fetch(`${dbase}/metrics`));
+    await until(() => d.inside() === 40);
+    expect((await fetch(`${dbase}/metrics`)).status).toBe(503);
+    d.release();
+    for (const r of await Promise.all(forty)) expect(r.status).toBe(200);
+  });
+});
