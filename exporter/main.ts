@@ -11,7 +11,7 @@ import { isExpected } from '../src/util/errors.js';
 const USAGE = `usage: bpf-map-exporter <command> [options]
 
 commands:
-  run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT] [--web.config.file FILE]
+  run [--config FILE | --config.dir DIR --config.names A,B] [--web.listen-address HOST:PORT]... [--web.config.file FILE]
       [--web.max-connections N] [--web.telemetry-path PATH] [--web.max-requests N] [--web.disable-exporter-metrics]
       [--inventory] [--log.level LEVEL] [--log.format logfmt|json]
                                                      the exporter: /metrics on :9435 (and OTLP push when
@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
       'config.names': { type: 'string' },
       map: { type: 'string' },
       format: { type: 'string', default: 'json' },
-      'web.listen-address': { type: 'string', default: ':9435' },
+      'web.listen-address': { type: 'string', multiple: true, default: [':9435'] },
       'web.config.file': { type: 'string' },
       'web.max-connections': { type: 'string' },
       'web.telemetry-path': { type: 'string', default: '/metrics' },

@@ -20,7 +20,8 @@ export interface RunOptions {
   config?: string;
   /** ebpf_exporter's configs (--config.dir, --config.names), instead of `config`. */
   compat?: CompatRef;
-  listen: string;
+  /** --web.listen-address, once or more: a server on each. */
+  listen: string[];
   /** TLS, headers and basic auth (exporter-toolkit's web config format). */
   webConfig?: string;
   /** --web.max-connections; absent: derived from the fd limit (src/server/connections.ts). */
@@ -60,12 +61,14 @@ export async function run(opts: RunOptions): Promise<number> {
     for (const err of e.errors) console.error(err.message);
     return 2;
   }
-  let listen: { host: string | undefined; port: number };
-  try {
-    listen = parseListen(opts.listen);
-  } catch {
-    console.error(`bpf-map-exporter: --web.listen-address must be HOST:PORT or :PORT, not ${JSON.stringify(opts.listen)}`);
-    return 2;
+  const listen: { text: string; host: string | undefined; port: number }[] = [];
+  for (const text of opts.listen) {
+    try {
+      listen.push({ text, ...parseListen(text) });
+    } catch {
+      console.error(`bpf-map-exporter: --web.listen-address must be HOST:PORT or :PORT, not ${JSON.stringify(text)}`);
+      return 2;
+    }
   }
   // Checked before anything starts: a broken web config is exit 2 with its lines, like a broken config.
   let web: LoadedWeb | undefined;
@@ -109,22 +112,29 @@ export async function run(opts: RunOptions): Promise<number> {
   if (producer !== undefined && otel?.settings.protocol !== 'http/json') producer.onFamily = (cols, bounds) => void encodePointsAhead(cols.table, bounds);
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
-  const http = createExporterServer({ exposition, notReady: () => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered'), version: opts.version, web: live, maxConnections: opts.maxConnections, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests });
-  const server = http.server;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => resolve());
-  }).catch((e: NodeJS.ErrnoException) => {
-    console.error(`bpf-map-exporter: cannot listen on ${opts.listen}: ${e.code ?? e.message}`);
-    process.exit(1);
-  });
-  // Before the listening line, which tests (and people) take as the end of start-up.
-  if (web !== undefined) warnValidity(web);
-  const addr = server.address();
-  logger.info(
-    { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maxConnections: http.connections.cap, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
-    'listening',
+  const notReady = (): string | undefined => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered');
+  // One server per address, sharing the cache, the readiness and the fd limit.
+  const servers = listen.map(() =>
+    createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests }),
   );
+  for (const [k, http] of servers.entries()) {
+    await new Promise<void>((resolve, reject) => {
+      http.server.once('error', reject);
+      http.server.listen(listen[k].port, listen[k].host, () => resolve());
+    }).catch((e: NodeJS.ErrnoException) => {
+      console.error(`bpf-map-exporter: cannot listen on ${listen[k].text}: ${e.code ?? e.message}`);
+      process.exit(1);
+    });
+  }
+  // Before the listening lines, which tests (and people) take as the end of start-up.
+  if (web !== undefined) warnValidity(web);
+  for (const http of servers) {
+    const addr = http.server.address();
+    logger.info(
+      { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maxConnections: http.connections.cap, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
+      'listening',
+    );
+  }
 
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
@@ -156,7 +166,7 @@ export async function run(opts: RunOptions): Promise<number> {
         resolve(1);
       }, STOP_DEADLINE_MS);
       deadline.unref();
-      http.close();
+      for (const http of servers) http.close();
       stopGc();
       let unsaved: string | undefined;
       reloading

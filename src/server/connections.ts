@@ -88,13 +88,24 @@ export class ConnectionLimiter {
   private lastLog = -Infinity;
   private readonly server: { maxConnections: number };
 
-  /** `fixed`: a cap given by the user (--web.max-connections); otherwise derived from the fd limit. */
-  constructor(server: { maxConnections: number }, opts: { fixed?: number; fdLimit?: number } = {}) {
+  private readonly share: number;
+
+  /**
+   * `fixed`: a cap given by the user (--web.max-connections); otherwise derived from the fd limit and
+   * split between the `share` servers that listen side by side (one per --web.listen-address).
+   */
+  constructor(server: { maxConnections: number }, opts: { fixed?: number; fdLimit?: number; share?: number } = {}) {
     this.server = server;
     this.fixed = opts.fixed !== undefined;
     this.fdLimit = opts.fdLimit ?? processFdLimit();
-    this.capValue = opts.fixed ?? connectionCap(this.fdLimit, openFds() ?? 0);
+    this.share = Math.max(1, opts.share ?? 1);
+    this.capValue = opts.fixed ?? this.derived(openFds() ?? 0);
     this.apply();
+  }
+
+  /** This server's part of the cap connectionCap gives for `daemonFds` held. */
+  private derived(daemonFds: number): number {
+    return Math.max(MIN_CONNECTIONS, Math.floor(connectionCap(this.fdLimit, daemonFds) / this.share));
   }
 
   get cap(): number {
@@ -128,7 +139,7 @@ export class ConnectionLimiter {
     } catch {
       return;
     }
-    const next = connectionCap(this.fdLimit, Math.max(0, open - this.conns.size));
+    const next = this.derived(Math.max(0, open - this.conns.size));
     // The count moves by a few with connections closing as it is taken: only a real change (BPF
     // objects loaded or closed) moves the cap.
     if (Math.abs(next - this.capValue) < CAP_HYSTERESIS) return;

@@ -21,6 +21,8 @@ export interface ServerOptions {
   web?: LiveWeb;
   /** The most connections kept open (--web.max-connections); absent: derived from the fd limit. */
   maxConnections?: number;
+  /** Servers listening side by side (one per --web.listen-address), which share the fd limit. Default 1. */
+  listeners?: number;
   /** Where the metrics are served (--web.telemetry-path). Default /metrics. */
   telemetryPath?: string;
   /** The most scrapes answered at once (--web.max-requests); more get 503. 0: no limit. Default 40. */
@@ -123,7 +125,7 @@ export function createExporterServer(opts: ServerOptions): ExporterServer {
   h1.connectionsCheckingInterval = 1_000;
 
   // A cap on open connections, from the fd limit: see ConnectionLimiter.
-  const limiter = new ConnectionLimiter(server, { fixed: opts.maxConnections });
+  const limiter = new ConnectionLimiter(server, { fixed: opts.maxConnections, share: opts.listeners });
   server.on('drop', () => limiter.dropped());
   server.once('listening', () => limiter.start());
   // Prepended: it runs before Node wraps the socket in TLS, so a certificate replaced on disk is
@@ -133,7 +135,12 @@ export function createExporterServer(opts: ServerOptions): ExporterServer {
     web?.refresh();
   });
   if (tls !== undefined && web !== undefined) {
-    web.onTls = (next) => applyTls(server, next);
+    // Every server on this web config (one per --web.listen-address) takes new certificates.
+    const others = web.onTls;
+    web.onTls = (next) => {
+      others?.(next);
+      applyTls(server, next);
+    };
     server.on('secureConnection', (socket: TLSSocket) => {
       let why: string | undefined;
       try {

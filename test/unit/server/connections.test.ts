@@ -11,7 +11,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExpositionCache } from '../../../src/publish/prometheus.js';
-import { connectionCap, fdSoftLimit, MAX_CONNECTIONS, MIN_CONNECTIONS, processFdLimit } from '../../../src/server/connections.js';
+import { ConnectionLimiter, connectionCap, fdSoftLimit, MAX_CONNECTIONS, MIN_CONNECTIONS, processFdLimit } from '../../../src/server/connections.js';
 import { createExporterServer, IDLE_MS, type ExporterServer } from '../../../src/server/http.js';
 import { LiveWeb, loadWeb } from '../../../src/server/reload.js';
 import { get, type Answer } from '../../server/support.js';
@@ -126,6 +126,15 @@ describe('the connection cap rule', () => {
     expect(connectionCap(64, 40)).toBe(16);
     expect(connectionCap(1_048_576, 40)).toBe(1024);
     expect(connectionCap(Infinity, 40)).toBe(1024);
+  });
+
+  it('splits the derived cap between the servers of several listen addresses, not a fixed one', () => {
+    const server = () => ({ maxConnections: 0 });
+    expect(new ConnectionLimiter(server(), { fdLimit: 1_048_576 }).cap).toBe(1024);
+    expect(new ConnectionLimiter(server(), { fdLimit: 1_048_576, share: 2 }).cap).toBe(512);
+    expect(new ConnectionLimiter(server(), { fdLimit: 1_048_576, share: 3 }).cap).toBe(341);
+    expect(new ConnectionLimiter(server(), { fdLimit: 1_048_576, share: 1000 }).cap).toBe(MIN_CONNECTIONS);
+    expect(new ConnectionLimiter(server(), { fixed: 100, share: 2 }).cap).toBe(100);
   });
 });
 
