@@ -115,7 +115,7 @@ export async function run(opts: RunOptions): Promise<number> {
   const notReady = (): string | undefined => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered');
   // One server per address, sharing the cache, the readiness and the fd limit.
   const servers = listen.map(() =>
-    createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests }),
+    createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests, status: () => self.status() }),
   );
   for (const [k, http] of servers.entries()) {
     await new Promise<void>((resolve, reject) => {

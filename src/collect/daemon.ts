@@ -85,7 +85,7 @@ export class Daemon {
       failed: (job, errno, message) => {
         this.loadedPrograms();
         this.firstCycleDone(job);
-        self.failed(job, errno);
+        self.failed(job, errno, message);
         // A failure repeated every cycle is logged once (and at debug after); map_up 0 and
         // read_errors_total keep counting it. A different failure is logged again.
         const repeated = this.lastFailure.get(job) === message;

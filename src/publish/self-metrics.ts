@@ -39,6 +39,20 @@ export function registerProcessMetrics(registry: Registry): void {
   for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 }
 
+/** A map job as the landing page shows it: the state its self-metrics hold, for a person. */
+export interface JobStatus {
+  map: string;
+  up: boolean;
+  entries: number | undefined;
+  maxEntries: number | undefined;
+  /** When the map was last read successfully (ms since the epoch). */
+  lastRead: number | undefined;
+  reads: number;
+  errors: number;
+  /** The last failure, while the map is not up (or until the next success). */
+  lastError: { errno: string; message: string; at: number } | undefined;
+}
+
 /**
  * The exporter's own metrics (names are the contract in DESIGN.md), registered in the registry the
  * exposition renders after the jobs' families.
@@ -68,6 +82,8 @@ export class SelfMetrics {
   private readonly invUp: Gauge | undefined;
   private readonly loaded: { attached: Gauge; seconds: Counter; runs: Counter };
   private readonly invErrors: Counter | undefined;
+  /** Each job's state, as read() and failed() last left it (the landing page's table). */
+  private readonly jobs = new Map<string, JobStatus>();
 
   constructor(registry: Registry, opts: { version: string; inventory: boolean }) {
     this.registry = registry;
@@ -120,6 +136,8 @@ export class SelfMetrics {
   }
 
   read(map: string, r: { entries: number; maxEntries: number; seconds: number; method: string; truncated: boolean; stats: ReadonlyMap<string, MetricStats> }): void {
+    const j = this.job(map);
+    Object.assign(j, { up: true, entries: r.entries, maxEntries: r.maxEntries, lastRead: Date.now(), reads: j.reads + 1, lastError: undefined });
     this.up.set({ map }, 1);
     this.entries.set({ map }, r.entries);
     this.maxEntries.set({ map }, r.maxEntries);
@@ -136,7 +154,9 @@ export class SelfMetrics {
     }
   }
 
-  failed(map: string, errno: string): void {
+  failed(map: string, errno: string, message = errno): void {
+    const j = this.job(map);
+    Object.assign(j, { up: false, reads: j.reads + 1, errors: j.errors + 1, lastError: { errno, message, at: Date.now() } });
     this.up.set({ map }, 0);
     this.reads.inc({ map });
     this.errors.inc({ map, errno });
@@ -183,7 +203,19 @@ export class SelfMetrics {
   }
 
   /** Forget every series of a job (the config dropped it): gauges, counters, and those with more labels. */
+  /** Every job's state, by name. */
+  status(): JobStatus[] {
+    return [...this.jobs.values()].sort((a, b) => (a.map < b.map ? -1 : a.map > b.map ? 1 : 0)).map((j) => ({ ...j }));
+  }
+
+  private job(map: string): JobStatus {
+    let j = this.jobs.get(map);
+    if (j === undefined) this.jobs.set(map, (j = { map, up: false, entries: undefined, maxEntries: undefined, lastRead: undefined, reads: 0, errors: 0, lastError: undefined }));
+    return j;
+  }
+
   async forget(map: string): Promise<void> {
+    this.jobs.delete(map);
     const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.eventsLostTotal, this.truncated, this.method];
     for (const m of perMap) {
       for (const v of (await m.get()).values) if (v.labels.map === map) m.remove(v.labels);

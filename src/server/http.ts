@@ -4,6 +4,7 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { ExpositionCache } from '../publish/prometheus.js';
+import type { JobStatus } from '../publish/self-metrics.js';
 import { negotiate, wantsGzip } from '../publish/negotiate.js';
 import { logger } from '../log.js';
 import { responseBegun } from '../util/slices.js';
@@ -27,6 +28,8 @@ export interface ServerOptions {
   telemetryPath?: string;
   /** The most scrapes answered at once (--web.max-requests); more get 503. 0: no limit. Default 40. */
   maxRequests?: number;
+  /** Each map job's state, for the landing page. */
+  status?: () => readonly JobStatus[];
 }
 
 export interface ExporterServer {
@@ -68,13 +71,56 @@ interface Res {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-const LANDING = (version: string, telemetryPath: string) => `<!doctype html>
-<html><head><meta charset="utf-8"><title>bpf-map-exporter</title></head>
+/** How long ago `at` was, in words a person reads at a glance. */
+function ago(at: number, now: number): string {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+}
+
+function jobRow(j: JobStatus, now: number): string {
+  const cells = [
+    `<th scope="row">${escapeHtml(j.map)}</th>`,
+    `<td class="${j.up ? 'up' : 'down'}">${j.up ? 'up' : j.reads === 0 ? 'starting' : 'down'}</td>`,
+    `<td>${j.entries === undefined ? '' : `${j.entries}${j.maxEntries === undefined ? '' : ` / ${j.maxEntries}`}`}</td>`,
+    `<td>${j.lastRead === undefined ? 'never' : `<time datetime="${new Date(j.lastRead).toISOString()}">${ago(j.lastRead, now)}</time>`}</td>`,
+    `<td>${j.reads}</td>`,
+    `<td>${j.errors}</td>`,
+    `<td>${j.lastError === undefined ? '' : `<code>${escapeHtml(j.lastError.errno)}</code> ${escapeHtml(j.lastError.message)}`}</td>`,
+  ];
+  return `<tr>${cells.join('')}</tr>`;
+}
+
+/** The page a person opening the exporter's address sees: its links, and each map job's state. */
+function landing(version: string, telemetryPath: string, jobs: readonly JobStatus[]): string {
+  const now = Date.now();
+  const table =
+    jobs.length === 0
+      ? '<p>No map jobs: this exporter shows the inventory of the host\'s BPF maps and programs.</p>'
+      : `<table>
+<caption>Map jobs</caption>
+<thead><tr><th scope="col">map</th><th scope="col">state</th><th scope="col">entries</th><th scope="col">last read</th><th scope="col">reads</th><th scope="col">errors</th><th scope="col">last error</th></tr></thead>
+<tbody>
+${jobs.map((j) => jobRow(j, now)).join('\n')}
+</tbody>
+</table>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bpf-map-exporter</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin-top: 1rem; }
+caption { text-align: left; font-weight: bold; padding-bottom: .5rem; }
+th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td.up { background: #d9f2d9; }
+td.down { background: #f8d7da; font-weight: bold; }
+code { background: #f3f3f3; padding: 0 .2rem; }
+</style></head>
 <body><h1>bpf-map-exporter ${escapeHtml(version)}</h1>
 <p>Numbers out of BPF maps.</p>
 <ul><li><a href="${escapeHtml(telemetryPath.slice(1))}">${escapeHtml(telemetryPath)}</a></li><li><a href="healthz">/healthz</a></li><li><a href="readyz">/readyz</a></li></ul>
+${table}
 </body></html>
 `;
+}
 
 /**
  * The HTTP face of the exporter: /metrics served from the exposition cache (a scrape never reads a
@@ -274,7 +320,7 @@ async function handle(req: Req, res: Res, opts: ServerOptions, path: string, scr
       return;
     }
     case '/':
-      send(res, req, 200, 'text/html; charset=utf-8', LANDING(opts.version, telemetryPath));
+      send(res, req, 200, 'text/html; charset=utf-8', landing(opts.version, telemetryPath, opts.status?.() ?? []));
       return;
     default:
       send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
