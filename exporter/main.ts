@@ -136,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'check' && values['web.config.file'] !== undefined) {
-    const { checkWeb } = await import('../src/server/web-check.js');
+    const { checkWeb } = await import('./web-check.js');
     const web = checkWeb(values['web.config.file']);
     const { check } = await import('./config-commands.js');
     const ref = compat ?? values.config;

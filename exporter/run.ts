@@ -8,7 +8,7 @@ import { ExpositionCache } from '../src/publish/prometheus.js';
 import { registerProcessMetrics, SelfMetrics } from '../src/publish/self-metrics.js';
 import { RegistryProducer, SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
 import { createExporterServer } from '../src/server/http.js';
-import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/reload.js';
+import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/live-web.js';
 import { logger } from '../src/log.js';
 import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
 import { setMmapThreshold } from '../src/bpf/libbpf.js';

@@ -72,15 +72,6 @@ export class Scheduler {
     await Promise.all([...this.entries.values()].map((e) => e.current));
   }
 
-  /** Remove a task, waiting for its running cycle. */
-  async remove(name: string): Promise<void> {
-    const e = this.entries.get(name);
-    if (e === undefined) return;
-    clearTimeout(e.timer);
-    this.entries.delete(name);
-    await e.current;
-  }
-
   private arm(e: Entry, delayMs: number): void {
     e.timer = setTimeout(() => void this.cycle(e, true), Math.max(0, delayMs));
     e.timer.unref?.();

@@ -8,7 +8,7 @@ import type { JobStatus } from '../publish/self-metrics.js';
 import { negotiate, wantsGzip } from '../publish/negotiate.js';
 import { logger } from '../log.js';
 import { responseBegun } from '../util/slices.js';
-import type { LiveWeb } from './reload.js';
+import type { LiveWeb } from './live-web.js';
 import { clientCertRefusal, type TlsMaterial } from './tls.js';
 import { ConnectionLimiter } from './connections.js';
 import { DEFAULT_MAX_REQUESTS } from './paths.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { ExpositionCache } from '../../../src/publish/prometheus.js';
 import { ConnectionLimiter, connectionCap, fdSoftLimit, MAX_CONNECTIONS, MIN_CONNECTIONS, processFdLimit } from '../../../src/server/connections.js';
 import { createExporterServer, IDLE_MS, type ExporterServer } from '../../../src/server/http.js';
-import { LiveWeb, loadWeb } from '../../../src/server/reload.js';
+import { LiveWeb, loadWeb } from '../../../src/server/live-web.js';
 import { get, type Answer } from '../../server/support.js';
 import { Certs } from './certs.js';
 

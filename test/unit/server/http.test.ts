@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { ExpositionCache } from '../../../src/publish/prometheus.js';
 import { createExporterServer, type ExporterServer } from '../../../src/server/http.js';
-import { LiveWeb, loadWeb } from '../../../src/server/reload.js';
+import { LiveWeb, loadWeb } from '../../../src/server/live-web.js';
 import { curlAsync as curl, get } from '../../server/support.js';
 import { Certs, type Pair } from './certs.js';
 

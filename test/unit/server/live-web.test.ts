@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { logger } from '../../../src/log.js';
-import { LiveWeb, loadWeb } from '../../../src/server/reload.js';
+import { LiveWeb, loadWeb } from '../../../src/server/live-web.js';
 import type { TlsMaterial } from '../../../src/server/tls.js';
 import { Certs, type Pair } from './certs.js';
 

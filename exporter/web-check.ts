@@ -1,5 +1,5 @@
-import { ConfigErrors } from '../config/errors.js';
-import { loadWeb } from './reload.js';
+import { ConfigErrors } from '../src/config/errors.js';
+import { loadWeb } from '../src/server/live-web.js';
 
 /** `check --web.config.file`: the web config parses and its certificate, key and CA files load. */
 export function checkWeb(file: string): { out: string[]; err: string[]; code: number } {
