@@ -1,5 +1,5 @@
 import { loadConfig } from '../src/config/parse.js';
-import { ConfigError, ConfigErrors, formatPath } from '../src/config/errors.js';
+import { ConfigError, ConfigErrors, formatPath } from '../src/yaml/errors.js';
 import type { Config } from '../src/config/types.js';
 import { jobsOf, type MapJob } from '../src/collect/job.js';
 import { captureLibbpfOutput } from '../src/bpf/libbpf.js';

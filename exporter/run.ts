@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { loadConfig, parseConfig } from '../src/config/parse.js';
-import { ConfigErrors } from '../src/config/errors.js';
+import { ConfigErrors } from '../src/yaml/errors.js';
 import type { Config } from '../src/config/types.js';
 import { Daemon } from '../src/collect/daemon.js';
 import { CheckpointError } from '../src/collect/checkpoint.js';

@@ -1,4 +1,4 @@
-import { ConfigErrors } from '../src/config/errors.js';
+import { ConfigErrors } from '../src/yaml/errors.js';
 import { loadWeb } from '../src/server/live-web.js';
 
 /** `check --web.config.file`: the web config parses and its certificate, key and CA files load. */

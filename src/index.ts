@@ -17,7 +17,7 @@ export { isPerCpu, MapType, mapTypeName, perCpuSlotSize } from './bpf/map-types.
 export { possibleCpus } from './bpf/cpus.js';
 
 export { loadConfig, parseConfig } from './config/parse.js';
-export { ConfigError, ConfigErrors } from './config/errors.js';
+export { ConfigError, ConfigErrors } from './yaml/errors.js';
 export type { Config, MapSpec, MetricSpec } from './config/types.js';
 
 export { jobsOf, MapJob } from './collect/job.js';

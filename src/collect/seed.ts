@@ -8,8 +8,8 @@
  */
 import { closeSync, constants, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MapSpec, SeedSpec, SourceRef } from '../config/types.js';
-import { formatPath, type ConfigPath } from '../config/errors.js';
+import type { MapSpec, SeedSpec } from '../config/types.js';
+import { formatPath, type ConfigPath } from '../yaml/errors.js';
 import { BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, type BpfMap } from '../bpf/map.js';
 import { BpfError } from '../bpf/errors.js';
 import { MapType, isHashFamily } from '../bpf/map-types.js';
@@ -18,6 +18,7 @@ import { encodeFields } from '../layout/encode.js';
 import type { Layout } from '../layout/types.js';
 import type { MapShape } from '../aggregate/types.js';
 import type { PlanProblem } from '../aggregate/plan.js';
+import type { SourceRef } from '../yaml/locate.js';
 
 const FLAGS = { any: BPF_ANY, noexist: BPF_NOEXIST, exist: BPF_EXIST } as const;
 

@@ -23,13 +23,15 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { Document, isMap, isScalar, isSeq, type Node, type Pair, YAMLMap } from 'yaml';
-import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } from '../config/errors.js';
-import { Locator } from '../config/locate.js';
-import { parseYaml, readConfigText } from '../config/parse.js';
+import { ConfigError, ConfigErrors, formatPath as pathText, type ConfigPath } from '../yaml/errors.js';
+import { Locator } from '../yaml/locate.js';
+import { parseYaml, readConfigText } from '../yaml/parse.js';
+import { type ObjectShape, parseDuration, type Prop } from '../yaml/shapes.js';
+import type { SourceRef } from '../yaml/locate.js';
 import { checkRules, type RawConfig } from '../config/rules.js';
-import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE, parseDuration, type ObjectShape, type Prop } from '../config/schema.js';
-import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec, SourceRef } from '../config/types.js';
-import { Validator } from '../config/validate.js';
+import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE } from '../config/schema.js';
+import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec } from '../config/types.js';
+import { Validator } from '../yaml/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
 import { BpfError } from '../bpf/errors.js';
 import type { ObjectContents } from '../bpf/object.js';

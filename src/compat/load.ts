@@ -3,7 +3,7 @@
  * maps and programs read from its ELF (nothing is loaded into the kernel here).
  */
 import { BpfObject } from '../bpf/object.js';
-import { ConfigError, ConfigErrors } from '../config/errors.js';
+import { ConfigError, ConfigErrors } from '../yaml/errors.js';
 import { loadEbpfExporterConfigs, splitNames, type CompatResult } from './ebpf-exporter.js';
 
 /** Where ebpf_exporter's configs are, as its flags say. */

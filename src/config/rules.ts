@@ -5,10 +5,10 @@
  */
 import { INVENTORY_METRICS, occupiedNames, PROCESS_METRICS } from '../metric/names.js';
 import { resolve } from 'node:path';
-import type { ConfigPath } from './errors.js';
-import { formatPath } from './errors.js';
+import type { ConfigPath } from '../yaml/errors.js';
+import { formatPath } from '../yaml/errors.js';
 import type { Config, FieldSpec } from './types.js';
-import { nearest } from './validate.js';
+import { nearest } from '../yaml/validate.js';
 
 /** A value as the validator leaves it: any part may be missing where it was written wrong. */
 export type Loose<T> = T extends readonly (infer U)[] ? (Loose<U> | undefined)[] : T extends object ? { [K in keyof T]?: Loose<T[K]> } : T;

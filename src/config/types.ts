@@ -3,13 +3,7 @@
  * every duration is in milliseconds; `at` says where each part was written, for later messages.
  */
 import type { PerfEventName } from '../bpf/perf-event-attr.js';
-
-/** A position in a config file; line and column are 1-based. */
-export interface SourceRef {
-  file: string;
-  line: number;
-  column: number;
-}
+import type { SourceRef } from '../yaml/locate.js';
 
 /**
  * Where a map comes from. An object path is resolved relative to the config file's folder; `xdp`,

@@ -7,7 +7,7 @@
  * request handlers.
  */
 import { statSync } from 'node:fs';
-import { ConfigErrors } from '../config/errors.js';
+import { ConfigErrors } from '../yaml/errors.js';
 import { logger } from '../log.js';
 import { BasicAuth } from './auth.js';
 import { RateLimiter } from './rate-limit.js';

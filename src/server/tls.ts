@@ -6,7 +6,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
-import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
+import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../yaml/errors.js';
 import { CIPHER_SUITES, CURVES, TLS_VERSIONS, type ClientAuthType, type TlsServerSettings, type WebConfig } from './web-config.js';
 
 /** What a TLS server needs from a web config, loaded and checked. */

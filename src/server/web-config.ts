@@ -6,12 +6,12 @@
  */
 import { dirname, resolve } from 'node:path';
 import { isScalar, YAMLMap } from 'yaml';
-import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../config/errors.js';
-import { Locator } from '../config/locate.js';
-import { parseYaml, readConfigText } from '../config/parse.js';
-import { parseDuration, type ObjectShape } from '../config/schema.js';
-import type { SourceRef } from '../config/types.js';
-import { Validator } from '../config/validate.js';
+import { ConfigError, ConfigErrors, formatPath, type ConfigPath } from '../yaml/errors.js';
+import { Locator } from '../yaml/locate.js';
+import { parseYaml, readConfigText } from '../yaml/parse.js';
+import { type ObjectShape, parseDuration } from '../yaml/shapes.js';
+import type { SourceRef } from '../yaml/locate.js';
+import { Validator } from '../yaml/validate.js';
 
 export const CLIENT_AUTH_TYPES = ['NoClientCert', 'RequestClientCert', 'RequireAnyClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'] as const;
 export type ClientAuthType = (typeof CLIENT_AUTH_TYPES)[number];

@@ -15,6 +15,7 @@ const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sr
 /** Bottom first. Folders on one line may not import from each other either. */
 const LAYERS: readonly (readonly string[])[] = [
   ['.', 'util'], // src/log.ts and helpers with no project imports
+  ['yaml'], // YAML with positions, shapes and their validator, positioned problems: every YAML file read
   ['bpf'], // the kernel: syscalls, maps, programs, BTF, the inventory of maps and programs
   ['layout'], // byte layouts of keys and values
   ['decode'], // label decoders

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/parse.js';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 import { MapType } from '../../../src/bpf/map-types.js';
 import type { ObjectContents } from '../../../src/bpf/object.js';
 import { renderNative, splitNames, translate, wholeMatchBody, type CompatInput } from '../../../src/compat/ebpf-exporter.js';

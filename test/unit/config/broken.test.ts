@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/parse.js';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 
 // Each broken/NN-name.yaml has a sibling NN-name.expected: the exact lines the user is shown,
 // `FILE:LINE:COLUMN: message`, with the file named by its base name.

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../../src/config/parse.js';
-import { ConfigError, ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigError, ConfigErrors } from '../../../src/yaml/errors.js';
 import type { Config } from '../../../src/config/types.js';
 import { problems } from './support.js';
 

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../../../src/config/parse.js';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 
 const example = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'design-example.yaml'), 'utf8');
 

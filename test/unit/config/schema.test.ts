@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_SCHEMA, parseDuration, REGENERATE_SCHEMA, renderJsonSchema, type Shape } from '../../../src/config/schema.js';
+import { CONFIG_SCHEMA, REGENERATE_SCHEMA, renderJsonSchema } from '../../../src/config/schema.js';
+import { parseDuration, type Shape } from '../../../src/yaml/shapes.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 

@@ -1,5 +1,5 @@
 import { parseConfig } from '../../../src/config/parse.js';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 
 /** The problems a config yields, as the lines a user sees (or [] when it parses). */
 export function problems(text: string, file = 'config.yaml'): string[] {

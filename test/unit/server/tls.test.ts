@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 import { clientCertRefusal, loadTlsMaterial, subjectAltNames } from '../../../src/server/tls.js';
 import { parseWebConfig } from '../../../src/server/web-config.js';
 import { Certs, type Pair } from './certs.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigErrors } from '../../../src/yaml/errors.js';
 import { parseWebConfig } from '../../../src/server/web-config.js';
 
 const HASH = '$2y$10$X1xnSFZXU7g5OwQWwyu43uZUAqStjcwq5r5lqlhuYCeZ0LgP8BQ7y';

@@ -3,7 +3,7 @@ import { BpfError } from '../../../src/bpf/errors.js';
 import { BtfError } from '../../../src/bpf/btf-parse.js';
 import { CheckpointError } from '../../../src/collect/checkpoint.js';
 import { JournalError } from '../../../src/collect/journal.js';
-import { ConfigError, ConfigErrors } from '../../../src/config/errors.js';
+import { ConfigError, ConfigErrors } from '../../../src/yaml/errors.js';
 import { DecoderConfigError } from '../../../src/decode/errors.js';
 import { LayoutError } from '../../../src/layout/build.js';
 import { UnsupportedMetric } from '../../../src/publish/otlp-encode.js';

@@ -1,7 +1,13 @@
 /** Positions of a parsed YAML document's nodes, by key path. */
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigPath } from './errors.js';
-import type { SourceRef } from './types.js';
+
+/** A position in a config file; line and column are 1-based. */
+export interface SourceRef {
+  file: string;
+  line: number;
+  column: number;
+}
 
 /** A node found at a path: the value, and the key it is written under (none for a list item or the root). */
 export interface Found {

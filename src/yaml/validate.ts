@@ -5,9 +5,8 @@
  */
 import { isAlias, isMap, isScalar, isSeq, type Node } from 'yaml';
 import type { ConfigPath } from './errors.js';
-import { isEmpty, type Locator } from './locate.js';
-import { parseDuration, type ObjectShape, type Prop, type Shape, type StringShape } from './schema.js';
-import type { SourceRef } from './types.js';
+import { isEmpty, type Locator, type SourceRef } from './locate.js';
+import { parseDuration, type ObjectShape, type Prop, type Shape, type StringShape } from './shapes.js';
 
 export interface Problem {
   at: SourceRef;
