@@ -13,7 +13,7 @@ export const ERROR_CODES = {
   ERR_LAYOUT: 'a layout does not fit',
   /** DecoderConfigError (src/decode/errors.ts): a label's decoder that does not fit its field. */
   ERR_DECODER: 'a decoder does not fit its field',
-  /** ConfigError and ConfigErrors (src/config/errors.ts): problems of a config file, each at FILE:LINE:COLUMN. */
+  /** ConfigError and ConfigErrors (src/yaml/errors.ts): problems of a config file, each at FILE:LINE:COLUMN. */
   ERR_CONFIG: 'the config has problems',
   /** CheckpointError (src/collect/checkpoint.ts): the state file cannot be written, or has the wrong shape. */
   ERR_CHECKPOINT: 'the checkpoint cannot be saved or read',
