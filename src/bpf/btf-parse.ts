@@ -36,8 +36,6 @@ const TYPE_RECORD_LEN = 12;
  * out.
  */
 const MAX_DEPTH = 64;
-/** Default bound for flattenFields: arrays of structs expand per element. */
-const DEFAULT_MAX_FIELDS = 65536;
 
 /** BTF_KIND_* numbers, as in include/uapi/linux/btf.h. */
 export const BtfKind = {
@@ -98,40 +96,6 @@ export interface BtfMember {
   /** 0 unless a bitfield. */
   bitSize: number;
   type: BtfType;
-}
-
-export interface BtfField {
-  /** "a.b.c"; array-of-struct elements as "a[0].b"; members of anonymous structs/unions appear without a segment of their own, as in C. */
-  path: string;
-  /**
-   * Absolute byte offset. For a bitfield, `offset` and `size` give the
-   * smallest byte range holding its bits (so reading it never runs past the
-   * enclosing struct); `bitOffset - 8 * offset` is the shift within that range
-   * read as a little-endian integer.
-   */
-  offset: number;
-  size: number;
-  /** A leaf: int, float, enum, pointer, void, or an array of those. */
-  type: BtfType;
-  /** 0 unless a bitfield. */
-  bitSize: number;
-  /** Absolute bit offset; `8 * offset` for anything but a bitfield. */
-  bitOffset: number;
-}
-
-/** What a BTF-defined map (`SEC(".maps")`) declares, read from its VAR's struct. */
-export interface BtfMapDefinition {
-  name: string;
-  /** BPF_MAP_TYPE_* from `__uint(type, ...)`, if given. */
-  mapType?: number;
-  maxEntries?: number;
-  keyTypeId?: number;
-  valueTypeId?: number;
-  /** From `__type(key, ...)`, or a bare `__uint(key_size, N)` described as nothing more than its size. */
-  keySize?: number;
-  valueSize?: number;
-  key?: BtfType;
-  value?: BtfType;
 }
 
 /**
@@ -392,14 +356,6 @@ export class Btf {
     return this.skipQualifiers(typeId).id;
   }
 
-  /** The type a PTR points to (after qualifiers and typedefs on the pointer itself). */
-  pointee(typeId: number): number {
-    const id = this.resolveId(typeId);
-    const t = this.raw(id);
-    if (t.kind !== BtfKind.PTR) throw new BtfError(`type id ${typeId} is a ${this.kindOf(id)}, not a pointer`, { typeId });
-    return t.sizeOrType;
-  }
-
   /**
    * The global variable `name` in a DATASEC (.rodata, .data, .bss...): the section's name, and the
    * variable's byte offset in it and size, as libbpf fixed them up at open. Undefined when no
@@ -431,63 +387,6 @@ export class Btf {
       }
     }
     return names;
-  }
-
-  /** Names of the variables in the `.maps` DATASEC, i.e. the BTF-defined maps. */
-  mapNames(): string[] {
-    const names: string[] = [];
-    for (let id = 1; id <= this.typeCount; id++) {
-      const t = this.types[id];
-      if (t.kind !== BtfKind.DATASEC || this.str(t.nameOff, t) !== '.maps') continue;
-      for (let i = 0; i < t.vlen; i++) {
-        const varId = this.view.getUint32(t.offset + TYPE_RECORD_LEN + 12 * i, true);
-        if (this.raw(varId).kind === BtfKind.VAR) names.push(this.nameOf(varId));
-      }
-    }
-    return names;
-  }
-
-  /**
-   * Reads a libbpf-style map definition: the VAR `name` whose type is a struct
-   * of `__uint(field, N)` members (pointer to an array of N ints) and
-   * `__type(field, T)` members (pointer to T). Undefined when no such VAR
-   * exists.
-   */
-  mapDefinition(name: string): BtfMapDefinition | undefined {
-    const varId = this.findByName(name, 'var');
-    if (varId === undefined) return undefined;
-    const structId = this.resolveId(this.raw(varId).sizeOrType);
-    const st = this.raw(structId);
-    if (st.kind !== BtfKind.STRUCT) throw new BtfError(`map '${name}' (type id ${varId}) is not a struct-typed variable`, { typeId: varId });
-    const def: BtfMapDefinition = { name };
-    for (let i = 0; i < st.vlen; i++) {
-      const at = st.offset + TYPE_RECORD_LEN + 12 * i;
-      const memberName = this.str(this.view.getUint32(at, true), st);
-      const memberType = this.view.getUint32(at + 4, true);
-      const uint = (): number => {
-        const arr = this.raw(this.resolveId(this.pointee(memberType)));
-        if (arr.kind !== BtfKind.ARRAY) throw new BtfError(`map '${name}' field '${memberName}' is not declared with __uint()`, { typeId: memberType });
-        return this.view.getUint32(arr.offset + TYPE_RECORD_LEN + 8, true);
-      };
-      switch (memberName) {
-        case 'type': def.mapType = uint(); break;
-        case 'max_entries': def.maxEntries = uint(); break;
-        case 'key_size': def.keySize = uint(); break;
-        case 'value_size': def.valueSize = uint(); break;
-        case 'key':
-          def.keyTypeId = this.pointee(memberType);
-          def.key = this.describe(def.keyTypeId);
-          def.keySize = def.key.size;
-          break;
-        case 'value':
-          def.valueTypeId = this.pointee(memberType);
-          def.value = this.describe(def.valueTypeId);
-          def.valueSize = def.value.size;
-          break;
-        default: break;
-      }
-    }
-    return def;
   }
 
   private raw(typeId: number): RawType {
@@ -737,59 +636,4 @@ export class Btf {
     }
     return members;
   }
-}
-
-/**
- * Leaves of a type with absolute byte offsets, in declaration order.
- * Struct and union members are descended into (union members overlap);
- * members of anonymous structs/unions keep the parent's path; arrays of
- * scalars stay one leaf; arrays of structs/unions (also multi-dimensional)
- * expand per element as "a[0].b" / "a[1][2].b"; bitfields are leaves with
- * bitSize > 0 (see BtfField for their offset/size). A non-aggregate `t`
- * gives one leaf whose path is `prefix`. Unnamed scalar members are padding
- * (`int :4`) and are left out. Throws RangeError past `maxFields` leaves,
- * since a large array of structs could otherwise expand without bound.
- */
-export function flattenFields(t: BtfType, prefix = '', maxFields = DEFAULT_MAX_FIELDS): BtfField[] {
-  const out: BtfField[] = [];
-  const push = (f: BtfField): void => {
-    if (out.length >= maxFields) throw new RangeError(`flattenFields: more than ${maxFields} fields under '${prefix}'`);
-    out.push(f);
-  };
-  const join = (base: string, name: string): string => (base === '' ? name : `${base}.${name}`);
-
-  const walk = (type: BtfType, path: string, offset: number): void => {
-    if (type.kind === 'struct' || type.kind === 'union') {
-      for (const m of type.members) {
-        const abs = offset + m.offset;
-        if (m.bitSize > 0) {
-          if (m.name === '') continue;
-          const bitOffset = offset * 8 + m.bitOffset;
-          const first = Math.floor(bitOffset / 8);
-          const last = Math.floor((bitOffset + m.bitSize - 1) / 8);
-          push({ path: join(path, m.name), offset: first, size: last - first + 1, type: m.type, bitSize: m.bitSize, bitOffset });
-          continue;
-        }
-        const aggregate = m.type.kind === 'struct' || m.type.kind === 'union';
-        if (m.name === '' && !aggregate) continue;
-        walk(m.type, m.name === '' ? path : join(path, m.name), abs);
-      }
-      return;
-    }
-    if (type.kind === 'array' && hasAggregateElement(type)) {
-      const stride = type.element.size;
-      for (let i = 0; i < type.length; i++) walk(type.element, `${path}[${i}]`, offset + i * stride);
-      return;
-    }
-    push({ path, offset, size: type.size, type, bitSize: 0, bitOffset: offset * 8 });
-  };
-
-  walk(t, prefix, 0);
-  return out;
-}
-
-function hasAggregateElement(t: BtfType): boolean {
-  let e: BtfType = t;
-  while (e.kind === 'array') e = e.element;
-  return e.kind === 'struct' || e.kind === 'union';
 }

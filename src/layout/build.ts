@@ -1,4 +1,5 @@
-import { flattenFields, type BtfType } from '../bpf/btf-parse.js';
+import type { BtfType } from '../bpf/btf-parse.js';
+import { flattenFields } from './btf-fields.js';
 import { formatFieldType, intType, parseFieldType } from './field-type.js';
 import type { FieldType, IntTypeName, Layout, LayoutField } from './types.js';
 import { ExporterError } from '../util/errors.js';

@@ -8,7 +8,7 @@ import { MapType } from '../../../src/bpf/map-types.js';
 import { BpfObject } from '../../../src/bpf/object.js';
 import { BpfError } from '../../../src/bpf/errors.js';
 import { mapBtf } from '../../../src/bpf/btf.js';
-import { flattenFields } from '../../../src/bpf/btf-parse.js';
+import { flattenFields } from '../../../src/layout/btf-fields.js';
 import { logger } from '../../../src/log.js';
 import { compileBpf, kernelDescribe, pinDir } from '../support.js';
 

@@ -4,7 +4,8 @@ import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } 
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Btf, BtfError, flattenFields, type BtfField, type BtfType } from '../../../src/bpf/btf-parse.js';
+import { Btf, BtfError, type BtfType } from '../../../src/bpf/btf-parse.js';
+import { flattenFields, type BtfField } from '../../../src/layout/btf-fields.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURE = join(here, '../../fixtures/btf/types.bpf.c');
@@ -126,7 +127,6 @@ describe('Btf on clang output (test/fixtures/btf/types.bpf.c)', () => {
     expect(btf.findByName('param', 'decl_tag')).toBeDefined();
     expect(btf.findByName('user', 'type_tag')).toBeDefined();
     expect(btf.findByName('flows', 'var')).toBeDefined();
-    expect(btf.mapNames()).toEqual(['flows', 'outers', 'hists', 'miscs', 'typed']);
   });
 
   itCompiled('struct key: scalar, char array and byte array', () => {
@@ -322,21 +322,6 @@ describe('Btf on clang output (test/fixtures/btf/types.bpf.c)', () => {
       ['lo16', 88, 2, 0],
       ['hi16', 90, 2, 0],
     ]);
-  });
-
-  itCompiled('map definitions from SEC(".maps")', () => {
-    const { btf } = compiled();
-    const flows = btf.mapDefinition('flows');
-    expect(flows).toMatchObject({ name: 'flows', mapType: 1, maxEntries: 1024, keySize: 24, valueSize: 32 });
-    expect(flows?.key).toMatchObject({ kind: 'struct', name: 'key' });
-    expect(flows?.value).toMatchObject({ kind: 'struct', name: 'val' });
-    expect(btf.nameOf(flows?.keyTypeId as number)).toBe('key');
-    expect(btf.mapDefinition('outers')).toMatchObject({ mapType: 1, maxEntries: 64, keySize: 4, valueSize: 40, key: { name: '__u32' } });
-    expect(btf.mapDefinition('hists')).toMatchObject({ mapType: 2, maxEntries: 4, valueSize: 56 });
-    expect(btf.mapDefinition('miscs')).toMatchObject({ mapType: 5, maxEntries: 16, keySize: 16, valueSize: 96, key: { kind: 'union' } });
-    expect(btf.mapDefinition('typed')).toMatchObject({ valueSize: 32, value: { kind: 'struct', name: 'val' } });
-    expect(btf.nameOf(btf.mapDefinition('typed')?.valueTypeId as number)).toBe('val_t');
-    expect(btf.mapDefinition('no_such_map')).toBeUndefined();
   });
 
   itCompiled('non-data kinds are refused by describe()', () => {
