@@ -7,7 +7,7 @@ import { CheckpointError } from '../src/collect/checkpoint.js';
 import { ExpositionCache } from '../src/publish/prometheus.js';
 import { registerProcessMetrics, SelfMetrics } from '../src/publish/self-metrics.js';
 import { RegistryProducer, SnapshotProducer, startOtel, type Otel } from '../src/publish/otel.js';
-import { createExporterServer } from '../src/server/http.js';
+import { createExporterServer, ScrapeGate } from '../src/server/http.js';
 import { describeWeb, LiveWeb, loadWeb, warnValidity, type LoadedWeb } from '../src/server/live-web.js';
 import { logger } from '../src/log.js';
 import { describeCompat, loadCompat, type CompatRef } from '../src/compat/load.js';
@@ -113,9 +113,10 @@ export async function run(opts: RunOptions): Promise<number> {
 
   const live = web === undefined || opts.webConfig === undefined ? undefined : new LiveWeb(opts.webConfig, web);
   const notReady = (): string | undefined => daemon.notReady() ?? (exposition.hasDocument() ? undefined : 'the first /metrics document is being rendered');
-  // One server per address, sharing the cache, the readiness and the fd limit.
+  // One server per address, sharing the cache, the readiness, the fd limit and the scrape limit.
+  const scrapes = new ScrapeGate(opts.maxRequests);
   const servers = listen.map(() =>
-    createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, maxRequests: opts.maxRequests, status: () => self.status() }),
+    createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, scrapes, status: () => self.status() }),
   );
   for (const [k, http] of servers.entries()) {
     await new Promise<void>((resolve, reject) => {

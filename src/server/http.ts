@@ -26,8 +26,11 @@ export interface ServerOptions {
   listeners?: number;
   /** Where the metrics are served (--web.telemetry-path). Default /metrics. */
   telemetryPath?: string;
-  /** The most scrapes answered at once (--web.max-requests); more get 503. 0: no limit. Default 40. */
-  maxRequests?: number;
+  /**
+   * The scrapes answered at once (--web.max-requests): one gate for every server of the process.
+   * Default: a gate of its own, DEFAULT_MAX_REQUESTS wide.
+   */
+  scrapes?: ScrapeGate;
   /** Each map job's state, for the landing page. */
   status?: () => readonly JobStatus[];
 }
@@ -80,7 +83,7 @@ function ago(at: number, now: number): string {
 function jobRow(j: JobStatus, now: number): string {
   const cells = [
     `<th scope="row">${escapeHtml(j.map)}</th>`,
-    `<td class="${j.up ? 'up' : 'down'}">${j.up ? 'up' : j.reads === 0 ? 'starting' : 'down'}</td>`,
+    `<td class="${j.up ? 'up' : 'down'}">${j.up ? 'up' : 'down'}</td>`,
     `<td>${j.entries === undefined ? '' : `${j.entries}${j.maxEntries === undefined ? '' : ` / ${j.maxEntries}`}`}</td>`,
     `<td>${j.lastRead === undefined ? 'never' : `<time datetime="${new Date(j.lastRead).toISOString()}">${ago(j.lastRead, now)}</time>`}</td>`,
     `<td>${j.reads}</td>`,
@@ -129,7 +132,7 @@ ${table}
  * policies, extra headers and basic auth on every path but the probes.
  */
 export function createExporterServer(opts: ServerOptions): ExporterServer {
-  const scrapes = new ScrapeGate(opts.maxRequests ?? DEFAULT_MAX_REQUESTS);
+  const scrapes = opts.scrapes ?? new ScrapeGate(DEFAULT_MAX_REQUESTS);
   const onRequest = (req: Req, res: Res) => {
     // The connection is busy until the response is done (or the connection gone): never closed to make room.
     const done = limiter.begin(req.socket);
@@ -248,8 +251,8 @@ function pathOf(url: string | undefined): string | undefined {
   }
 }
 
-/** Scrapes being answered, at most `max` at once (0: no limit). */
-class ScrapeGate {
+/** Scrapes being answered, at most `max` at once (0: no limit); more get 503. */
+export class ScrapeGate {
   private running = 0;
   constructor(private readonly max: number) {}
 

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import type { ExpositionCache } from '../../../src/publish/prometheus.js';
-import { createExporterServer, type ExporterServer, type ServerOptions } from '../../../src/server/http.js';
+import { createExporterServer, ScrapeGate, type ExporterServer, type ServerOptions } from '../../../src/server/http.js';
 
 const open: ExporterServer[] = [];
 afterAll(() => {
@@ -27,8 +27,9 @@ function held(): { exposition: ExpositionCache; inside: () => number; release: (
   return { exposition, inside: () => inside, release };
 }
 
-async function serve(opts: Partial<ServerOptions> & { exposition: ExpositionCache }): Promise<string> {
-  const s = createExporterServer({ notReady: () => undefined, version: 'test', ...opts });
+async function serve(opts: Partial<ServerOptions> & { exposition: ExpositionCache; maxRequests?: number }): Promise<string> {
+  const { maxRequests, ...rest } = opts;
+  const s = createExporterServer({ notReady: () => undefined, version: 'test', ...rest, ...(maxRequests === undefined ? {} : { scrapes: new ScrapeGate(maxRequests) }) });
   open.push(s);
   await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
   return `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
@@ -81,5 +82,18 @@ describe('scrapes', () => {
     expect((await fetch(`${dbase}/metrics`)).status).toBe(503);
     d.release();
     for (const r of await Promise.all(forty)) expect(r.status).toBe(200);
+  });
+
+  it('share one --web.max-requests between the servers of several listen addresses', async () => {
+    const h = held();
+    const gate = new ScrapeGate(2);
+    const one = await serve({ exposition: h.exposition, scrapes: gate });
+    const two = await serve({ exposition: h.exposition, scrapes: gate });
+    const inFlight = [fetch(`${one}/metrics`), fetch(`${two}/metrics`)];
+    await until(() => h.inside() === 2);
+    expect((await fetch(`${one}/metrics`)).status).toBe(503);
+    expect((await fetch(`${two}/metrics`)).status).toBe(503);
+    h.release();
+    for (const r of await Promise.all(inFlight)) expect(r.status).toBe(200);
   });
 });
