@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
   if (level !== undefined && level !== '') process.env.LOG_LEVEL = level;
   const format = flagValue(argv, 'log.format');
   if (format !== undefined) {
-    if (format !== 'logfmt' && format !== 'json') return usageError(`--log.format must be logfmt or json, not ${JSON.stringify(format)}`);
+    if (format !== 'logfmt' && format !== 'json') return flagError(`--log.format must be logfmt or json, not ${JSON.stringify(format)}`);
     process.env.LOG_FORMAT = format;
   }
   const { values, positionals } = parseArgs({
@@ -95,16 +95,13 @@ async function main(argv: string[]): Promise<number> {
   const compat = dir === undefined || names === undefined ? undefined : { dir, names };
   if (command === 'run') {
     const max = values['web.max-connections'];
-    if (max !== undefined && !/^[1-9]\d{0,6}$/.test(max)) {
-      console.error(`bpf-map-exporter: --web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(max)}`);
-      return 2;
-    }
+    if (max !== undefined && !/^[1-9]\d{0,6}$/.test(max)) return flagError(`--web.max-connections must be a whole number from 1 to 9999999, not ${JSON.stringify(max)}`);
     const telemetryPath = values['web.telemetry-path'];
     if (!/^\/[\x21-\x7e]*$/.test(telemetryPath) || RESERVED_PATHS.has(telemetryPath)) {
-      return usageError(`--web.telemetry-path must be a path of its own such as /metrics (not /, /healthz or /readyz), not ${JSON.stringify(telemetryPath)}`);
+      return flagError(`--web.telemetry-path must be a path of its own such as /metrics (not /, /healthz or /readyz), not ${JSON.stringify(telemetryPath)}`);
     }
     const maxRequests = values['web.max-requests'];
-    if (!/^(0|[1-9]\d{0,6})$/.test(maxRequests)) return usageError(`--web.max-requests must be a whole number, 0 for no limit, not ${JSON.stringify(maxRequests)}`);
+    if (!/^(0|[1-9]\d{0,6})$/.test(maxRequests)) return flagError(`--web.max-requests must be a whole number, 0 for no limit, not ${JSON.stringify(maxRequests)}`);
     const { run } = await import('./run.js');
     return run({
       config: values.config,
@@ -165,6 +162,12 @@ function flagValue(argv: string[], name: string): string | undefined {
     if (argv[i].startsWith(`--${name}=`)) return argv[i].slice(name.length + 3);
   }
   return undefined;
+}
+
+/** A flag's value is wrong: one line saying which and why, exit 2. */
+function flagError(message: string): number {
+  console.error(`bpf-map-exporter: ${message}`);
+  return 2;
 }
 
 function usageError(message: string): number {

@@ -30,12 +30,12 @@ describe('the command line', () => {
     ] as const) {
       const f = cli([...args]);
       expect(f.status).toBe(2);
-      expect(f.stderr.split('\n')[0]).toBe(`bpf-map-exporter: ${message}`);
+      expect(f.stderr).toBe(`bpf-map-exporter: ${message}\n`);
     }
     for (const args of [['run', '--log.format', 'yaml'], ['run', '--log.format=JSON'], ['run', '--log.format']]) {
       const f = cli(args);
       expect(f.status).toBe(2);
-      expect(f.stderr.split('\n')[0]).toMatch(/^bpf-map-exporter: --log.format must be logfmt or json, not "(yaml|JSON|)"$/);
+      expect(f.stderr).toMatch(/^bpf-map-exporter: --log.format must be logfmt or json, not "(yaml|JSON|)"\n$/);
     }
   });
 
