@@ -45,6 +45,32 @@ export interface TaskJournal {
   records: JournalRecord[];
 }
 
+/** What a task needs of its job: MapJob's surface, so that a test can give it another. */
+export type TaskJob = Pick<MapJob, 'open' | 'readAsync' | 'close' | 'exportState' | 'importState' | 'addBatches' | 'refreshSeed' | 'seeded' | 'lostEvents' | 'mapInfo' | 'mapPlan'>;
+
+/** How a task reaches the kernel: its job, and the id its source names now. Injected by tests. */
+export interface TaskSource {
+  job(spec: MapSpec, index: number): TaskJob;
+  /**
+   * The id of the map a pinned or named source names now, other than `exclude` for a name (our own
+   * fd keeps the old map alive, and would match it too). Throws BpfError as opening would.
+   */
+  currentId(source: { pinned: string } | { name: string }, exclude: number): number;
+}
+
+/** The kernel's: MapJob, and the map the pin or name opens. */
+export const KERNEL_SOURCE: TaskSource = {
+  job: (spec, index) => new MapJob(spec, index),
+  currentId: (source, exclude) => {
+    const probe = 'pinned' in source ? BpfMap.openPinned(source.pinned) : BpfMap.openByName(source.name, { exclude: [exclude] });
+    try {
+      return probe.info.id;
+    } finally {
+      probe.close();
+    }
+  },
+};
+
 /**
  * One configured map on its schedule: opens (and re-opens) its source, reads or drains it, and hands
  * the snapshot to the publishers. A map that vanishes makes the task report up 0 with the errno and
@@ -59,7 +85,8 @@ export class MapTask implements Task {
   private readonly sinks: TaskSinks;
   private readonly env: DecoderEnv | undefined;
   private readonly objects: ObjectRegistry | undefined;
-  private job: MapJob | undefined;
+  private job: TaskJob | undefined;
+  private readonly source: TaskSource;
   /** Totals waiting for a job to be (re)opened: restored from a checkpoint, or carried from a replaced map. */
   private pending: Record<string, SeriesState[]> | undefined;
   /** When the totals of this task started (its cumulative start time for OTLP). */
@@ -75,7 +102,8 @@ export class MapTask implements Task {
   /** The seed refresh's last failures, logged once while they last. */
   private lastSeedFailure = '';
 
-  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal } = {}) {
+  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal; source?: TaskSource } = {}) {
+    this.source = opts.source ?? KERNEL_SOURCE;
     this.name = spec.name;
     this.intervalMs = spec.interval;
     this.spec = spec;
@@ -172,7 +200,7 @@ export class MapTask implements Task {
   }
 
   private open(): PlanProblem[] {
-    const job = new MapJob(this.spec, this.index);
+    const job = this.source.job(this.spec, this.index);
     const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
@@ -190,7 +218,7 @@ export class MapTask implements Task {
    * full map) is logged, once per distinct failure, and the map is read all the same: the entries
    * mirror the host, and the metrics do not depend on all of them being there.
    */
-  private refreshSeed(job: MapJob): void {
+  private refreshSeed(job: TaskJob): void {
     const problems = job.refreshSeed();
     const text = problems.map((p) => p.message).join('\n');
     if (text !== '' && text !== this.lastSeedFailure) logger.warn({ map: this.name, failures: problems.length }, problems[0].message);
@@ -198,7 +226,7 @@ export class MapTask implements Task {
   }
 
   /** Count what an earlier run journaled after its last checkpoint, if it still fits the map. */
-  private countWaiting(job: MapJob): void {
+  private countWaiting(job: TaskJob): void {
     if (this.waiting.length === 0) return;
     const records = this.waiting;
     this.waiting = [];
@@ -217,7 +245,7 @@ export class MapTask implements Task {
    * Journal each batch a drain takes before the next batch call: written (a process crash cannot
    * lose it), and with state_sync: batch synced too (nor can a host crash).
    */
-  private journalTaken(job: MapJob): ((keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>) | undefined {
+  private journalTaken(job: TaskJob): ((keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>) | undefined {
     const journal = this.journal;
     if (journal === undefined) return undefined;
     const { keySize, valueStride } = job.mapPlan!.shape;
@@ -259,10 +287,7 @@ export class MapTask implements Task {
     if (this.job === undefined || !('pinned' in source || 'name' in source)) return;
     let id: number | undefined;
     try {
-      // Our own fd keeps the old map alive, so a name would match it too: look for another one.
-      const probe = 'pinned' in source ? BpfMap.openPinned(source.pinned) : BpfMap.openByName(source.name, { exclude: [this.job.mapInfo?.id ?? 0] });
-      id = probe.info.id;
-      probe.close();
+      id = this.source.currentId(source, this.job.mapInfo?.id ?? 0);
     } catch (e) {
       if (!(e instanceof BpfError)) throw e;
       if ('pinned' in source && e.errnoName === 'ENOENT') {
