@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /** How log lines are written: logfmt (what Prometheus exporters write) or JSON lines. */
@@ -7,7 +7,7 @@ export type LogFormat = 'logfmt' | 'json';
 export const LOG_FORMATS: readonly LogFormat[] = ['logfmt', 'json'];
 
 /** LOG_FORMAT when set; otherwise logfmt at a terminal (a person reads it) and JSON elsewhere (a collector does). */
-export function logFormat(env: string | undefined = process.env.LOG_FORMAT, tty: boolean = process.stderr.isTTY === true): LogFormat {
+export function logFormat(env: string | undefined = process.env.LOG_FORMAT, tty: boolean = isatty(2)): LogFormat {
   if (env === 'logfmt' || env === 'json') return env;
   return tty ? 'logfmt' : 'json';
 }
@@ -46,9 +46,10 @@ export function toLogfmt(json: string): string {
 /** pino's fields that logfmt leaves out: one process writes the stream. */
 const OMITTED = ['pid', 'hostname', 'name'];
 
-/** Writes each line to `fd` synchronously, as logfmt. */
+/** Writes each line to `fd` as logfmt, through the same synchronous stream as JSON (it waits out a full pipe). */
 function logfmtDestination(fd: number): DestinationStream {
-  return { write: (line: string) => void writeSync(fd, toLogfmt(line.endsWith('\n') ? line.slice(0, -1) : line)) };
+  const out = pino.destination({ fd, sync: true });
+  return { write: (line: string) => void out.write(toLogfmt(line.endsWith('\n') ? line.slice(0, -1) : line)) };
 }
 
 /** A logger writing to `fd` in `format`, level names (not pino's numbers) in both formats. */
