@@ -16,6 +16,7 @@ import { createExporterServer, IDLE_MS, type ExporterServer } from '../../../src
 import { LiveWeb, loadWeb } from '../../../src/server/live-web.js';
 import { get, type Answer } from '../../server/support.js';
 import { Certs } from './certs.js';
+import { heldExposition } from './held-exposition.js';
 
 let dir: string;
 let ca: Buffer;
@@ -36,22 +37,6 @@ afterAll(() => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** An exposition whose /metrics answer waits until `release()`: a request held in progress. */
-function heldExposition(): { exposition: ExpositionCache; entered: Promise<void>; release: () => void } {
-  let entered!: () => void;
-  let release!: () => void;
-  const enteredP = new Promise<void>((r) => (entered = r));
-  const gate = new Promise<void>((r) => (release = r));
-  const exposition = {
-    renderChunks: async () => {
-      entered();
-      await gate;
-      return [Buffer.from('held_metric 1\n')];
-    },
-  } as unknown as ExpositionCache;
-  return { exposition, entered: enteredP, release };
-}
 
 type Kind = 'http' | 'https' | 'h2';
 

@@ -6,26 +6,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import type { ExpositionCache } from '../../../src/publish/prometheus.js';
 import { createExporterServer, ScrapeGate, type ExporterServer, type ServerOptions } from '../../../src/server/http.js';
+import { heldExposition as held } from './held-exposition.js';
 
 const open: ExporterServer[] = [];
 afterAll(() => {
   for (const s of open) s.close();
 });
-
-/** An exposition whose answers wait until `release()`; `entered` counts the scrapes inside it. */
-function held(): { exposition: ExpositionCache; inside: () => number; release: () => void } {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  let inside = 0;
-  const exposition = {
-    renderChunks: async () => {
-      inside++;
-      await gate;
-      return [Buffer.from('held_metric 1\n')];
-    },
-  } as unknown as ExpositionCache;
-  return { exposition, inside: () => inside, release };
-}
 
 async function serve(opts: Partial<ServerOptions> & { exposition: ExpositionCache; maxRequests?: number }): Promise<string> {
   const { maxRequests, ...rest } = opts;
