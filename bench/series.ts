@@ -207,11 +207,16 @@ const pct = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(0)
 
 const CLK_TCK = 100;
 
-/** utime + stime of every thread of `pid`, in ms. */
-function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime, in ms, of a /proc stat file: a process's (all its threads) or one thread's. */
+function statCpuMs(path: string): number {
+  const stat = readFileSync(path, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+/** utime + stime of every thread of `pid`, in ms. */
+function procCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/stat`);
 }
 
 /**
@@ -220,9 +225,7 @@ function procCpuMs(pid: number): number {
  * libuv's pool (gzip). Node 20 does not name its threads, so they are not told apart further.
  */
 function mainThreadCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
 }
 
 /** CPU time (ms) the whole machine spent busy (user, nice, system, irq, softirq, steal), from /proc/stat. */

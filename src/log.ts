@@ -4,8 +4,6 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 /** How log lines are written: logfmt (what Prometheus exporters write) or JSON lines. */
 export type LogFormat = 'logfmt' | 'json';
 
-export const LOG_FORMATS: readonly LogFormat[] = ['logfmt', 'json'];
-
 /** LOG_FORMAT when set; otherwise logfmt at a terminal (a person reads it) and JSON elsewhere (a collector does). */
 export function logFormat(env: string | undefined = process.env.LOG_FORMAT, tty: boolean = isatty(2)): LogFormat {
   if (env === 'logfmt' || env === 'json') return env;
