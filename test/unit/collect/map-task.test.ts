@@ -101,6 +101,14 @@ function sinks(): TaskSinks & { log: string[] } {
   };
 }
 
+/** A task over two fake maps, ids `ids`: the pin names the first. */
+function twoMaps(ids: [number, number], mode = 'read') {
+  const out = sinks();
+  const [a, b] = [new FakeJob(ids[0]), new FakeJob(ids[1])];
+  const src = source([a, b]);
+  return { out, a, b, src, task: new MapTask(spec('', mode), 0, out, { source: src }) };
+}
+
 const gone = () => new BpfError('open pinned map', -Errno.ENOENT, { map: '/sys/fs/bpf/flows' });
 
 describe('a map task', () => {
@@ -139,10 +147,7 @@ describe('a map task', () => {
   });
 
   it('follows its pin to a new map: the old job closed, the new one opened and read in the same cycle', async () => {
-    const out = sinks();
-    const [a, b] = [new FakeJob(1), new FakeJob(2)];
-    const src = source([a, b]);
-    const task = new MapTask(spec(), 0, out, { source: src });
+    const { out, a, b, src, task } = twoMaps([1, 2]);
     await task.run();
     await task.run(); // the pin still names map 1
     expect([src.opened, a.reads, a.closed]).toEqual([1, 2, 0]);
@@ -153,10 +158,7 @@ describe('a map task', () => {
   });
 
   it('a drain takes what is left in the old map before it follows the pin', async () => {
-    const out = sinks();
-    const [a, b] = [new FakeJob(1), new FakeJob(2)];
-    const src = source([a, b]);
-    const task = new MapTask(spec('', 'drain'), 0, out, { source: src });
+    const { out, a, b, src, task } = twoMaps([1, 2], 'drain');
     await task.run();
     src.pinned = 2;
     await task.run();
@@ -166,10 +168,7 @@ describe('a map task', () => {
   });
 
   it('lets go of a map whose last pin is gone, and fails with ENOENT until it is back', async () => {
-    const out = sinks();
-    const [a, b] = [new FakeJob(1), new FakeJob(3)];
-    const src = source([a, b]);
-    const task = new MapTask(spec(), 0, out, { source: src });
+    const { out, a, src, task } = twoMaps([1, 3]);
     await task.run();
     src.pinned = gone();
     await task.run();
