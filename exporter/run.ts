@@ -118,46 +118,12 @@ export async function run(opts: RunOptions): Promise<number> {
   const servers = listen.map(() =>
     createExporterServer({ exposition, notReady, version: opts.version, web: live, maxConnections: opts.maxConnections, listeners: listen.length, telemetryPath: opts.telemetryPath, scrapes, status: () => self.status() }),
   );
-  for (const [k, http] of servers.entries()) {
-    await new Promise<void>((resolve, reject) => {
-      http.server.once('error', reject);
-      http.server.listen(listen[k].port, listen[k].host, () => resolve());
-    }).catch((e: NodeJS.ErrnoException) => {
-      console.error(`bpf-map-exporter: cannot listen on ${listen[k].text}: ${e.code ?? e.message}`);
-      process.exit(1);
-    });
-  }
-  // Before the listening lines, which tests (and people) take as the end of start-up.
-  if (web !== undefined) warnValidity(web);
-  for (const http of servers) {
-    const addr = http.server.address();
-    logger.info(
-      { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maxConnections: http.connections.cap, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
-      'listening',
-    );
-  }
-
+  // SIGTERM and SIGINT are ours from here on, before the servers listen: a signal that comes as
+  // start-up ends (a kubelet's, or a test's that waits for `listening`) gets the final drain and
+  // checkpoint, never the default action that kills the process with its drained records unsaved.
   let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
-    // The web config is followed on its own; a SIGHUP makes it look at once.
-    live?.refresh('now');
-    reloading = reloading.then(async () => {
-      if (opts.config === undefined && opts.compat === undefined) return;
-      let next: Config;
-      try {
-        next = load();
-      } catch (e) {
-        if (!(e instanceof ConfigErrors)) throw e;
-        logger.error({ problems: e.errors.map((x) => x.message) }, 'reload refused: the new config has problems; the old one keeps running');
-        return;
-      }
-      await daemon.reload(next);
-      logger.info({ maps: next.maps.length }, 'config reloaded');
-    }).catch((err: unknown) => logger.error({ err }, 'reload failed'));
-  });
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -190,4 +156,47 @@ export async function run(opts: RunOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+
+  for (const [k, http] of servers.entries()) {
+    if (stopping) break;
+    await new Promise<void>((resolve, reject) => {
+      http.server.once('error', reject);
+      http.server.listen(listen[k].port, listen[k].host, () => resolve());
+    }).catch((e: NodeJS.ErrnoException) => {
+      console.error(`bpf-map-exporter: cannot listen on ${listen[k].text}: ${e.code ?? e.message}`);
+      process.exit(1);
+    });
+    // Stopped while this one was being opened: its close came before it listened.
+    if (stopping) http.close();
+  }
+  // Before the listening lines, which tests (and people) take as the end of start-up.
+  if (web !== undefined) warnValidity(web);
+  for (const http of servers) {
+    if (stopping) break;
+    const addr = http.server.address();
+    logger.info(
+      { address: typeof addr === 'object' && addr !== null ? `${addr.address}:${addr.port}` : addr, scheme: http.scheme, maxConnections: http.connections.cap, maps: config.maps.length, config: opts.compat === undefined ? (opts.config ?? null) : describeCompat(opts.compat), ...(web === undefined ? {} : describeWeb(web)) },
+      'listening',
+    );
+  }
+
+  process.on('SIGHUP', () => {
+    // The web config is followed on its own; a SIGHUP makes it look at once.
+    live?.refresh('now');
+    reloading = reloading.then(async () => {
+      if (opts.config === undefined && opts.compat === undefined) return;
+      let next: Config;
+      try {
+        next = load();
+      } catch (e) {
+        if (!(e instanceof ConfigErrors)) throw e;
+        logger.error({ problems: e.errors.map((x) => x.message) }, 'reload refused: the new config has problems; the old one keeps running');
+        return;
+      }
+      await daemon.reload(next);
+      logger.info({ maps: next.maps.length }, 'config reloaded');
+    }).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+  });
+
+  return stopped;
 }

@@ -34,7 +34,7 @@ const LOGFMT_LINE = /^time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|i
 kernelDescribe('log format', () => {
   it('--log.format logfmt: every line is logfmt, the listening line carries the address', async () => {
     const { out, code } = await runUntilListening(process.execPath, [...exporterArgs, '--log.format', 'logfmt']);
-    expect(code).toBe(0);
+    expect(code, out).toBe(0);
     const lines = out.trim().split('\n');
     for (const line of lines) expect(line).toMatch(LOGFMT_LINE);
     expect(lines.find((l) => l.includes('msg=listening'))).toMatch(/ address=127\.0\.0\.1:\d+ /);
@@ -42,7 +42,7 @@ kernelDescribe('log format', () => {
 
   it('a pipe gets JSON lines with level names', async () => {
     const { out, code } = await runUntilListening(process.execPath, exporterArgs);
-    expect(code).toBe(0);
+    expect(code, out).toBe(0);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: unknown; msg: string });
     expect(lines.find((l) => l.msg === 'listening')?.level).toBe('info');
     for (const l of lines) expect(['debug', 'info', 'warn', 'error']).toContain(l.level);
