@@ -108,6 +108,31 @@ export function perfEventOpen(attr: Buffer, pid: number, cpu: number, groupFd: n
   return fd < 0 ? -(koffi.errno() || 22) : fd;
 }
 
+// A ring buffer's pages are mapped into our memory (ring-buffer.ts reads them as libbpf does).
+const mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)') as
+  (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
+const munmapFn = libc.func('int munmap(void *addr, size_t length)') as (addr: unknown, length: number) => number;
+const getpagesize = libc.func('int getpagesize()') as () => number;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+
+/** The page size, which a ring buffer's mmap offsets are counted in. */
+export const pageSize: number = getpagesize();
+
+/** A shared mapping of `length` bytes of `fd` from `offset`, and an ArrayBuffer over it (no copy); or -errno. */
+export function mapShared(fd: number, length: number, offset: number, prot: number): { ptr: unknown; bytes: ArrayBuffer } | number {
+  const ptr = mmapFn(null, length, prot, MAP_SHARED, fd, offset);
+  // MAP_FAILED is (void *)-1.
+  if (ptr === null || koffi.address(ptr as never) === 0xffffffffffffffffn) return -(koffi.errno() || 22);
+  return { ptr, bytes: koffi.view(ptr as never, length) as ArrayBuffer };
+}
+
+/** Undo mapShared. Every view over the mapping must be dropped first: touching one afterwards is a crash. */
+export function unmap(ptr: unknown, length: number): void {
+  munmapFn(ptr, length);
+}
+
 /** close(2) of an fd that native code handed us (a perf event fd no link took over). */
 export function closeNativeFd(fd: number): void {
   closeFd(fd);
