@@ -23,6 +23,9 @@
  * collector's address (http:// for plaintext, https:// or no scheme for TLS).
  * Temporality `lowmemory` (an SDK value for the environment variable) means delta here: it is delta for
  * counters and histograms, the only kinds with a temporality that this exporter publishes.
+ *
+ * Spans (otel-spans.ts) resolve protocol, endpoint, headers and timeout the same way, from the TRACES
+ * variants of the variables and with /v1/traces: resolveOtlpTransport is shared by both signals.
  */
 import { OTLPMetricExporter as HttpJsonExporter, AggregationTemporalityPreference, OTLPMetricExporterBase, type OTLPMetricExporterOptions } from '@opentelemetry/exporter-metrics-otlp-http';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -50,12 +53,19 @@ export interface OtlpOptions {
   temporality?: Temporality;
 }
 
-/** What the options and the environment resolve to. Undefined: left to the exporter package (env, then default). */
-export interface OtlpSettings {
+/** The OTEL_EXPORTER_OTLP_<signal>_* variables a transport is configured from. */
+export type OtlpSignal = 'METRICS' | 'TRACES';
+
+/** Where and how requests go. Undefined: left to the exporter package (env, then default). */
+export interface OtlpTransport {
   protocol: OtlpProtocol;
   url: string | undefined;
   headers: Record<string, string> | undefined;
   timeoutMillis: number | undefined;
+}
+
+/** What the options and the environment resolve to. Undefined: left to the exporter package (env, then default). */
+export interface OtlpSettings extends OtlpTransport {
   intervalMillis: number;
   /** The reader's bound on one collect + export; never more than the interval (the SDK refuses that). */
   exportTimeoutMillis: number;
@@ -67,20 +77,27 @@ const DEFAULT_EXPORT_TIMEOUT = 30_000;
 
 /** Resolve options against the environment. Bad explicit options throw; bad environment values are logged and ignored. */
 export function resolveOtlpSettings(opts: OtlpOptions = {}, env: NodeJS.ProcessEnv = process.env): OtlpSettings {
-  const protocol = opts.protocol ?? envProtocol(env) ?? 'http/protobuf';
-  if (!OTLP_PROTOCOLS.includes(protocol)) throw new Error(`otel.protocol: "${String(protocol)}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
+  const transport = resolveOtlpTransport(opts, 'METRICS', env);
   const intervalMillis = positive('otel.interval', opts.interval) ?? envPositive(env, 'OTEL_METRIC_EXPORT_INTERVAL') ?? DEFAULT_INTERVAL;
   const exportTimeout = envPositive(env, 'OTEL_METRIC_EXPORT_TIMEOUT') ?? DEFAULT_EXPORT_TIMEOUT;
   const temporality = opts.temporality ?? envTemporality(env) ?? 'cumulative';
   if (temporality !== 'cumulative' && temporality !== 'delta') throw new Error(`otel.temporality: "${String(temporality)}" is not cumulative or delta`);
+  return { ...transport, intervalMillis, exportTimeoutMillis: Math.min(exportTimeout, intervalMillis), temporality };
+}
+
+/**
+ * Protocol, endpoint, headers and timeout of one signal: the protocol from the options, else the
+ * signal's variable, else OTEL_EXPORTER_OTLP_PROTOCOL; the rest from the options only, since the exporter
+ * packages read the environment for them themselves. Bad explicit options throw.
+ */
+export function resolveOtlpTransport(opts: OtlpOptions, signal: OtlpSignal, env: NodeJS.ProcessEnv = process.env): OtlpTransport {
+  const protocol = opts.protocol ?? envProtocol(env, signal) ?? 'http/protobuf';
+  if (!OTLP_PROTOCOLS.includes(protocol)) throw new Error(`otel.protocol: "${String(protocol)}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
   return {
     protocol,
-    url: opts.endpoint === undefined ? undefined : endpointUrl(opts.endpoint, protocol),
+    url: opts.endpoint === undefined ? undefined : endpointUrl(opts.endpoint, protocol, signal === 'METRICS' ? '/v1/metrics' : '/v1/traces'),
     headers: opts.headers === undefined ? undefined : { ...opts.headers },
     timeoutMillis: positive('otel.timeout', opts.timeout),
-    intervalMillis,
-    exportTimeoutMillis: Math.min(exportTimeout, intervalMillis),
-    temporality,
   };
 }
 
@@ -243,13 +260,14 @@ export function otlpExporterFor(s: OtlpSettings): OTLPMetricExporterBase {
 }
 
 /** gRPC headers travel as a grpc-js Metadata made by the transport's own package (grpc-js tells metadata from options with instanceof). */
-function grpcMetadata(headers: Readonly<Record<string, string>>): ReturnType<typeof createEmptyMetadata> {
+export function grpcMetadata(headers: Readonly<Record<string, string>>): ReturnType<typeof createEmptyMetadata> {
   const metadata = createEmptyMetadata();
   for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
   return metadata;
 }
 
-function endpointUrl(endpoint: string, protocol: OtlpProtocol): string {
+/** An http endpoint without a path gets the signal's (`path`), as OTEL_EXPORTER_OTLP_ENDPOINT does; grpc's is an address. */
+export function endpointUrl(endpoint: string, protocol: OtlpProtocol, path: string): string {
   if (protocol === 'grpc') return endpoint;
   let url: URL;
   try {
@@ -257,17 +275,21 @@ function endpointUrl(endpoint: string, protocol: OtlpProtocol): string {
   } catch {
     throw new Error(`otel.endpoint: "${endpoint}" is not a URL (expected e.g. http://collector:4318)`);
   }
-  if (url.pathname === '' || url.pathname === '/') url.pathname = '/v1/metrics';
+  if (url.pathname === '' || url.pathname === '/') url.pathname = path;
   return url.href;
 }
 
-function positive(name: string, v: number | undefined): number | undefined {
+/** An explicit option as a positive number of milliseconds, or of items (an integer); anything else throws, naming the option. */
+export function positive(name: string, v: number | undefined, unit: 'milliseconds' | 'items' = 'milliseconds'): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}: ${v} is not a positive number of milliseconds`);
+  if (!Number.isFinite(v) || v <= 0 || (unit === 'items' && !Number.isInteger(v))) {
+    throw new Error(`${name}: ${v} is not a positive ${unit === 'items' ? 'integer' : 'number of milliseconds'}`);
+  }
   return v;
 }
 
-function envValue(env: NodeJS.ProcessEnv, ...names: string[]): [string, string] | undefined {
+/** The first of `names` set to something other than blanks: its name and trimmed value. */
+export function envValue(env: NodeJS.ProcessEnv, ...names: string[]): [string, string] | undefined {
   for (const name of names) {
     const v = env[name]?.trim();
     if (v !== undefined && v !== '') return [name, v];
@@ -275,17 +297,18 @@ function envValue(env: NodeJS.ProcessEnv, ...names: string[]): [string, string] 
   return undefined;
 }
 
-function envPositive(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** The variable `name` as a positive number of milliseconds, or of items (`unit` 'items': an integer); a bad value is logged and ignored. */
+export function envPositive(env: NodeJS.ProcessEnv, name: string, unit: 'milliseconds' | 'items' = 'milliseconds'): number | undefined {
   const found = envValue(env, name);
   if (found === undefined) return undefined;
   const n = Number(found[1]);
-  if (Number.isFinite(n) && n > 0) return n;
-  logger.warn({ source: 'opentelemetry' }, `${name}="${found[1]}" is not a positive number of milliseconds: ignored`);
+  if (Number.isFinite(n) && n > 0 && (unit === 'milliseconds' || Number.isInteger(n))) return n;
+  logger.warn({ source: 'opentelemetry' }, `${name}="${found[1]}" is not a positive ${unit === 'items' ? 'integer' : 'number of milliseconds'}: ignored`);
   return undefined;
 }
 
-function envProtocol(env: NodeJS.ProcessEnv): OtlpProtocol | undefined {
-  const found = envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL');
+function envProtocol(env: NodeJS.ProcessEnv, signal: OtlpSignal): OtlpProtocol | undefined {
+  const found = envValue(env, `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   if (found === undefined) return undefined;
   const p = found[1].toLowerCase();
   if ((OTLP_PROTOCOLS as readonly string[]).includes(p)) return p as OtlpProtocol;
