@@ -15,6 +15,9 @@ import { setMmapThreshold } from '../src/bpf/libbpf.js';
 import { startExternalGc } from '../src/util/external-gc.js';
 import { responding } from '../src/util/slices.js';
 import { encodePointsAhead } from '../src/publish/otlp-encode.js';
+import { SpanExporter, type SpanExportStats, type SpanInput } from '../src/publish/otel-spans.js';
+
+const EMPTY_SPAN_STATS: SpanExportStats = { queued: 0, inFlight: 0, exported: 0, dropped: { queueFull: 0, exportFailed: 0, invalid: 0, shutdown: 0 } };
 
 export interface RunOptions {
   config?: string;
@@ -95,8 +98,17 @@ export async function run(opts: RunOptions): Promise<number> {
   // OTLP push runs when the config has an otel section or the standard variables name an endpoint.
   const otlpEnv = process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const producer = config.otel === undefined && otlpEnv === undefined ? undefined : new SnapshotProducer({ version: opts.version });
+  // Spans of ring buffer jobs: the exporter is made when the first span comes (a reload may add the
+  // first spans job), over the same OTLP settings as metrics, with the TRACES variables.
+  let spanExporter: SpanExporter | undefined;
+  const spans = {
+    add: (span: SpanInput): boolean => (spanExporter ??= new SpanExporter({ ...config.otel })).add(span),
+    get stats() {
+      return spanExporter?.stats ?? EMPTY_SPAN_STATS;
+    },
+  };
   // --inventory holds for the process; the config's `inventory:` is read again at every reload.
-  const daemon = new Daemon(config, { exposition, self, producer, inventory: opts.inventory });
+  const daemon = new Daemon(config, { exposition, self, producer, inventory: opts.inventory, spans });
   try {
     daemon.start();
   } catch (e) {
@@ -140,7 +152,7 @@ export async function run(opts: RunOptions): Promise<number> {
         .then(() => daemon.stop())
         .then((why) => {
           unsaved = why;
-          return otel?.shutdown();
+          return Promise.all([otel?.shutdown(), spanExporter?.shutdown()]);
         })
         .then(() => {
           clearTimeout(deadline);

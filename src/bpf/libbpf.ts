@@ -133,6 +133,29 @@ export function unmap(ptr: unknown, length: number): void {
   munmapFn(ptr, length);
 }
 
+const clockGettime = libc.func('int clock_gettime(int clock, void *ts)') as (clock: number, ts: Buffer) => number;
+const CLOCK_REALTIME = 0;
+const CLOCK_MONOTONIC = 1;
+const timespec = Buffer.alloc(16);
+
+function clockNs(clock: number): bigint {
+  clockGettime(clock, timespec);
+  return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
+}
+
+/**
+ * Wall time minus monotonic time, in ns: what turns a bpf_ktime_get_ns() stamp (CLOCK_MONOTONIC)
+ * into Unix time. The wall clock is read between two monotonic reads and set against their middle,
+ * so the answer is off by at most half the gap (a few µs, with three calls through koffi). Asked
+ * again each time: NTP slews the wall clock against the monotonic one.
+ */
+export function wallMinusMonotonicNs(): bigint {
+  const before = clockNs(CLOCK_MONOTONIC);
+  const wall = clockNs(CLOCK_REALTIME);
+  const after = clockNs(CLOCK_MONOTONIC);
+  return wall - (before + after) / 2n;
+}
+
 /** close(2) of an fd that native code handed us (a perf event fd no link took over). */
 export function closeNativeFd(fd: number): void {
   closeFd(fd);

@@ -3,6 +3,7 @@ import type { DecoderEnv } from '../decode/index.js';
 import type { ExpositionCache } from '../publish/prometheus.js';
 import type { SnapshotProducer } from '../publish/otel.js';
 import type { SelfMetrics } from '../publish/self-metrics.js';
+import type { SpanExporter } from '../publish/otel-spans.js';
 import type { SeriesState } from '../aggregate/types.js';
 import { logger } from '../log.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -20,6 +21,8 @@ export interface DaemonOptions {
   /** Run the inventory of every map on the host (always when the config lists no maps). */
   inventory?: boolean;
   env?: DecoderEnv;
+  /** Where the spans of ring buffer jobs (spans:) go; without it such jobs take their records and send nothing. */
+  spans?: Pick<SpanExporter, 'add' | 'stats'>;
 }
 
 const INVENTORY = 'inventory';
@@ -95,6 +98,10 @@ export class Daemon {
       },
       lost: (job, n) => self.lost(job, n),
       eventsLost: (job, n) => self.eventsLost(job, n),
+      ringRead: (job, counts) => {
+        self.ringRead(job, counts);
+        if (this.opts.spans !== undefined) self.spans(this.opts.spans.stats);
+      },
       drained: () => this.checkpoint(),
       paused: () => {
         // Drains wait for the state to be saved again; each waiting cycle tries once more.
@@ -296,7 +303,8 @@ export class Daemon {
     this.tasks = config.maps.map((spec, i) => {
       const c = spec.mode === 'drain' ? carried.get(spec.name) : undefined;
       const journal: TaskJournal | undefined = spec.mode === 'drain' && this.journal !== undefined ? { journal: this.journal, syncEachBatch: config.state_sync === 'batch', position: c?.position ?? 0, records: c?.records ?? [] } : undefined;
-      return new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: c?.state, journal });
+      const spans = this.opts.spans;
+      return new MapTask(spec, i, this.sinks, { env: this.opts.env, objects: this.objects, state: c?.state, journal, spans: spans === undefined ? undefined : (span) => void spans.add(span) });
     });
     for (const t of this.tasks) this.scheduler.add(t);
     if (!this.inventoryOn()) this.opts.self.inventoryOff();

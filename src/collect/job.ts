@@ -13,6 +13,26 @@ import { MapType } from '../bpf/map-types.js';
 import { PerfEventReader } from '../bpf/perf-buffer.js';
 import { parseFieldType } from '../layout/field-type.js';
 import { nextTurn } from '../util/slices.js';
+import { RingBufferReader } from '../bpf/ring-buffer.js';
+import { wallMinusMonotonicNs } from '../bpf/libbpf.js';
+import { SpanRecords } from '../publish/span-records.js';
+import type { SpanInput } from '../publish/otel-spans.js';
+
+/** Records taken from a ring buffer per turn of the event loop: a full 1 MiB ring of 64-byte records is ~15 turns. */
+const RING_SLICE = 1024;
+
+/** What a ring buffer job took since the task last asked (the task reports it, then resets it). */
+export interface RingCounts {
+  records: number;
+  /** Records the programs discarded (bpf_ringbuf_discard). */
+  discarded: number;
+  /** Spans: records a decoder dropped (a regexp that did not match). */
+  skipped: number;
+  /** Spans: records with no trace id (zero) or that did not read as a span. */
+  invalid: number;
+  /** Reads that found the ring full: the programs' sends were refused meanwhile (the kernel counts no loss). */
+  full: number;
+}
 
 export interface JobRead {
   snapshot: MapSnapshot;
@@ -35,6 +55,10 @@ export class MapJob {
   private events: { reader: PerfEventReader; width: number; flushed: number } | undefined;
   /** Events of a perf_event_array job the kernel lost since the last read (its rings were full). */
   lostEvents = 0;
+  /** A ring buffer job's reader, and its spans (spec.spans) or counts (spec.events). */
+  private ring: { reader: RingBufferReader; width: number; spans?: SpanRecords; emit?: (span: SpanInput) => void } | undefined;
+  /** A ring buffer job's counts since the task last took them. */
+  ringCounts: RingCounts = { records: 0, discarded: 0, skipped: 0, invalid: 0, full: 0 };
 
   constructor(spec: MapSpec, index: number) {
     this.spec = spec;
@@ -48,17 +72,20 @@ export class MapJob {
    * there is one, and written into the map only with `seed: true` (the daemon; check and dump never
    * write): its failures are positioned in their message, since run logs carry no other position.
    */
-  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean; seed?: boolean; cgroupRoot?: string } = {}): PlanProblem[] {
+  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean; seed?: boolean; cgroupRoot?: string; spans?: (span: SpanInput) => void } = {}): PlanProblem[] {
     this.close();
     let opened: OpenedMap;
     try {
-      // Seeding writes: a pinned map is opened read-write then.
-      opened = openSource(this.spec.source, { write: opts.write === true || (opts.seed === true && this.spec.seed !== undefined), objects: opts.objects, checkTargets: opts.checkTargets });
+      // Seeding writes, and so does consuming events (a perf buffer puts its events in the map, a
+      // ring buffer's reader writes its position): a pinned map is opened read-write then.
+      const write = opts.write === true || (opts.seed === true && this.spec.seed !== undefined) || this.spec.events !== undefined || this.spec.spans !== undefined;
+      opened = openSource(this.spec.source, { write, objects: opts.objects, checkTargets: opts.checkTargets });
     } catch (e) {
       if (e instanceof BpfError) return [{ path: ['maps', this.index, 'source'], message: e.message, errno: e.errnoName }];
       throw e;
     }
     const { map } = opened;
+    if (this.spec.spans !== undefined || (this.spec.events !== undefined && map.info.type === MapType.ringbuf)) return this.openRing(opened, opts.env, opts.spans);
     if (this.spec.events !== undefined) return this.openEvents(opened, opts.env);
     let btf: MapBtf | undefined;
     try {
@@ -105,10 +132,7 @@ export class MapJob {
       return [{ path: ['maps', this.index, 'source'], message, errno }];
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
-    const width = (this.spec.key ?? []).reduce((n, f) => {
-      const t = parseFieldType(f.type); // the config checked every type already
-      return n + (typeof t === 'string' ? 0 : t.size);
-    }, 0);
+    const width = layoutSize(this.spec.key);
     const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: 8 };
     const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: 8, perCpu: false, btf: undefined }, env);
     if (plan === undefined) {
@@ -127,6 +151,90 @@ export class MapJob {
     this.events = { reader, width, flushed: Date.now() };
     this.aggregator = new MapAggregator(plan, { accumulate: true });
     return [];
+  }
+
+  /**
+   * A ring buffer job: its records are spans (spec.spans), or events counted as a perf_event_array
+   * job's are (spec.events: each record's first bytes are a key with the value 1).
+   */
+  private openRing(opened: OpenedMap, env: DecoderEnv | undefined, emit: ((span: SpanInput) => void) | undefined): PlanProblem[] {
+    const { map } = opened;
+    const fail = (problems: PlanProblem[]): PlanProblem[] => {
+      opened.close();
+      return problems;
+    };
+    if (map.info.type !== MapType.ringbuf) return fail([{ path: ['maps', this.index, 'source'], message: `map ${map.label} is a ${map.info.typeName} map, expected a ringbuf the programs send ${this.spec.spans === undefined ? 'events' : 'spans'} through` }]);
+    const width = layoutSize(this.spec.key);
+    let spans: SpanRecords | undefined;
+    if (this.spec.spans !== undefined) {
+      const planned = SpanRecords.plan(this.spec, this.index, env);
+      if (planned.records === undefined) return fail(planned.problems);
+      spans = planned.records;
+    }
+    // Events are counted as entries of a hash map keyed by their first bytes, valued 1; spans make no
+    // series (and have no value).
+    const valueSize = layoutSize(this.spec.value);
+    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize };
+    const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: valueSize, perCpu: false, btf: undefined }, env);
+    if (plan === undefined) return fail(problems);
+    let reader: RingBufferReader;
+    try {
+      reader = new RingBufferReader(map);
+    } catch (e) {
+      if (e instanceof BpfError) return fail([{ path: ['maps', this.index, 'source'], message: e.message, errno: e.errnoName }]);
+      throw e;
+    }
+    this.opened = { map, close: () => { reader.close(); opened.close(); } };
+    this.plan = plan;
+    this.ring = { reader, width, spans, emit };
+    this.events = undefined;
+    this.flushed = Date.now();
+    this.aggregator = new MapAggregator(plan, { accumulate: true });
+    return [];
+  }
+
+  /** When an events job's totals were last cleared. */
+  private flushed = 0;
+
+  /**
+   * One read of a ring buffer job: every record there when it starts (and those that come meanwhile,
+   * up to a ring's worth), a slice per turn of the event loop.
+   */
+  private async readRing(): Promise<JobRead> {
+    const ring = this.ring!;
+    const events = this.spec.events;
+    if (events !== undefined && Date.now() - this.flushed >= events.flush) {
+      this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
+      this.flushed = Date.now();
+    }
+    const agg = this.aggregator!;
+    agg.begin();
+    const counts = this.ringCounts;
+    // A full ring right now means sends were refused since the last read (or are being refused).
+    if (ring.reader.available() > ring.reader.size - 2 * ring.width - 16) counts.full++;
+    let budget = ring.reader.size;
+    let entries = 0;
+    let calls = 0;
+    for (;;) {
+      const r = ring.reader.consume(ring.width, RING_SLICE);
+      calls++;
+      entries += r.count;
+      counts.records += r.count;
+      counts.discarded += r.discarded;
+      budget -= r.count * ring.width;
+      if (ring.spans !== undefined) {
+        const emit = ring.emit ?? (() => {});
+        const s = ring.spans.decode(r.data, r.count, wallMinusMonotonicNs(), emit);
+        counts.skipped += s.skipped;
+        counts.invalid += s.invalid;
+      } else if (r.count > 0) {
+        agg.add(r.data, ones(r.count), r.count);
+      }
+      if (r.pending === 0 || budget <= 0) break;
+      await nextTurn();
+    }
+    const iteration: IterationStats = { method: 'events', fallback: undefined, entries, calls, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: RING_SLICE };
+    return { snapshot: agg.finish(), iteration };
   }
 
   /** One read of a perf_event_array job: the events since the last, counted into the totals (cleared every flush). */
@@ -158,6 +266,11 @@ export class MapJob {
 
   /** One sweep of the map into a snapshot. `mode` defaults to the job's own. */
   read(mode: ReadMode = this.spec.mode): JobRead {
+    // A ring buffer's records are read once, by the daemon: a synchronous read (dump) takes none of them.
+    if (this.ring !== undefined) {
+      this.aggregator!.begin();
+      return { snapshot: this.aggregator!.finish(), iteration: { method: 'events', fallback: undefined, entries: 0, calls: 0, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: 0 } };
+    }
     if (this.events !== undefined) return this.readEvents();
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
     const agg = this.aggregator;
@@ -174,6 +287,7 @@ export class MapJob {
   async readAsync(mode: ReadMode = this.spec.mode, taken?: (keys: Uint8Array, values: Uint8Array, count: number) => Promise<void>): Promise<JobRead> {
     // perf_buffer__consume never blocks: it takes what the rings hold now.
     if (this.events !== undefined) return this.readEvents();
+    if (this.ring !== undefined) return this.readRing();
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);
     const agg = this.aggregator;
     agg.begin();
@@ -220,7 +334,16 @@ export class MapJob {
     this.aggregator = undefined;
     this.seeder = undefined;
     this.events = undefined;
+    this.ring = undefined;
   }
+}
+
+/** The bytes of a written layout (the config checked every type already). */
+function layoutSize(fields: MapSpec['key']): number {
+  return (fields ?? []).reduce((n, f) => {
+    const t = parseFieldType(f.type);
+    return n + (typeof t === 'string' ? 0 : t.size);
+  }, 0);
 }
 
 /** u64 ones, one per event: each event counts once. */

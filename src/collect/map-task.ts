@@ -7,7 +7,8 @@ import type { SeriesState } from '../aggregate/types.js';
 import type { MapSnapshot } from '../aggregate/map-aggregator.js';
 import type { PlanProblem } from '../aggregate/plan.js';
 import { logger } from '../log.js';
-import { MapJob } from './job.js';
+import { MapJob, type RingCounts } from './job.js';
+import type { SpanInput } from '../publish/otel-spans.js';
 import { JournalError, type Journal, type JournalRecord } from './journal.js';
 import type { Task } from './scheduler.js';
 import { nextTurn } from '../util/slices.js';
@@ -21,6 +22,8 @@ export interface TaskSinks {
   lost(job: string, entries: number): void;
   /** Events of a perf_event_array job the kernel dropped (its rings were full when they came). */
   eventsLost(job: string, events: number): void;
+  /** What a ring buffer job took in its last read. */
+  ringRead(job: string, counts: RingCounts): void;
   /** A drain cycle moved entries into the totals: time to checkpoint. */
   drained(): void;
   /**
@@ -46,7 +49,7 @@ export interface TaskJournal {
 }
 
 /** What a task needs of its job: MapJob's surface, so that a test can give it another. */
-export type TaskJob = Pick<MapJob, 'open' | 'readAsync' | 'close' | 'exportState' | 'importState' | 'addBatches' | 'refreshSeed' | 'seeded' | 'lostEvents' | 'mapInfo' | 'mapPlan'>;
+export type TaskJob = Pick<MapJob, 'open' | 'readAsync' | 'close' | 'exportState' | 'importState' | 'addBatches' | 'refreshSeed' | 'seeded' | 'lostEvents' | 'ringCounts' | 'mapInfo' | 'mapPlan'>;
 
 /** How a task reaches the kernel: its job, and the id its source names now. Injected by tests. */
 export interface TaskSource {
@@ -102,7 +105,11 @@ export class MapTask implements Task {
   /** The seed refresh's last failures, logged once while they last. */
   private lastSeedFailure = '';
 
-  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal; source?: TaskSource } = {}) {
+  /** Where a spans job's spans go. */
+  private readonly spans: ((span: SpanInput) => void) | undefined;
+
+  constructor(spec: MapSpec, index: number, sinks: TaskSinks, opts: { env?: DecoderEnv; state?: Record<string, SeriesState[]>; objects?: ObjectRegistry; journal?: TaskJournal; source?: TaskSource; spans?: (span: SpanInput) => void } = {}) {
+    this.spans = opts.spans;
     this.source = opts.source ?? KERNEL_SOURCE;
     this.name = spec.name;
     this.intervalMs = spec.interval;
@@ -146,7 +153,7 @@ export class MapTask implements Task {
       }
       const job = this.job!;
       this.refreshSeed(job);
-      if (this.spec.metrics.length === 0) {
+      if (this.spec.metrics.length === 0 && this.spec.spans === undefined) {
         // A job that only seeds its map has nothing to read (a cgrp_storage map cannot even be
         // iterated): its entries are the ones it keeps written.
         this.sinks.read(this.name, { entries: job.seeded, maxEntries: job.mapInfo?.maxEntries ?? 0, seconds: (performance.now() - started) / 1000, method: 'seed', truncated: false, stats: new Map() });
@@ -164,6 +171,10 @@ export class MapTask implements Task {
       if (job.lostEvents > 0) {
         this.sinks.eventsLost(this.name, job.lostEvents);
         job.lostEvents = 0;
+      }
+      if (job.ringCounts.records + job.ringCounts.full > 0 || this.spec.spans !== undefined) {
+        this.sinks.ringRead(this.name, job.ringCounts);
+        job.ringCounts = { records: 0, discarded: 0, skipped: 0, invalid: 0, full: 0 };
       }
       this.sinks.publish(this.name, snapshot.families, this.startTime);
       this.sinks.read(this.name, {
@@ -201,7 +212,7 @@ export class MapTask implements Task {
 
   private open(): PlanProblem[] {
     const job = this.source.job(this.spec, this.index);
-    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot });
+    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot, spans: this.spans });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
       const skipped = job.importState(this.pending);

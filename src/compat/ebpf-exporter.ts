@@ -150,9 +150,23 @@ const cgroupIdMapShape: ObjectShape = {
   },
 };
 
+const spanShape: ObjectShape = {
+  type: 'object',
+  props: {
+    name: { shape: { type: 'string', nonEmpty: true }, description: 'The spans\' name (a label span_name gives each its own). Default: the ring buffer\'s name.' },
+    ringbuf: { shape: { type: 'string', nonEmpty: true }, required: true, description: 'The ring buffer map in the object the spans come from.' },
+    service: { shape: { type: 'string', nonEmpty: true }, description: 'service.name of the spans. Default: OTEL_SERVICE_NAME.' },
+    labels: { shape: { type: 'list', items: labelShape, minItems: 1 }, required: true, description: 'What each record holds, in order: trace_id, parent_span_id, span_id, span_monotonic_timestamp_ns, span_duration_ns, span_name are the span\'s; the rest are attributes.' },
+  },
+};
+
 const rootShape: ObjectShape = {
   type: 'object',
   props: {
+    tracing: {
+      shape: { type: 'object', props: { spans: { shape: { type: 'list', items: spanShape, minItems: 1 }, required: true, description: 'Spans, each from a ring buffer.' } } },
+      description: 'Spans from ring buffers, sent over OTLP.',
+    },
     cgroup_id_map: { shape: cgroupIdMapShape, description: 'A map of the cgroups whose paths match, kept up to date.' },
     kaddrs: { shape: { type: 'list', items: { type: 'string', nonEmpty: true } }, description: 'Kernel symbols whose addresses are written into the object\'s kaddr_<symbol> variables before it loads.' },
     metrics: {
@@ -169,9 +183,13 @@ const rootShape: ObjectShape = {
 };
 
 /** Top-level keys of theirs that we do not run yet: refused at the key, not "unknown". */
-const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
-  tracing: 'tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
-};
+const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {};
+
+/** How often a tracing config's ring buffers are read (theirs reads each record as it comes). */
+export const TRACING_INTERVAL_MS = 100;
+
+/** The attribute every span of theirs carries: the config it came from. */
+export const CONFIG_ATTRIBUTE = 'ebpf_exporter.config';
 
 interface RawDecoder {
   name: (typeof THEIR_DECODERS)[number];
@@ -202,7 +220,14 @@ interface RawHistogram {
   bucket_keys?: number[];
   labels: RawLabel[];
 }
+interface RawSpan {
+  name?: string;
+  ringbuf: string;
+  service?: string;
+  labels: RawLabel[];
+}
 interface RawRoot {
+  tracing?: { spans: RawSpan[] };
   metrics?: { counters?: RawCounter[]; histograms?: RawHistogram[] };
   cgroup_id_map?: { name: string; type?: 'hash' | 'cgrp_storage'; regexps: string[] };
   kaddrs?: string[];
@@ -325,9 +350,10 @@ class OneConfig {
 
     const counters = raw.metrics?.counters ?? [];
     const histograms = raw.metrics?.histograms ?? [];
-    if (counters.length + histograms.length === 0) {
+    const spans = raw.tracing?.spans ?? [];
+    if (counters.length + histograms.length + spans.length === 0) {
       // Without maps our exporter would fall back to the inventory: nothing like what was asked for.
-      this.fail(raw.metrics === undefined ? [] : ['metrics'], 'no metrics: neither metrics.counters nor metrics.histograms lists any, expected at least one (tracing is not supported here yet)');
+      this.fail(raw.metrics === undefined ? [] : ['metrics'], 'no metrics: neither metrics.counters nor metrics.histograms lists any, nor tracing.spans, expected at least one');
       return [];
     }
     this.checkSections();
@@ -339,6 +365,10 @@ class OneConfig {
     });
     histograms.forEach((h, j) => {
       const m = this.metric(h, ['metrics', 'histograms', j], first + out.length, 'histogram');
+      if (m !== undefined) out.push(m);
+    });
+    spans.forEach((sp, j) => {
+      const m = this.span(sp, ['tracing', 'spans', j], first + out.length);
       if (m !== undefined) out.push(m);
     });
     if (raw.cgroup_id_map !== undefined) {
@@ -578,6 +608,63 @@ class OneConfig {
       ...(events ? { events: { flush }, interval: PERF_EVENT_INTERVAL_MS } : {}),
     });
     this.record(index, at, spec, { cpu: cpu === 'label' ? labels.length - 1 : undefined, key: keyOrigin, labels: labelOrigin, bucket: bucket?.k });
+    return spec;
+  }
+
+  /**
+   * One of their tracing spans: a job reading the ring buffer `ringbuf`, each record cut by the
+   * labels (as a key is) and sent as a span; every span carries ebpf_exporter.config.
+   */
+  private span(raw: RawSpan, at: ConfigPath, index: number): MapSpec | undefined {
+    const info = this.input.contents.maps.find((m) => m.name === raw.ringbuf);
+    if (info === undefined) {
+      const names = this.input.contents.maps.filter((m) => m.type === MapType.ringbuf).map((m) => m.name);
+      return this.fail([...at, 'ringbuf'], `${basename(this.input.object)} has no map named "${raw.ringbuf}", expected one of its ring buffers: ${names.join(', ') || 'none'}`);
+    }
+    if (info.type !== MapType.ringbuf) return this.fail([...at, 'ringbuf'], `map "${raw.ringbuf}" is a ${mapTypeName(info.type)} map, expected a ringbuf the program sends its spans through`);
+    const key: FieldSpec[] = [];
+    const labels: LabelSpec[] = [];
+    const names = new Set(raw.labels.map((l) => l.name));
+    let pads = 0;
+    const pad = (size: number, where: SourceRef): void => {
+      let name = `_pad${pads++}`;
+      while (names.has(name)) name = `_pad${pads++}`;
+      key.push({ name, type: `pad[${size}]`, at: where });
+    };
+    let failed = false;
+    raw.labels.forEach((l, k) => {
+      const lat: ConfigPath = [...at, 'labels', k];
+      const t = this.label(l, lat);
+      if (t === undefined) {
+        failed = true;
+        return;
+      }
+      key.push({ name: l.name, type: t.type, at: this.where(lat) });
+      if (t.pad > 0) pad(t.pad, this.where([...lat, 'size']));
+      if ((l.padding ?? 0) > 0) pad(l.padding!, this.where([...lat, 'padding']));
+      labels.push({ name: l.name, from: l.name, ...t.decoder, at: this.where(lat) });
+    });
+    if (failed) return undefined;
+    const where = this.where(at);
+    const spec = this.job(raw.ringbuf, {
+      key,
+      value: [],
+      metrics: [],
+      interval: TRACING_INTERVAL_MS,
+      spans: { name: raw.name ?? raw.ringbuf, ...(raw.service === undefined ? {} : { service: raw.service }), labels, attributes: { [CONFIG_ATTRIBUTE]: this.input.name }, at: where },
+      at: where,
+    });
+    const set = (ours: ConfigPath, theirs: ConfigPath) => this.origins.set(['maps', index, ...ours], this.where(theirs), pathText(theirs));
+    set([], at);
+    for (const k of ['name', 'source']) set([k], [...at, 'ringbuf']);
+    set(['key'], [...at, 'labels']);
+    set(['spans'], at);
+    set(['spans', 'labels'], [...at, 'labels']);
+    raw.labels.forEach((_, k) => {
+      set(['spans', 'labels', k], [...at, 'labels', k]);
+      set(['spans', 'labels', k, 'from'], [...at, 'labels', k, 'name']);
+      set(['spans', 'labels', k, 'decoder'], [...at, 'labels', k, 'decoders']);
+    });
     return spec;
   }
 
@@ -866,6 +953,21 @@ function durationText(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
+/** A label as our YAML writes it: only the options it has. */
+function labelYaml(l: LabelSpec): Record<string, unknown> {
+  return {
+    name: l.name,
+    from: l.from,
+    decoder: l.decoder,
+    ...(l.map === undefined ? {} : { map: l.map }),
+    ...(l.allow_unknown === undefined ? {} : { allow_unknown: l.allow_unknown }),
+    ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
+    ...(l.patterns === undefined ? {} : { patterns: l.patterns }),
+    ...(l.rewrite === undefined ? {} : { rewrite: l.rewrite }),
+    ...(l.style === undefined ? {} : { style: l.style }),
+  };
+}
+
 /**
  * The native YAML of a translated config: what `check` accepts and what runs the same. Notes are
  * written as comments at the top.
@@ -877,11 +979,15 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
     maps: config.maps.map((m) => ({
       name: m.name,
       source: m.source,
-      btf: false,
+      // A ring buffer's records have no BTF to read, and a spans job no value.
+      ...(m.spans === undefined ? { btf: false } : {}),
       key: (m.key ?? []).map((f) => ({ name: f.name, type: f.type })),
-      value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })),
+      ...(m.spans === undefined ? { value: (m.value ?? []).map((f) => ({ name: f.name, type: f.type })) } : {}),
       ...(m.interval === config.interval ? {} : { interval: durationText(m.interval) }),
       ...(m.events === undefined ? {} : { events: { flush: durationText(m.events.flush) } }),
+      ...(m.spans === undefined
+        ? {}
+        : { spans: { name: m.spans.name, ...(m.spans.service === undefined ? {} : { service: m.spans.service }), labels: m.spans.labels.map(labelYaml), attributes: m.spans.attributes } }),
       ...(m.seed?.cgroups === undefined ? {} : { seed: { cgroups: { match: m.seed.cgroups.match, paths: m.seed.cgroups.paths, value: m.seed.cgroups.value } } }),
       ...(m.metrics.length === 0 ? {} : { metrics: m.metrics.map((x) => ({
         name: x.name,
@@ -892,17 +998,7 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
         ...(x.labels.length === 0
           ? {}
           : {
-              labels: x.labels.map((l) => ({
-                name: l.name,
-                from: l.from,
-                decoder: l.decoder,
-                ...(l.map === undefined ? {} : { map: l.map }),
-                ...(l.allow_unknown === undefined ? {} : { allow_unknown: l.allow_unknown }),
-                ...(l.pattern === undefined ? {} : { pattern: l.pattern }),
-                ...(l.patterns === undefined ? {} : { patterns: l.patterns }),
-                ...(l.rewrite === undefined ? {} : { rewrite: l.rewrite }),
-                ...(l.style === undefined ? {} : { style: l.style }),
-              })),
+              labels: x.labels.map(labelYaml),
             }),
         ...(x.buckets === undefined
           ? {}
@@ -933,6 +1029,11 @@ export function renderNative(result: CompatResult, header: readonly string[] = [
       for (const side of ['key', 'value']) {
         const fields = m.get(side);
         if (isSeq(fields)) fields.items.forEach(flow);
+      }
+      const spans = m.get('spans');
+      if (isMap(spans)) {
+        const labels = spans.get('labels');
+        if (isSeq(labels)) labels.items.forEach(flow);
       }
       const metrics = m.get('metrics');
       if (!isSeq(metrics)) continue;

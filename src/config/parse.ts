@@ -49,7 +49,7 @@ interface Complete {
   max_series: number;
   inventory: boolean;
   otel?: OtelSpec;
-  maps: (Omit<MapSpec, 'interval' | 'metrics'> & { interval?: number; metrics?: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
+  maps: (Omit<MapSpec, 'interval' | 'metrics' | 'spans'> & { interval?: number; spans?: Omit<NonNullable<MapSpec['spans']>, 'name'> & { name?: string }; metrics?: (Omit<MetricSpec, 'max_series'> & { max_series?: number })[] })[];
 }
 
 /** Defaults taken from other keys, and paths made absolute. */
@@ -62,10 +62,11 @@ function build(raw: Complete, file: string, loc: Locator): Config {
     max_series: raw.max_series,
     inventory: raw.inventory,
     ...(raw.otel === undefined ? {} : { otel: raw.otel }),
-    maps: raw.maps.map((m) => ({
+    maps: raw.maps.map(({ spans, ...m }) => ({
       ...m,
       source: sourceOf(m.source, folder),
       interval: m.interval ?? raw.interval,
+      ...(spans === undefined ? {} : { spans: { ...spans, name: spans.name ?? m.name } }),
       metrics: (m.metrics ?? []).map((x) => ({
         ...x,
         max_series: x.max_series ?? raw.max_series,

@@ -119,7 +119,7 @@ const rules: Rule[] = [
   function jobsHaveWork(config, ctx) {
     (config.maps ?? []).forEach((m, i) => {
       if (m === undefined || m === null) return;
-      if (!ctx.written(['maps', i, 'metrics']) && !ctx.written(['maps', i, 'seed'])) ctx.report(['maps', i], 'missing required key "metrics"');
+      if (!ctx.written(['maps', i, 'metrics']) && !ctx.written(['maps', i, 'seed']) && !ctx.written(['maps', i, 'spans'])) ctx.report(['maps', i], 'missing required key "metrics"');
       const seed = m.seed;
       if (seed === undefined || seed === null) return;
       if (!ctx.written(['maps', i, 'seed', 'entries']) && !ctx.written(['maps', i, 'seed', 'cgroups'])) ctx.report(['maps', i, 'seed'], 'a seed writes nothing, expected entries:, cgroups: or both');
@@ -275,6 +275,26 @@ const rules: Rule[] = [
       if (m?.events === undefined) return;
       if (!ctx.written(['maps', i, 'key'])) ctx.report(['maps', i, 'events'], 'events needs the key written: the fields each event\'s first bytes are read as');
       if (m.mode === 'drain') ctx.report(['maps', i, 'mode'], 'events are counted as they come, not drained, expected mode: read');
+    });
+  },
+
+  // A ring buffer's records carry no BTF, go to one consumer, and are sent as they come.
+  function spansStandAlone(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      if (m?.spans === undefined) return;
+      const at: ConfigPath = ['maps', i, 'spans'];
+      if (m.key === undefined) ctx.report(at, 'spans needs the key written: the fields each record is read as');
+      if (m.mode === 'drain') ctx.report(['maps', i, 'mode'], 'a ring buffer\'s records are taken as they come, not drained, expected mode: read');
+      if ((m.metrics ?? []).length > 0) ctx.report(['maps', i, 'metrics'], 'a job sends its ring buffer\'s records as spans or counts them as metrics (events:), not both: a record is read once');
+      if (m.events !== undefined) ctx.report(['maps', i, 'events'], 'a job sends its ring buffer\'s records as spans or counts them (events:), not both: a record is read once');
+      if (m.seed !== undefined) ctx.report(['maps', i, 'seed'], 'a ring buffer takes no entries, expected no seed with spans');
+      const fields = new Set((m.key ?? []).map((f) => f?.name));
+      const names = new Set<string>();
+      (m.spans.labels ?? []).forEach((l, k) => {
+        if (l?.name !== undefined && names.has(l.name)) ctx.report([...at, 'labels', k, 'name'], `label ${l.name} is listed twice, expected each name once`);
+        if (l?.name !== undefined) names.add(l.name);
+        if (l?.from !== undefined && m.key !== undefined && !fields.has(l.from)) ctx.report([...at, 'labels', k, 'from'], `no key field named ${l.from}, expected one of: ${[...fields].join(', ')}`);
+      });
     });
   },
 

@@ -316,7 +316,7 @@ const map: ObjectShape = {
     batch: { shape: { type: 'boolean' }, default: true, description: 'false: per-key iteration (get_next_key), as on kernels without batch operations.' },
     key: fields('key'),
     value: fields('value'),
-    metrics: { shape: { type: 'list', items: metric, minItems: 1 }, description: 'The metrics made from the map\'s entries. Required unless the job only seeds the map (seed:).' },
+    metrics: { shape: { type: 'list', items: metric, minItems: 1 }, description: 'The metrics made from the map\'s entries. Required unless the job only seeds the map (seed:) or sends spans (spans:).' },
     keep_stale: {
       shape: { type: 'duration' },
       description: 'Read maps: how long the last good series stay exported while the map cannot be read. Default: they go at the first failed read.',
@@ -336,6 +336,27 @@ const map: ObjectShape = {
         'The map is a perf_event_array the programs send events through (bpf_perf_event_output): each event\'s first bytes are read as a key of the written key layout, with a u64 value of 1, ' +
         'and counted into totals kept across reads; the events are taken every interval (they wait in a 256 KiB ring per CPU; those the kernel drops when it is full count in bpf_map_exporter_perf_events_lost_total). ' +
         'Needs key written, a value of one u64 field, and mode read. e.g. events: { flush: 1h }',
+    },
+    spans: {
+      shape: {
+        type: 'object',
+        at: true,
+        props: {
+          name: { shape: nonEmpty, description: 'The spans\' name; a label named span_name gives each record its own. Default: the job\'s name.' },
+          service: { shape: nonEmpty, description: 'service.name of the spans\' resource. Default: OTEL_SERVICE_NAME, else bpf-map-exporter.' },
+          labels: {
+            shape: { type: 'list', items: label, minItems: 1 },
+            required: true,
+            description:
+              'What each record holds, from the fields of key: labels named trace_id (16 bytes, hex), span_id and parent_span_id (8 bytes, hex; zero: none), ' +
+              'span_monotonic_timestamp_ns and span_duration_ns (uint, bpf_ktime_get_ns time) and span_name are the span\'s own; every other label is an attribute.',
+          },
+          attributes: { shape: { type: 'dict', keys: 'string' }, description: 'Attributes every span of the job carries.' },
+        },
+      },
+      description:
+        'The map is a ring buffer (BPF_MAP_TYPE_RINGBUF) whose records are OpenTelemetry spans, laid out by key (written), read every interval and sent over OTLP ' +
+        '(the otel section and the OTEL_EXPORTER_OTLP_TRACES_* / OTEL_EXPORTER_OTLP_* variables). Instead of metrics; mode read.',
     },
     btf: {
       shape: { type: 'boolean' },

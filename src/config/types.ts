@@ -123,6 +123,23 @@ export interface SeedSpec {
   at: SourceRef;
 }
 
+/**
+ * A ring buffer's records as OpenTelemetry spans (ebpf_exporter's tracing.spans). Each record is
+ * laid out by the job's `key`; labels named trace_id, parent_span_id, span_id (hex),
+ * span_monotonic_timestamp_ns, span_duration_ns (uint) and span_name are the span's own fields, every
+ * other label is an attribute.
+ */
+export interface SpanSpec {
+  /** The spans' name; a label span_name gives each record's own. */
+  name: string;
+  /** service.name of the spans' resource; unset: OTEL_SERVICE_NAME, else bpf-map-exporter. */
+  service?: string;
+  labels: LabelSpec[];
+  /** Attributes every span of the job carries (compat mode: ebpf_exporter.config). */
+  attributes?: Record<string, string>;
+  at: SourceRef;
+}
+
 export interface MapSpec {
   name: string;
   source: MapSource;
@@ -151,6 +168,8 @@ export interface MapSpec {
    * (every series goes) that often.
    */
   events?: { flush: number };
+  /** The map is a ring buffer whose records are sent as spans over OTLP. */
+  spans?: SpanSpec;
   at: SourceRef;
 }
 

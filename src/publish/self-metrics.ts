@@ -1,3 +1,4 @@
+import type { SpanExportStats } from './otel-spans.js';
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
 import type { InventoryRow, ProgramRow } from '../bpf/inventory.js';
 import type { MetricStats } from '../aggregate/types.js';
@@ -72,6 +73,10 @@ export class SelfMetrics {
   private readonly overruns: Counter;
   private readonly possibleLoss: Counter;
   private readonly eventsLostTotal: Counter;
+  private readonly ring: { records: Counter; discarded: Counter; full: Counter; dropped: Counter };
+  private readonly spanCounts: Counter;
+  /** The span exporter's counts as last published (its counters are cumulative; ours add the differences). */
+  private spansSeen: Record<string, number> = {};
   private readonly truncated: Counter;
   private readonly checkpointErrors: Counter;
   private readonly checkpointUpGauge: Gauge;
@@ -105,6 +110,13 @@ export class SelfMetrics {
     this.overruns = c('bpf_map_exporter_map_read_overruns_total', 'Read ticks skipped because the previous cycle outlasted the interval');
     this.possibleLoss = c('bpf_map_exporter_drain_possible_loss_total', 'Entries a drain may have deleted without receiving them (kernel EFAULT), upper bound');
     this.eventsLostTotal = c('bpf_map_exporter_perf_events_lost_total', 'Events of a perf_event_array job that the kernel dropped because the ring of their CPU was full');
+    this.ring = {
+      records: c('bpf_map_exporter_ringbuf_records_total', 'Records taken from a ring buffer job\'s ring'),
+      discarded: c('bpf_map_exporter_ringbuf_discarded_total', 'Records the programs discarded (bpf_ringbuf_discard) in a ring buffer job\'s ring'),
+      full: c('bpf_map_exporter_ringbuf_full_total', 'Reads that found a ring buffer job\'s ring full: the programs\' sends were refused meanwhile (the kernel counts no ring buffer loss)'),
+      dropped: c('bpf_map_exporter_span_records_dropped_total', 'Records of a spans job not made into spans: a decoder dropped them (skipped) or they had no trace id (invalid)', ['map', 'reason']),
+    };
+    this.spanCounts = c('bpf_map_exporter_spans_total', 'Spans of ring buffer jobs by result: exported (the collector took them), queue_full (dropped: the collector slow or down), export_failed, invalid, shutdown (still held at exit)', ['result']);
     this.truncated = c('bpf_map_exporter_map_iterations_truncated_total', 'Per-key walks stopped at max_entries + 1 steps: entries may be missing from that cycle');
     this.checkpointErrors = c('bpf_map_exporter_checkpoint_errors_total', 'Failed writes of the drain state file', []);
     this.checkpointUpGauge = g('bpf_map_exporter_checkpoint_up', 'Whether the last write of the drain state file succeeded (1) or failed (0, drains pause until it works)', []);
@@ -174,6 +186,25 @@ export class SelfMetrics {
     this.eventsLostTotal.inc({ map }, n);
   }
 
+  /** What a ring buffer job took in its last read. */
+  ringRead(map: string, c: { records: number; discarded: number; full: number; skipped: number; invalid: number }): void {
+    this.ring.records.inc({ map }, c.records);
+    if (c.discarded > 0) this.ring.discarded.inc({ map }, c.discarded);
+    if (c.full > 0) this.ring.full.inc({ map }, c.full);
+    if (c.skipped > 0) this.ring.dropped.inc({ map, reason: 'skipped' }, c.skipped);
+    if (c.invalid > 0) this.ring.dropped.inc({ map, reason: 'invalid' }, c.invalid);
+  }
+
+  /** The span exporter's cumulative counts. */
+  spans(s: SpanExportStats): void {
+    const now: Record<string, number> = { exported: s.exported, queue_full: s.dropped.queueFull, export_failed: s.dropped.exportFailed, invalid: s.dropped.invalid, shutdown: s.dropped.shutdown };
+    for (const [result, n] of Object.entries(now)) {
+      const delta = n - (this.spansSeen[result] ?? 0);
+      if (delta > 0 || this.spansSeen[result] === undefined) this.spanCounts.inc({ result }, Math.max(0, delta));
+    }
+    this.spansSeen = now;
+  }
+
   checkpointFailed(): void {
     this.checkpointErrors.inc();
   }
@@ -216,7 +247,7 @@ export class SelfMetrics {
 
   async forget(map: string): Promise<void> {
     this.jobs.delete(map);
-    const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.eventsLostTotal, this.truncated, this.method];
+    const perMap = [this.up, this.entries, this.maxEntries, this.duration, this.lastRead, this.reads, this.errors, this.series, this.dropped, this.rowsDropped, this.overruns, this.possibleLoss, this.eventsLostTotal, this.ring.records, this.ring.discarded, this.ring.full, this.ring.dropped, this.truncated, this.method];
     for (const m of perMap) {
       for (const v of (await m.get()).values) if (v.labels.map === map) m.remove(v.labels);
     }

@@ -31,6 +31,7 @@ ${extra}`,
 class FakeJob implements TaskJob {
   seeded = 0;
   lostEvents = 0;
+  ringCounts = { records: 0, discarded: 0, skipped: 0, invalid: 0, full: 0 };
   mapPlan = undefined;
   closed = 0;
   reads = 0;
@@ -94,6 +95,7 @@ function sinks(): TaskSinks & { log: string[] } {
     failed: (job, errno) => log.push(`failed ${job} ${errno}`),
     lost: () => {},
     eventsLost: () => {},
+    ringRead: () => {},
     drained: () => log.push('drained'),
     paused: () => undefined,
     unsaved: () => {},

@@ -559,13 +559,55 @@ describe('refusals, one positioned line each', () => {
     expect(storage('hash', map('filter', MapType.hash, 8, 4))).toEqual(['ex/c.yaml:7:24: cgroup_id_map.name: map "filter" has 4-byte values, expected 8 (ebpf_exporter writes the u64 1)']);
   });
 
-  it('what ebpf_exporter does beyond maps of counters that is not run here yet: tracing', () => {
+  it('every part of their format is read, tracing too: an empty spans list is refused at its key', () => {
     const text = 'metrics:\n  counters:\n    - name: oom_kills_total\n      help: OOMs\n      perf_event_array: true\nkaddrs:\n  - bpf_jit_current\ncgroup_id_map:\n  name: m\n  type: hash\n  regexps: [ x ]\ntracing:\n  spans: []\n';
     const contents = [map('oom_kills_total', MapType.perf_event_array, 4, 4)];
     expect(problems({ ...input('c', text, contents), contents: { maps: contents, programs: [{ name: 'p', section: 'perf_event/type=0,config=0,frequency=99' }], variables: ['kaddr_bpf_jit_current'] } })).toEqual([
-      'ex/c.yaml:9:9: cgroup_id_map.name: c.bpf.o has no map named "m", expected one of: oom_kills_total',
-      'ex/c.yaml:12:1: tracing: tracing spans from ring buffers are not supported yet; run this config with ebpf_exporter, or without its tracing section',
+      'ex/c.yaml:13:10: tracing.spans: got an empty list, expected at least one item',
     ]);
+  });
+
+  it('tracing spans: a job reading the ring buffer, the labels cut as a key, each span carrying its config', () => {
+    const label = (name: string, size: number, decoder: string, padding = '') => `        - name: ${name}\n          size: ${size}\n${padding}          decoders:\n            - name: ${decoder}\n`;
+    const text =
+      'tracing:\n  spans:\n    - name: exec\n      ringbuf: exec_spans\n      service: exec-trace\n      labels:\n' +
+      label('trace_id', 16, 'hex') + label('span_id', 8, 'hex') + label('span_monotonic_timestamp_ns', 8, 'uint') + label('span_name', 16, 'string') + label('pid', 4, 'uint', '          padding: 4\n');
+    const result = translate([input('c', text, [map('exec_spans', MapType.ringbuf, 0, 0)])]);
+    const job = withoutPositions(result.config.maps[0]);
+    expect(job).toEqual({
+      name: 'c/exec_spans',
+      source: { object: '/abs/ex/c.bpf.o', map: 'exec_spans' },
+      mode: 'read',
+      interval: 100,
+      batch_size: 4096,
+      batch: true,
+      btf: false,
+      key: [
+        { name: 'trace_id', type: 'u8[16]' },
+        { name: 'span_id', type: 'u8[8]' },
+        { name: 'span_monotonic_timestamp_ns', type: 'u64' },
+        { name: 'span_name', type: 'char[16]' },
+        { name: 'pid', type: 'u32' },
+        { name: '_pad0', type: 'pad[4]' },
+      ],
+      value: [],
+      metrics: [],
+      spans: {
+        name: 'exec',
+        service: 'exec-trace',
+        labels: [
+          { name: 'trace_id', from: 'trace_id', decoder: 'hex' },
+          { name: 'span_id', from: 'span_id', decoder: 'hex' },
+          { name: 'span_monotonic_timestamp_ns', from: 'span_monotonic_timestamp_ns', decoder: 'uint' },
+          { name: 'span_name', from: 'span_name', decoder: 'string' },
+          { name: 'pid', from: 'pid', decoder: 'uint' },
+        ],
+        attributes: { 'ebpf_exporter.config': 'c' },
+      },
+    });
+    // A map that is not a ring buffer, and one that is not there.
+    expect(one(text, [map('exec_spans', MapType.hash, 4)])).toEqual(['ex/c.yaml:4:16: tracing.spans[0].ringbuf: map "exec_spans" is a hash map, expected a ringbuf the program sends its spans through']);
+    expect(one(text, [map('other', MapType.ringbuf, 0, 0)])).toEqual(['ex/c.yaml:4:16: tracing.spans[0].ringbuf: c.bpf.o has no map named "exec_spans", expected one of its ring buffers: other']);
   });
 
   it('perf_event_array counters: a job counting the events by the labels cut from their bytes, read every second, flushed as flush_interval says', () => {
@@ -660,7 +702,7 @@ describe('refusals, one positioned line each', () => {
 
   it('YAML errors and an empty config', () => {
     expect(one('metrics: [\n', [])).toEqual([expect.stringMatching(/^ex\/c\.yaml:2:1: invalid YAML: /)]);
-    expect(one('metrics:\n  counters: []\n', [])).toEqual(['ex/c.yaml:1:1: metrics: no metrics: neither metrics.counters nor metrics.histograms lists any, expected at least one (tracing is not supported here yet)']);
+    expect(one('metrics:\n  counters: []\n', [])).toEqual(['ex/c.yaml:1:1: metrics: no metrics: neither metrics.counters nor metrics.histograms lists any, nor tracing.spans, expected at least one']);
   });
 });
 

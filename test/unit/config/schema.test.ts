@@ -27,7 +27,7 @@ describe('config/schema.json', () => {
       for (const [k, p] of Object.entries(s.props)) visit(p.shape, `${path}.${k}`);
     };
     visit(CONFIG_SCHEMA, '');
-    expect(objects).toEqual(['', '.maps[]', '.maps[].source', '.maps[].source.tc', '.maps[].source.perf_event', '.maps[].key[]', '.maps[].value[]', '.maps[].metrics[]', '.maps[].metrics[].labels[]', '.maps[].metrics[].buckets', '.maps[].seed', '.maps[].seed.entries[]', '.maps[].seed.cgroups', '.maps[].events', '.otel']);
+    expect(objects).toEqual(['', '.maps[]', '.maps[].source', '.maps[].source.tc', '.maps[].source.perf_event', '.maps[].key[]', '.maps[].value[]', '.maps[].metrics[]', '.maps[].metrics[].labels[]', '.maps[].metrics[].buckets', '.maps[].seed', '.maps[].seed.entries[]', '.maps[].seed.cgroups', '.maps[].events', '.maps[].spans', '.maps[].spans.labels[]', '.otel']);
     expect(renderJsonSchema().match(/"additionalProperties": false/g)).toHaveLength(objects.length);
   });
 });
