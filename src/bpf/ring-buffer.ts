@@ -15,8 +15,9 @@
  * arm64 alike: each position and header is one aligned load, and the consumer position one aligned
  * 8-byte store.
  *
- * The kernel counts no loss for a ring buffer: a program's bpf_ringbuf_reserve simply fails when the
- * ring is full. See `RingLossCounter` (ring-loss.ts) for how the exporter counts those anyway.
+ * The kernel counts no loss for a ring buffer: a program's bpf_ringbuf_reserve (or _output) fails
+ * when the ring is full, and only the program can count that. What a reader can see is a full ring
+ * (`available()` near `size`).
  */
 import { BpfError, Errno } from './errors.js';
 import { mapShared, pageSize, PROT_READ, PROT_WRITE, unmap } from './libbpf.js';

@@ -333,8 +333,9 @@ const map: ObjectShape = {
         },
       },
       description:
-        'The map is a perf_event_array the programs send events through (bpf_perf_event_output): each event\'s first bytes are read as a key of the written key layout, with a u64 value of 1, ' +
-        'and counted into totals kept across reads; the events are taken every interval (they wait in a 256 KiB ring per CPU; those the kernel drops when it is full count in bpf_map_exporter_perf_events_lost_total). ' +
+        'The map is a perf_event_array (bpf_perf_event_output) or a ringbuf (bpf_ringbuf_output, reserve/submit) the programs send events through: each event\'s first bytes are read as a key of the written key layout, with a u64 value of 1, ' +
+        'and counted into totals kept across reads; the events are taken every interval (a perf_event_array\'s wait in a 256 KiB ring per CPU; those the kernel drops when it is full count in bpf_map_exporter_perf_events_lost_total; ' +
+        'a ring buffer keeps no count of the sends it refused: bpf_map_exporter_ringbuf_full_total counts the reads that found it full). ' +
         'Needs key written, a value of one u64 field, and mode read. e.g. events: { flush: 1h }',
     },
     spans: {

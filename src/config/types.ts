@@ -162,8 +162,8 @@ export interface MapSpec {
   /** Entries written into the map when it is opened (start, reload, re-created map). */
   seed?: SeedSpec;
   /**
-   * The map is a perf_event_array the object's programs send events through (ebpf_exporter's
-   * perf_event_array counters): each event's first bytes are read as a key of `key`'s layout with
+   * The map is a perf_event_array (ebpf_exporter's perf_event_array counters) or a ringbuf the
+   * object's programs send events through: each event's first bytes are read as a key of `key`'s layout with
    * the value 1, and counted into totals kept across reads; `flush` (milliseconds) clears the totals
    * (every series goes) that often.
    */
