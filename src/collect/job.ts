@@ -175,7 +175,8 @@ export class MapJob {
     // series (and have no value).
     const valueSize = layoutSize(this.spec.value);
     const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize };
-    const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: valueSize, perCpu: false, btf: undefined }, env);
+    const spec = { ...this.spec, value: this.spec.value ?? [] };
+    const { plan, problems } = planMap(spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: valueSize, perCpu: false, btf: undefined }, env);
     if (plan === undefined) return fail(problems);
     let reader: RingBufferReader;
     try {

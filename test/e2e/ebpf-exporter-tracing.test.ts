@@ -11,7 +11,7 @@
  * (ids, parent, name, pid, the duration to the nanosecond, the start made wall time).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,4 +134,17 @@ kernelDescribe('ebpf_exporter tracing spans from a ring buffer', () => {
       await rx.close();
     }
   });
+
+  it('convert prints a native spans: job that check accepts against the real object', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'exporter/main.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const converted = cli('convert', '--config.dir', dir, '--config.names', 'exec-trace');
+    expect(converted.stderr).toBe('');
+    expect(converted.stdout).toContain('    spans:\n      name: exec\n      service: exec-trace\n');
+    expect(converted.stdout).toContain('        - { name: span_name, from: span_name, decoder: string }\n');
+    const native = join(dir, 'native-trace.yaml');
+    writeFileSync(native, converted.stdout);
+    const checked = cli('check', '--config', native);
+    expect(checked.stderr).toBe('');
+    expect(checked.stdout).toBe(`${native}: ok (1 map)\n`);
+  }, 60_000);
 });

@@ -442,3 +442,52 @@ ${extra}    metrics:
     ]);
   });
 });
+
+describe('spans', () => {
+  const SPANS = `
+maps:
+  - name: exec
+    source: { object: exec.bpf.o, map: exec_spans }
+    interval: 100ms
+    key:
+      - { name: trace_id, type: "u8[16]" }
+      - { name: span_id, type: "u8[8]" }
+      - { name: comm, type: "char[16]" }
+    spans:
+      service: execs
+      labels:
+        - { name: trace_id, from: trace_id }
+        - { name: span_id, from: span_id }
+        - { name: comm, from: comm }
+      attributes: { team: kernel }
+`;
+
+  it('reads a spans job: the name defaults to the job\'s, no value or metrics needed', () => {
+    const m = parseConfig(SPANS, '/etc/x/config.yaml').maps[0];
+    expect(withoutPositions(m.spans)).toEqual({
+      name: 'exec',
+      service: 'execs',
+      labels: [
+        { name: 'trace_id', from: 'trace_id' },
+        { name: 'span_id', from: 'span_id' },
+        { name: 'comm', from: 'comm' },
+      ],
+      attributes: { team: 'kernel' },
+    });
+    expect(m.metrics).toEqual([]);
+    expect(m.value).toBeUndefined();
+  });
+
+  it('refuses what a ring buffer cannot do, each at its key', () => {
+    const text = SPANS.replace('    interval: 100ms\n', '    interval: 100ms\n    mode: drain\n    events: {}\n')
+      .replace('        - { name: comm, from: comm }\n', '        - { name: comm, from: comm }\n        - { name: comm, from: nope }\n');
+    expect(problems(text)).toEqual([
+      'config.yaml:6:11: maps[0].mode: events are counted as they come, not drained, expected mode: read',
+      'config.yaml:6:11: maps[0].mode: a ring buffer\'s records are taken as they come, not drained, expected mode: read',
+      'config.yaml:7:13: maps[0].events: a job sends its ring buffer\'s records as spans or counts them (events:), not both: a record is read once',
+      'config.yaml:18:19: maps[0].spans.labels[3].name: label comm is listed twice, expected each name once',
+      'config.yaml:18:31: maps[0].spans.labels[3].from: no key field named nope, expected one of: trace_id, span_id, comm',
+    ]);
+    expect(problems(SPANS.replace(/ {4}key:\n(?: {6}-.*\n)+/, ''))).toEqual(['config.yaml:7:7: maps[0].spans: spans needs the key written: the fields each record is read as']);
+  });
+});
