@@ -29,7 +29,7 @@ import { parseYaml, readConfigText } from '../yaml/parse.js';
 import { type ObjectShape, parseDuration, type Prop } from '../yaml/shapes.js';
 import type { SourceRef } from '../yaml/locate.js';
 import { checkRules, type RawConfig } from '../config/rules.js';
-import { LABEL_NAME_SHAPE, METRIC_NAME_SHAPE } from '../config/schema.js';
+import { ATTRIBUTE_NAME_SHAPE, LABEL_NAME_SHAPE, METRIC_NAME_SHAPE } from '../config/schema.js';
 import type { BucketSpec, Config, FieldSpec, LabelSpec, MapSpec, MetricSpec } from '../config/types.js';
 import { Validator } from '../yaml/validate.js';
 import { MapType, isHashFamily, mapTypeName } from '../bpf/map-types.js';
@@ -150,13 +150,16 @@ const cgroupIdMapShape: ObjectShape = {
   },
 };
 
+/** A span's label names an attribute: OpenTelemetry's keys may be dotted (their sched-trace has cpu.orig). */
+const spanLabelShape: ObjectShape = { ...labelShape, props: { ...labelShape.props, name: { shape: ATTRIBUTE_NAME_SHAPE, required: true, description: 'The span field or attribute name.' } } };
+
 const spanShape: ObjectShape = {
   type: 'object',
   props: {
     name: { shape: { type: 'string', nonEmpty: true }, description: 'The spans\' name (a label span_name gives each its own). Default: the ring buffer\'s name.' },
     ringbuf: { shape: { type: 'string', nonEmpty: true }, required: true, description: 'The ring buffer map in the object the spans come from.' },
     service: { shape: { type: 'string', nonEmpty: true }, description: 'service.name of the spans. Default: OTEL_SERVICE_NAME.' },
-    labels: { shape: { type: 'list', items: labelShape, minItems: 1 }, required: true, description: 'What each record holds, in order: trace_id, parent_span_id, span_id, span_monotonic_timestamp_ns, span_duration_ns, span_name are the span\'s; the rest are attributes.' },
+    labels: { shape: { type: 'list', items: spanLabelShape, minItems: 1 }, required: true, description: 'What each record holds, in order: trace_id, parent_span_id, span_id, span_monotonic_timestamp_ns, span_duration_ns, span_name are the span\'s; the rest are attributes.' },
   },
 };
 

@@ -57,6 +57,8 @@ function checkAscending(items: readonly unknown[]): string | undefined {
 
 /** Label and metric names as Prometheus takes them (shared with the ebpf_exporter format in src/compat). */
 export const LABEL_NAME_SHAPE: StringShape = { type: 'string', check: checkLabelName, pattern: LABEL_NAME, expected: 'a label name ([a-zA-Z_][a-zA-Z0-9_]*)' };
+/** A span attribute's name: OpenTelemetry's keys are dotted (cpu.orig, net.peer.port). */
+export const ATTRIBUTE_NAME_SHAPE: StringShape = { type: 'string', pattern: /^[a-zA-Z_][a-zA-Z0-9_.]*$/, expected: 'an attribute name ([a-zA-Z_][a-zA-Z0-9_.]*)' };
 export const METRIC_NAME_SHAPE: StringShape = { type: 'string', pattern: METRIC_NAME, expected: 'a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)' };
 
 const nonEmpty: StringShape = { type: 'string', nonEmpty: true };
@@ -219,6 +221,12 @@ const label: ObjectShape = {
   },
 };
 
+/** A span's label: a label whose name is an attribute's, dots allowed. */
+const spanLabel: ObjectShape = {
+  ...label,
+  props: { ...label.props, name: { shape: ATTRIBUTE_NAME_SHAPE, required: true, description: 'The span field it is (trace_id, span_id, ...) or the attribute\'s name.' } },
+};
+
 const metric: ObjectShape = {
   type: 'object',
   at: true,
@@ -346,7 +354,7 @@ const map: ObjectShape = {
           name: { shape: nonEmpty, description: 'The spans\' name; a label named span_name gives each record its own. Default: the job\'s name.' },
           service: { shape: nonEmpty, description: 'service.name of the spans\' resource. Default: OTEL_SERVICE_NAME, else bpf-map-exporter.' },
           labels: {
-            shape: { type: 'list', items: label, minItems: 1 },
+            shape: { type: 'list', items: spanLabel, minItems: 1 },
             required: true,
             description:
               'What each record holds, from the fields of key: labels named trace_id (16 bytes, hex), span_id and parent_span_id (8 bytes, hex; zero: none), ' +
