@@ -571,7 +571,7 @@ describe('refusals, one positioned line each', () => {
     const label = (name: string, size: number, decoder: string, padding = '') => `        - name: ${name}\n          size: ${size}\n${padding}          decoders:\n            - name: ${decoder}\n`;
     const text =
       'tracing:\n  spans:\n    - name: exec\n      ringbuf: exec_spans\n      service: exec-trace\n      labels:\n' +
-      label('trace_id', 16, 'hex') + label('span_id', 8, 'hex') + label('span_monotonic_timestamp_ns', 8, 'uint') + label('span_name', 16, 'string') + label('pid', 4, 'uint', '          padding: 4\n');
+      label('trace_id', 16, 'hex') + label('span_id', 8, 'hex') + label('span_monotonic_timestamp_ns', 8, 'uint') + label('span_name', 16, 'string') + label('pid', 4, 'uint') + label('cpu.orig', 4, 'uint');
     const result = translate([input('c', text, [map('exec_spans', MapType.ringbuf, 0, 0)])]);
     const job = withoutPositions(result.config.maps[0]);
     expect(job).toEqual({
@@ -588,7 +588,7 @@ describe('refusals, one positioned line each', () => {
         { name: 'span_monotonic_timestamp_ns', type: 'u64' },
         { name: 'span_name', type: 'char[16]' },
         { name: 'pid', type: 'u32' },
-        { name: '_pad0', type: 'pad[4]' },
+        { name: 'cpu.orig', type: 'u32' },
       ],
       value: [],
       metrics: [],
@@ -601,6 +601,8 @@ describe('refusals, one positioned line each', () => {
           { name: 'span_monotonic_timestamp_ns', from: 'span_monotonic_timestamp_ns', decoder: 'uint' },
           { name: 'span_name', from: 'span_name', decoder: 'string' },
           { name: 'pid', from: 'pid', decoder: 'uint' },
+          // An attribute name, which may be dotted (their sched-trace's cpu.orig), unlike a Prometheus label.
+          { name: 'cpu.orig', from: 'cpu.orig', decoder: 'uint' },
         ],
         attributes: { 'ebpf_exporter.config': 'c' },
       },
