@@ -21,6 +21,12 @@ import type { SpanInput } from '../publish/otel-spans.js';
 /** Records taken from a ring buffer per turn of the event loop: a full 1 MiB ring of 64-byte records is ~15 turns. */
 const RING_SLICE = 1024;
 
+/**
+ * How often a ring buffer job's ring is drained between its reads (a timer, not the job's interval:
+ * a read publishes, which costs a /metrics generation; a drain that finds nothing costs a few µs).
+ */
+export const RING_POLL_MS = 100;
+
 /** What a ring buffer job took since the task last asked (the task reports it, then resets it). */
 export interface RingCounts {
   records: number;
@@ -56,7 +62,22 @@ export class MapJob {
   /** Events of a perf_event_array job the kernel lost since the last read (its rings were full). */
   lostEvents = 0;
   /** A ring buffer job's reader, and its spans (spec.spans) or counts (spec.events). */
-  private ring: { reader: RingBufferReader; width: number; spans?: SpanRecords; emit?: (span: SpanInput) => void } | undefined;
+  private ring:
+    | {
+        reader: RingBufferReader;
+        width: number;
+        spans?: SpanRecords;
+        emit?: (span: SpanInput) => void;
+        /** The drain running, if one is. */
+        draining?: Promise<void>;
+        /** Drains between reads, every RING_POLL_MS (the daemon's jobs only: check and dump take no records). */
+        poller?: NodeJS.Timeout;
+        /** Records the poller took since the last read. */
+        taken: number;
+        /** What made a drain between reads fail, reported by the next read. */
+        failed?: unknown;
+      }
+    | undefined;
   /** A ring buffer job's counts since the task last took them. */
   ringCounts: RingCounts = { records: 0, discarded: 0, skipped: 0, invalid: 0, full: 0 };
 
@@ -72,7 +93,7 @@ export class MapJob {
    * there is one, and written into the map only with `seed: true` (the daemon; check and dump never
    * write): its failures are positioned in their message, since run logs carry no other position.
    */
-  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean; seed?: boolean; cgroupRoot?: string; spans?: (span: SpanInput) => void } = {}): PlanProblem[] {
+  open(opts: { write?: boolean; env?: DecoderEnv; objects?: ObjectRegistry; checkTargets?: boolean; seed?: boolean; cgroupRoot?: string; spans?: (span: SpanInput) => void; poll?: boolean } = {}): PlanProblem[] {
     this.close();
     let opened: OpenedMap;
     try {
@@ -85,7 +106,7 @@ export class MapJob {
       throw e;
     }
     const { map } = opened;
-    if (this.spec.spans !== undefined || (this.spec.events !== undefined && map.info.type === MapType.ringbuf)) return this.openRing(opened, opts.env, opts.spans);
+    if (this.spec.spans !== undefined || (this.spec.events !== undefined && map.info.type === MapType.ringbuf)) return this.openRing(opened, opts.env, opts.spans, opts.poll === true);
     if (this.spec.events !== undefined) return this.openEvents(opened, opts.env);
     let btf: MapBtf | undefined;
     try {
@@ -157,7 +178,7 @@ export class MapJob {
    * A ring buffer job: its records are spans (spec.spans), or events counted as a perf_event_array
    * job's are (spec.events: each record's first bytes are a key with the value 1).
    */
-  private openRing(opened: OpenedMap, env: DecoderEnv | undefined, emit: ((span: SpanInput) => void) | undefined): PlanProblem[] {
+  private openRing(opened: OpenedMap, env: DecoderEnv | undefined, emit: ((span: SpanInput) => void) | undefined, poll: boolean): PlanProblem[] {
     const { map } = opened;
     const fail = (problems: PlanProblem[]): PlanProblem[] => {
       opened.close();
@@ -185,12 +206,19 @@ export class MapJob {
       if (e instanceof BpfError) return fail([{ path: ['maps', this.index, 'source'], message: e.message, errno: e.errnoName }]);
       throw e;
     }
-    this.opened = { map, close: () => { reader.close(); opened.close(); } };
+    const ring: NonNullable<MapJob['ring']> = { reader, width, spans, emit, taken: 0 };
+    if (poll) {
+      ring.poller = setInterval(() => this.pollRing(), RING_POLL_MS);
+      ring.poller.unref();
+    }
+    // The poller stops before the pages are unmapped; a drain in its slices stops at its next turn.
+    this.opened = { map, close: () => { clearInterval(ring.poller); reader.close(); opened.close(); } };
     this.plan = plan;
-    this.ring = { reader, width, spans, emit };
+    this.ring = ring;
     this.events = undefined;
     this.flushed = Date.now();
     this.aggregator = new MapAggregator(plan, { accumulate: true });
+    this.aggregator.begin();
     return [];
   }
 
@@ -198,44 +226,68 @@ export class MapJob {
   private flushed = 0;
 
   /**
-   * One read of a ring buffer job: every record there when it starts (and those that come meanwhile,
-   * up to a ring's worth), a slice per turn of the event loop.
+   * Take what the ring holds: every record there when it starts (and those that come meanwhile, up
+   * to a ring's worth), a slice per turn of the event loop, into the spans or the aggregator's cycle.
+   * One drain at a time: a poll that finds one running waits for it instead.
+   */
+  private drainRing(): Promise<void> {
+    const ring = this.ring!;
+    return (ring.draining ??= (async () => {
+      const counts = this.ringCounts;
+      // A full ring now means sends were refused since the last drain (or are being refused).
+      if (ring.reader.available() > ring.reader.size - 2 * ring.width - 16) counts.full++;
+      let budget = ring.reader.size;
+      for (;;) {
+        const r = ring.reader.consume(ring.width, RING_SLICE);
+        counts.records += r.count;
+        counts.discarded += r.discarded;
+        budget -= r.count * ring.width;
+        if (ring.spans !== undefined && r.count > 0) {
+          const s = ring.spans.decode(r.data, r.count, wallMinusMonotonicNs(), ring.emit ?? (() => {}));
+          counts.skipped += s.skipped;
+          counts.invalid += s.invalid;
+        } else if (r.count > 0) {
+          this.aggregator!.add(r.data, ones(r.count), r.count);
+        }
+        if (r.pending === 0 || budget <= 0) return;
+        await nextTurn();
+      }
+    })().finally(() => (ring.draining = undefined)));
+  }
+
+  /**
+   * One read of a ring buffer job: the last drain, then the counts as a snapshot. The ring is
+   * drained between reads too, every RING_POLL_MS: the interval is how often the results are
+   * published, and a ring need only hold what comes in a poll's time.
    */
   private async readRing(): Promise<JobRead> {
     const ring = this.ring!;
+    if (ring.failed !== undefined) throw ring.failed;
+    const before = this.ringCounts.records;
+    await this.drainRing();
+    const entries = this.ringCounts.records - before + ring.taken;
+    ring.taken = 0;
+    const snapshot = this.aggregator!.finish();
     const events = this.spec.events;
     if (events !== undefined && Date.now() - this.flushed >= events.flush) {
       this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
       this.flushed = Date.now();
     }
-    const agg = this.aggregator!;
-    agg.begin();
-    const counts = this.ringCounts;
-    // A full ring right now means sends were refused since the last read (or are being refused).
-    if (ring.reader.available() > ring.reader.size - 2 * ring.width - 16) counts.full++;
-    let budget = ring.reader.size;
-    let entries = 0;
-    let calls = 0;
-    for (;;) {
-      const r = ring.reader.consume(ring.width, RING_SLICE);
-      calls++;
-      entries += r.count;
-      counts.records += r.count;
-      counts.discarded += r.discarded;
-      budget -= r.count * ring.width;
-      if (ring.spans !== undefined) {
-        const emit = ring.emit ?? (() => {});
-        const s = ring.spans.decode(r.data, r.count, wallMinusMonotonicNs(), emit);
-        counts.skipped += s.skipped;
-        counts.invalid += s.invalid;
-      } else if (r.count > 0) {
-        agg.add(r.data, ones(r.count), r.count);
-      }
-      if (r.pending === 0 || budget <= 0) break;
-      await nextTurn();
-    }
-    const iteration: IterationStats = { method: 'events', fallback: undefined, entries, calls, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: RING_SLICE };
-    return { snapshot: agg.finish(), iteration };
+    this.aggregator!.begin();
+    const iteration: IterationStats = { method: 'events', fallback: undefined, entries, calls: 1, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: RING_SLICE };
+    return { snapshot, iteration };
+  }
+
+  /** A drain between reads (the poller); a failure is kept for the next read to report. */
+  private pollRing(): void {
+    const ring = this.ring;
+    // Nothing written since the last drain: the common case, two loads and no allocation.
+    if (ring === undefined || ring.draining !== undefined || ring.failed !== undefined || ring.reader.available() === 0) return;
+    const before = this.ringCounts.records;
+    this.drainRing().then(
+      () => (ring.taken += this.ringCounts.records - before),
+      (e: unknown) => (ring.failed = e),
+    );
   }
 
   /** One read of a perf_event_array job: the events since the last, counted into the totals (cleared every flush). */
@@ -269,8 +321,9 @@ export class MapJob {
   read(mode: ReadMode = this.spec.mode): JobRead {
     // A ring buffer's records are read once, by the daemon: a synchronous read (dump) takes none of them.
     if (this.ring !== undefined) {
+      const snapshot = this.aggregator!.finish();
       this.aggregator!.begin();
-      return { snapshot: this.aggregator!.finish(), iteration: { method: 'events', fallback: undefined, entries: 0, calls: 0, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: 0 } };
+      return { snapshot, iteration: { method: 'events', fallback: undefined, entries: 0, calls: 0, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: 0 } };
     }
     if (this.events !== undefined) return this.readEvents();
     if (this.reader === undefined || this.aggregator === undefined) throw new Error(`map job ${this.spec.name} is not open`);

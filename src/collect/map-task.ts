@@ -212,7 +212,7 @@ export class MapTask implements Task {
 
   private open(): PlanProblem[] {
     const job = this.source.job(this.spec, this.index);
-    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot, spans: this.spans });
+    const problems = job.open({ write: this.draining, env: this.env, objects: this.objects, seed: true, cgroupRoot: this.env?.cgroupRoot, spans: this.spans, poll: true });
     if (problems.length > 0) return problems;
     if (this.pending !== undefined) {
       const skipped = job.importState(this.pending);

@@ -188,8 +188,11 @@ const rootShape: ObjectShape = {
 /** Top-level keys of theirs that we do not run yet: refused at the key, not "unknown". */
 const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {};
 
-/** How often a tracing config's ring buffers are read (theirs reads each record as it comes). */
-export const TRACING_INTERVAL_MS = 100;
+/**
+ * How often a tracing config's jobs publish their counts, as their maps' jobs do. Their rings are
+ * drained every 100 ms whatever this is (RING_POLL_MS); theirs reads each record as it comes.
+ */
+export const TRACING_INTERVAL_MS = COMPAT_INTERVAL_MS;
 
 /** The attribute every span of theirs carries: the config it came from. */
 export const CONFIG_ATTRIBUTE = 'ebpf_exporter.config';

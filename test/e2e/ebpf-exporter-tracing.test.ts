@@ -120,9 +120,9 @@ kernelDescribe('ebpf_exporter tracing spans from a ring buffer', () => {
         expect(BigInt(span.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(rootSpan.startTimeUnixNano));
         expect(BigInt(span.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(rootSpan.endTimeUnixNano));
       }
-      // The exporter's counts follow at its next read of the ring (every 100 ms).
+      // The exporter's counts follow at the job's next read (every 5 s, as their maps' jobs).
       let text = '';
-      for (let i = 0; i < 50 && !((sample(text, 'bpf_map_exporter_spans_total{result="exported"}') ?? 0) >= 3); i++) {
+      for (let i = 0; i < 120 && !((sample(text, 'bpf_map_exporter_spans_total{result="exported"}') ?? 0) >= 3); i++) {
         await sleep(100);
         text = await (await fetch(`${exporter.base}/metrics`)).text();
       }

@@ -578,7 +578,7 @@ describe('refusals, one positioned line each', () => {
       name: 'c/exec_spans',
       source: { object: '/abs/ex/c.bpf.o', map: 'exec_spans' },
       mode: 'read',
-      interval: 100,
+      interval: 5000,
       batch_size: 4096,
       batch: true,
       btf: false,
