@@ -36,7 +36,12 @@ const ONLY_ON_EVENT = new Set([
 const ONLY_WITH_OBJECTS = new Set(['bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total']);
 
 /** Metrics of jobs that count a perf_event_array's events: the base DaemonSet has none (test/e2e/ebpf-exporter-events.test.ts has their samples). */
-const ONLY_WITH_EVENTS = new Set(['bpf_map_exporter_perf_events_lost_total']);
+const ONLY_WITH_EVENTS = new Set([
+  'bpf_map_exporter_perf_events_lost_total',
+  // Ring buffer jobs (test/e2e/ring-events.test.ts and ebpf-exporter-tracing.test.ts have their samples).
+  'bpf_map_exporter_ringbuf_records_total', 'bpf_map_exporter_ringbuf_discarded_total', 'bpf_map_exporter_ringbuf_full_total',
+  'bpf_map_exporter_span_records_dropped_total', 'bpf_map_exporter_spans_total',
+]);
 
 /** Every metric name the PrometheusRule and the dashboard query, but Prometheus's own `up`. */
 function queriedMetrics(): string[] {

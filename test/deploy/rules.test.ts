@@ -40,7 +40,8 @@ describe('the PrometheusRule', () => {
   it('has the alerts the deployment documents, each with a severity, a summary and a description', () => {
     expect(rules.map((r) => r.alert)).toEqual([
       'BPFMapNearlyFull', 'BPFMapExporterMapDown', 'BPFMapExporterMapReadErrors', 'BPFMapExporterInventoryFailing',
-      'BPFMapExporterCheckpointFailing', 'BPFMapExporterSeriesDropped', 'BPFMapExporterDown',
+      'BPFMapExporterCheckpointFailing', 'BPFMapExporterSeriesDropped', 'BPFMapExporterRingBufferFull', 'BPFMapExporterSpansDropped',
+      'BPFMapExporterDown',
     ]);
     const doc = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
     for (const r of rules) {
@@ -56,7 +57,8 @@ describe('the PrometheusRule', () => {
     const used = new Set(rules.flatMap((r) => metricNames(r.expr)));
     expect([...used].sort()).toEqual([
       'bpf_map_exporter_checkpoint_up', 'bpf_map_exporter_inventory_up', 'bpf_map_exporter_map_read_errors_total',
-      'bpf_map_exporter_map_up', 'bpf_map_exporter_series_dropped_total', 'bpf_map_fill_ratio', 'up',
+      'bpf_map_exporter_map_up', 'bpf_map_exporter_ringbuf_full_total', 'bpf_map_exporter_series_dropped_total',
+      'bpf_map_exporter_spans_total', 'bpf_map_fill_ratio', 'up',
     ]);
     for (const m of used) if (m !== 'up') expect(declared, m).toContain(m);
   });
