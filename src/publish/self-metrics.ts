@@ -190,7 +190,8 @@ export class SelfMetrics {
   ringRead(map: string, c: { records: number; discarded: number; full: number; skipped: number; invalid: number }): void {
     this.ring.records.inc({ map }, c.records);
     if (c.discarded > 0) this.ring.discarded.inc({ map }, c.discarded);
-    if (c.full > 0) this.ring.full.inc({ map }, c.full);
+    // From 0 at the first read: an alert on its increase sees the first full ring too.
+    this.ring.full.inc({ map }, c.full);
     if (c.skipped > 0) this.ring.dropped.inc({ map, reason: 'skipped' }, c.skipped);
     if (c.invalid > 0) this.ring.dropped.inc({ map, reason: 'invalid' }, c.invalid);
   }
