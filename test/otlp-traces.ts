@@ -1,5 +1,5 @@
 /**
- * An OTLP trace receiver for tests: node:http (http/protobuf, http/json) or grpc-js (grpc) on
+ * OTLP receivers for tests. The trace receiver: node:http (http/protobuf, http/json) or grpc-js (grpc) on
  * 127.0.0.1, keeping every request. Protobuf bodies are decoded with the OTel project's own
  * definitions (@opentelemetry/otlp-transformer 0.52 under the dev-only alias otlp-proto-definitions),
  * JSON bodies parsed; both are brought to one shape (ids as hex, times as decimal strings).
@@ -114,12 +114,11 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-function receiverOf(endpoint: string, got: Received[], close: () => Promise<void>): { rx: Receiver; notify(): void } {
+/** Waits on a list of requests that grows: `notify` after each push, `waitFor(n)` resolves once `n` are there. */
+export function waiter(got: readonly unknown[]): { notify(): void; waitFor(n: number, ms?: number): Promise<void> } {
   const waiting = new Set<() => void>();
-  const rx: Receiver = {
-    endpoint,
-    got,
-    reply: 'ok',
+  return {
+    notify: () => waiting.forEach((w) => w()),
     waitFor: (n, ms = 5000) =>
       new Promise<void>((resolve, reject) => {
         const check = () => {
@@ -135,11 +134,21 @@ function receiverOf(endpoint: string, got: Received[], close: () => Promise<void
         waiting.add(check);
         check();
       }),
+  };
+}
+
+function receiverOf(endpoint: string, got: Received[], close: () => Promise<void>): { rx: Receiver; notify(): void } {
+  const w = waiter(got);
+  const rx: Receiver = {
+    endpoint,
+    got,
+    reply: 'ok',
+    waitFor: w.waitFor,
     groups: (i) => decode(got[i].body, got[i].contentType.includes('json')),
     sizes: () => got.map((_, i) => rx.groups(i).reduce((n, g) => n + g.spans.length, 0)),
     close,
   };
-  return { rx, notify: () => waiting.forEach((w) => w()) };
+  return { rx, notify: w.notify };
 }
 
 export async function httpReceiver(): Promise<Receiver> {

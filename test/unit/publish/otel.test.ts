@@ -32,6 +32,7 @@ import {
   type ProducerSource,
 } from '../../../src/publish/otel.js';
 import { OtlpGrpcExporter } from '../../../src/publish/otel-exporter.js';
+import { waiter } from '../../otlp-traces.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The decoded form both wire formats are brought to (the OTLP/JSON shape, attributes as a record).
@@ -310,28 +311,6 @@ interface Receiver {
   /** Resolves once `n` requests have arrived; fails after `ms`. */
   waitFor(n: number, ms?: number): Promise<void>;
   close(): Promise<void>;
-}
-
-function waiter(got: Received[]): { notify(): void; waitFor(n: number, ms?: number): Promise<void> } {
-  const waiting = new Set<() => void>();
-  return {
-    notify: () => waiting.forEach((w) => w()),
-    waitFor: (n, ms = 5000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (got.length < n) return;
-          clearTimeout(timer);
-          waiting.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiting.delete(check);
-          reject(new Error(`receiver: ${got.length} of ${n} requests after ${ms}ms`));
-        }, ms);
-        waiting.add(check);
-        check();
-      }),
-  };
 }
 
 async function httpReceiver(): Promise<Receiver> {
