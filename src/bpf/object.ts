@@ -431,6 +431,10 @@ function attachHint(section: string, errno: number): string | undefined {
     if (file !== undefined) {
       return `${file}${file === binary ? '' : ` (where ${binary} is found on PATH)`} is not an ELF file: a script or a wrapper (a pyenv shim, say) is not the program; name the real binary by its full path`;
     }
+    // A path (their examples' ./tracing/demos/...) is looked for from the exporter's working directory.
+    if (kind === 'usdt' && binary.includes('/') && statErrno(binary) !== 0) {
+      return `no file ${binary}${binary.startsWith('/') ? '' : ` (a path relative to the exporter's working directory, ${process.cwd()})`}: the program whose USDT probes the section names`;
+    }
   }
   if ((kind === 'kprobe' || kind === 'kretprobe') && errno === Errno.ENOENT) {
     const target = section.slice(section.indexOf('/') + 1);

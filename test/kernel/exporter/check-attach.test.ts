@@ -142,4 +142,25 @@ kernelDescribe('a uprobe or usdt section whose binary is not an ELF file', () =>
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('a usdt section naming a file that is not there says which, and from where a relative path is looked for', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bme-nousdt-'));
+    try {
+      for (const [binary, where] of [[join(dir, 'demo'), ''], ['./tracing/demos/sched/demo', ` (a path relative to the exporter's working directory, ${process.cwd()})`]]) {
+        const section = `usdt/${binary}:ebpf_exporter:probe`;
+        const object = join(dir, 'o.bpf.o');
+        compileBpf(fixture, object, [`-DSECTION="${section}"`]);
+        const objects = new ObjectRegistry();
+        try {
+          // libbpf answers ENOENT or ESRCH, by the path it took.
+          expect(() => objects.get(object, {})).toThrow(`(section ${section}) failed: `);
+          expect(() => objects.get(object, {})).toThrow(` (no file ${binary}${where}: the program whose USDT probes the section names)`);
+        } finally {
+          objects.closeAll();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
