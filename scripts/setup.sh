@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 need=()
 # openssl, curl: the web server's TLS tests; systemd: systemd-analyze verify of the unit; util-linux: setpriv;
 # pci.ids: /usr/share/misc/pci.ids, which the pci_* decoders read; chromium: the landing page's browser test.
-for pkg in libbpf1 libbpf-dev clang llvm bpftool gcc prometheus iproute2 iputils-ping openssl curl systemd util-linux pci.ids chromium; do
+for pkg in libbpf1 libbpf-dev clang llvm bpftool gcc prometheus iproute2 iputils-ping openssl curl systemd util-linux pci.ids chromium systemtap-sdt-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

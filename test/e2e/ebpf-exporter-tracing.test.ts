@@ -15,53 +15,25 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfMap } from '../../src/bpf/map.js';
-import { BatchReader } from '../../src/bpf/batch.js';
 import { wallMinusMonotonicNs } from '../../src/bpf/libbpf.js';
 import { kernelDescribe } from '../kernel/support.js';
-import { httpReceiver, SPAN_KIND_INTERNAL, type Receiver, type WireGroup, type WireSpan } from '../otlp-traces.js';
+import { httpReceiver, SPAN_KIND_INTERNAL, type WireGroup, type WireSpan } from '../otlp-traces.js';
+import { mapHeldBy, readValues, spanHead, spansOf, type SentHead } from './spans.js';
 import { buildExamples, root, sample, sleep, startExporter } from './support.js';
 
 const ARCH = { x64: 'x86', arm64: 'arm64' }[process.arch as string];
 
-/** A span as the kernel sent it (struct exec_span), ids as the hex decoder gives them. */
-interface Sent {
-  traceId: string;
-  parentSpanId: string;
-  spanId: string;
-  startNs: bigint;
-  durationNs: bigint;
+/** A span as the kernel sent it (struct exec_span). */
+interface Sent extends SentHead {
   exe: string;
   pid: number;
 }
 
-function readSent(): Sent[] {
-  const map = BpfMap.openByName('exec_sent');
-  try {
-    const out: Sent[] = [];
-    for (const b of new BatchReader(map).batches('read')) {
-      for (let i = 0; i < b.count; i++) {
-        const v = b.values.subarray(i * b.valueStride, i * b.valueStride + 120);
-        const exe = v.subarray(48, 112);
-        out.push({
-          traceId: v.subarray(0, 16).toString('hex'),
-          parentSpanId: v.subarray(16, 24).toString('hex'),
-          spanId: v.subarray(24, 32).toString('hex'),
-          startNs: v.readBigUInt64LE(32),
-          durationNs: v.readBigUInt64LE(40),
-          exe: exe.subarray(0, exe.indexOf(0)).toString(),
-          pid: v.readUInt32LE(112),
-        });
-      }
-    }
-    return out;
-  } finally {
-    map.close();
-  }
-}
-
-const spansOf = (rx: Receiver): { group: WireGroup; span: WireSpan }[] =>
-  rx.got.flatMap((g, i) => (g.path === '/v1/traces' ? rx.groups(i).flatMap((group) => group.spans.map((span) => ({ group, span }))) : []));
+const readSent = (mapId: number): Sent[] =>
+  readValues(mapId, 120, (v) => {
+    const exe = v.subarray(48, 112);
+    return { ...spanHead(v), exe: exe.subarray(0, exe.indexOf(0)).toString(), pid: v.readUInt32LE(112) };
+  });
 
 kernelDescribe('ebpf_exporter tracing spans from a ring buffer', () => {
   let dir: string;
@@ -96,7 +68,7 @@ kernelDescribe('ebpf_exporter tracing spans from a ring buffer', () => {
       }
       expect(mine.map((s) => s.span.name).sort(), exporter.log()).toEqual(['/bin/true', '/bin/true', bash]);
       const offset = wallMinusMonotonicNs();
-      const sent = new Map(readSent().map((s) => [s.spanId, s]));
+      const sent = new Map(readSent(mapHeldBy(exporter.proc.pid!, 'exec_sent')).map((s) => [s.spanId, s]));
       const rootSpan = mine.find((s) => s.span.name === bash)!.span;
       for (const { group, span } of mine) {
         const k = sent.get(span.spanId);
