@@ -52,6 +52,8 @@ export class RingBufferReader {
   private producerPos: BigUint64Array;
   private headers: Uint32Array;
   private data: Uint8Array;
+  /** The ring bytes the last record took (header and padding included): what sizes a consume's rows. */
+  private slot = 64;
   /** Our position, a Number: exact up to 2^53 bytes consumed (years at any rate a ring can take). */
   private pos: number;
   private readonly label: string;
@@ -96,10 +98,15 @@ export class RingBufferReader {
     const { headers, data, mask } = this;
     let pos = this.pos;
     let prod = Number(this.producerPos[0]);
-    // Sized for what is there now: every record takes at least one header and 8 bytes.
-    const room = Math.min(max, Math.ceil((prod - pos) / HEADER));
+    // Sized for what is there now, at the size the last records had (grown if they are smaller):
+    // sizing for the smallest possible record (8 bytes) allocated and zeroed 9x too much for 64-byte
+    // records, which was most of a consume's time.
+    const room = Math.min(max, Math.ceil((prod - pos) / this.slot) + 1);
     let out: Uint8Array = new Uint8Array(room * width);
     let sizes: Uint32Array = new Uint32Array(room);
+    // Rows whose width is a whole number of words are copied as words.
+    const words = width % 4 === 0 ? width >>> 2 : 0;
+    let outWords = new Uint32Array(out.buffer, 0, out.length >>> 2);
     let count = 0;
     let discarded = 0;
     let unpublished = 0;
@@ -113,12 +120,27 @@ export class RingBufferReader {
       const header = headers[at >>> 2];
       if ((header & BUSY) !== 0) break; // the record at the head is still being written
       const len = header & ~(BUSY | DISCARD);
-      pos += (len + HEADER + 7) & ~7;
+      const slot = (len + HEADER + 7) & ~7;
+      pos += slot;
+      this.slot = slot;
       if ((header & DISCARD) !== 0) discarded++;
       else {
-        if (count === sizes.length) [out, sizes] = grow(out, sizes, width);
+        if (count === sizes.length) {
+          [out, sizes] = grow(out, sizes, width);
+          outWords = new Uint32Array(out.buffer, 0, out.length >>> 2);
+        }
         const n = Math.min(len, width);
-        out.set(data.subarray(at + HEADER, at + HEADER + n), count * width);
+        const to = count * width;
+        if (n === width && words > 0) {
+          // The common case, a record at least as long as the row: a word at a time. Both sides are
+          // 4-byte aligned (a record's data starts 8 bytes after its 8-aligned header). Faster than
+          // set(subarray()), whose view object per record was 70% of the time.
+          const src = (at + HEADER) >>> 2;
+          const dst = to >>> 2;
+          for (let w = 0; w < words; w++) outWords[dst + w] = headers[src + w];
+        } else {
+          out.set(data.subarray(at + HEADER, at + HEADER + n), to);
+        }
         sizes[count++] = len;
       }
       if (++unpublished === PUBLISH_EVERY) {
