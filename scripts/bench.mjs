@@ -1,7 +1,8 @@
 // `npm run bench`: mount bpffs when missing, build the C baseline, run bench/read-maps.ts, then
 // bench/daemon.ts (the exporter's read cycle and /metrics latency on a 1M-entry per-CPU hash), then
 // bench/series.ts (the whole exporter at 10k and 100k series against the obvious build; BENCH_SKIP_SERIES=1
-// skips it).
+// skips it), then bench/ringbuf.ts (one BPF ring buffer: RingBufferReader against libbpf's consumer;
+// BENCH_SKIP_RINGBUF=1 skips it).
 // Needs root (or CAP_BPF + CAP_SYS_ADMIN), clang or gcc as `cc`, and libbpf-dev.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -98,4 +99,10 @@ if (second.signal !== null || (second.code ?? 0) >= 128) process.exit(exitCode(s
 const third = process.env.BENCH_SKIP_SERIES === '1'
   ? { code: 0, signal: null }
   : await runStep(['--import', 'tsx', path.join(root, 'bench/series.ts')], SERIES_PIN_DIR);
-process.exit([first, second, third].map(exitCode).find((c) => c !== 0) ?? 0);
+if (third.signal !== null || (third.code ?? 0) >= 128) process.exit(exitCode(third));
+// 4. One BPF ring buffer: records a second taken by RingBufferReader, libbpf's C consumer and libbpf's
+// callback through koffi (it builds its own C and BPF programs). About 3 minutes.
+const fourth = process.env.BENCH_SKIP_RINGBUF === '1'
+  ? { code: 0, signal: null }
+  : await runStep(['--import', 'tsx', path.join(root, 'bench/ringbuf.ts')], `${BPFFS}/bpf-map-exporter-bench-ringbuf`);
+process.exit([first, second, third, fourth].map(exitCode).find((c) => c !== 0) ?? 0);

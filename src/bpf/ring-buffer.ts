@@ -9,9 +9,9 @@
  * (still being written) and DISCARD (bpf_ringbuf_discard), then the record, padded to 8 bytes.
  *
  * Why not libbpf's ring_buffer__consume: it calls a C callback per record, and a koffi callback
- * (into JS and back, with a copy of the record) costs ~10x what reading the header and copying the
- * bytes costs here (BENCHMARKS.md, "Ring buffers"). Reading the pages directly is what makes one
- * consumer in JS keep up with the C one. The loads are ordered as the protocol needs on x86-64 and
+ * (into JS and back, with a copy of the record) costs 4-6x what reading the header and copying the
+ * bytes costs here, 25x with a koffi.view copy (BENCHMARKS.md, "Ring buffers"). C's own loop is
+ * still 7-10x faster per record than this one. The loads are ordered as the protocol needs on x86-64 and
  * arm64 alike: each position and header is one aligned load, and the consumer position one aligned
  * 8-byte store.
  *

@@ -72,8 +72,6 @@ export class MapJob {
         draining?: Promise<void>;
         /** Drains between reads, every RING_POLL_MS (the daemon's jobs only: check and dump take no records). */
         poller?: NodeJS.Timeout;
-        /** Records the poller took since the last read. */
-        taken: number;
         /** What made a drain between reads fail, reported by the next read. */
         failed?: unknown;
       }
@@ -206,7 +204,7 @@ export class MapJob {
       if (e instanceof BpfError) return fail([{ path: ['maps', this.index, 'source'], message: e.message, errno: e.errnoName }]);
       throw e;
     }
-    const ring: NonNullable<MapJob['ring']> = { reader, width, spans, emit, taken: 0 };
+    const ring: NonNullable<MapJob['ring']> = { reader, width, spans, emit };
     if (poll) {
       ring.poller = setInterval(() => this.pollRing(), RING_POLL_MS);
       ring.poller.unref();
@@ -263,10 +261,9 @@ export class MapJob {
   private async readRing(): Promise<JobRead> {
     const ring = this.ring!;
     if (ring.failed !== undefined) throw ring.failed;
-    const before = this.ringCounts.records;
     await this.drainRing();
-    const entries = this.ringCounts.records - before + ring.taken;
-    ring.taken = 0;
+    // The task takes ringCounts after each read: its records are those since the last read.
+    const entries = this.ringCounts.records;
     const snapshot = this.aggregator!.finish();
     const events = this.spec.events;
     if (events !== undefined && Date.now() - this.flushed >= events.flush) {
@@ -283,11 +280,7 @@ export class MapJob {
     const ring = this.ring;
     // Nothing written since the last drain: the common case, two loads and no allocation.
     if (ring === undefined || ring.draining !== undefined || ring.failed !== undefined || ring.reader.available() === 0) return;
-    const before = this.ringCounts.records;
-    this.drainRing().then(
-      () => (ring.taken += this.ringCounts.records - before),
-      (e: unknown) => (ring.failed = e),
-    );
+    this.drainRing().catch((e: unknown) => (ring.failed = e));
   }
 
   /** One read of a perf_event_array job: the events since the last, counted into the totals (cleared every flush). */
