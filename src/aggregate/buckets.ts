@@ -40,3 +40,35 @@ export function bucketIndex(rule: BucketRule, sumField: boolean): { bounds: numb
     index: (key) => (key <= min ? 0 : key <= max ? key - min : key === max + 1 && !sumField ? SUM_SLOT : n),
   };
 }
+
+/**
+ * The bucket key a value observed by a histogram (`buckets.of`: one event, one observation) goes to:
+ * the smallest key whose upper bound, before the multiplier, is at least the value, as
+ * Prometheus's `le` means; a value above every bound gets max + 1 (fixed: the largest key + 1),
+ * which a histogram with a sum field counts in +Inf alone. Keys below min are left to bucketIndex,
+ * which counts them in the first bucket.
+ */
+export function observedKey(rule: BucketRule, v: number): number {
+  switch (rule.kind) {
+    case 'exp2':
+      return v <= 1 ? 0 : Math.min(ceilLog2(v), rule.max + 1);
+    case 'exp2zero':
+      return v <= 0 ? 0 : Math.min(ceilLog2(v) + 1, rule.max + 1);
+    case 'linear':
+      return Math.min(Math.max(0, Math.ceil(v)), rule.max + 1);
+    case 'fixed': {
+      const keys = [...(rule.values ?? [])].sort((a, b) => a - b);
+      const k = keys.find((key) => v <= key);
+      return k ?? keys[keys.length - 1] + 1;
+    }
+  }
+}
+
+/** The smallest k with 2^k >= v, for v > 1 (exact for every integer a double holds). */
+function ceilLog2(v: number): number {
+  let k = Math.ceil(Math.log2(v));
+  // log2 rounds: step to the exact answer.
+  while (k > 0 && 2 ** (k - 1) >= v) k--;
+  while (2 ** k < v) k++;
+  return k;
+}

@@ -12,6 +12,9 @@ import { Seeder } from './seed.js';
 import { MapType } from '../bpf/map-types.js';
 import { PerfEventReader } from '../bpf/perf-buffer.js';
 import { parseFieldType } from '../layout/field-type.js';
+import { layoutFromSpecs } from '../layout/build.js';
+import { numberReader, type NumberReader } from '../layout/read.js';
+import { observedKey, type BucketRule } from '../aggregate/buckets.js';
 import { nextTurn } from '../util/slices.js';
 import { RingBufferReader } from '../bpf/ring-buffer.js';
 import { wallMinusMonotonicNs } from '../bpf/libbpf.js';
@@ -152,8 +155,9 @@ export class MapJob {
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
     const width = layoutSize(this.spec.key);
-    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: 8 };
-    const { plan, problems } = planMap(this.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: 8, perCpu: false, btf: undefined }, env);
+    const counted = EventValues.of(this.spec);
+    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
+    const { plan, problems } = planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env);
     if (plan === undefined) {
       opened.close();
       return problems;
@@ -168,6 +172,7 @@ export class MapJob {
     this.opened = { map, close: () => { reader.close(); opened.close(); } };
     this.plan = plan;
     this.events = { reader, width, flushed: Date.now() };
+    this.counted = counted;
     this.aggregator = new MapAggregator(plan, { accumulate: true });
     return [];
   }
@@ -192,10 +197,9 @@ export class MapJob {
     }
     // Events are counted as entries of a hash map keyed by their first bytes, valued 1; spans make no
     // series (and have no value).
-    const valueSize = layoutSize(this.spec.value);
-    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize };
-    const spec = { ...this.spec, value: this.spec.value ?? [] };
-    const { plan, problems } = planMap(spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: valueSize, perCpu: false, btf: undefined }, env);
+    const counted = EventValues.of({ ...this.spec, value: this.spec.value ?? [] });
+    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
+    const { plan, problems } = planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env);
     if (plan === undefined) return fail(problems);
     let reader: RingBufferReader;
     try {
@@ -213,6 +217,7 @@ export class MapJob {
     this.opened = { map, close: () => { clearInterval(ring.poller); reader.close(); opened.close(); } };
     this.plan = plan;
     this.ring = ring;
+    this.counted = counted;
     this.events = undefined;
     this.flushed = Date.now();
     this.aggregator = new MapAggregator(plan, { accumulate: true });
@@ -222,6 +227,8 @@ export class MapJob {
 
   /** When an events job's totals were last cleared. */
   private flushed = 0;
+  /** An events job's values: 1 an event, and the values its histograms observe. */
+  private counted: EventValues | undefined;
 
   /**
    * Take what the ring holds: every record there when it starts (and those that come meanwhile, up
@@ -245,7 +252,7 @@ export class MapJob {
           counts.skipped += s.skipped;
           counts.invalid += s.invalid;
         } else if (r.count > 0) {
-          this.aggregator!.add(r.data, ones(r.count), r.count);
+          this.aggregator!.add(r.data, this.counted!.rows(r.data, r.count, ring.width), r.count);
         }
         if (r.pending === 0 || budget <= 0) return;
         await nextTurn();
@@ -294,7 +301,7 @@ export class MapJob {
     this.lostEvents += lost;
     const agg = this.aggregator!;
     agg.begin();
-    if (count > 0) agg.add(data, ones(count), count);
+    if (count > 0) agg.add(data, this.counted!.rows(data, count, ev.width), count);
     const iteration: IterationStats = { method: 'events', fallback: undefined, entries: count, calls: 1, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: count };
     return { snapshot: agg.finish(), iteration };
   }
@@ -382,6 +389,7 @@ export class MapJob {
     this.seeder = undefined;
     this.events = undefined;
     this.ring = undefined;
+    this.counted = undefined;
   }
 }
 
@@ -393,10 +401,72 @@ function layoutSize(fields: MapSpec['key']): number {
   }, 0);
 }
 
-/** u64 ones, one per event: each event counts once. */
-function ones(count: number): Uint8Array {
-  const values = new BigUint64Array(count).fill(1n);
-  return new Uint8Array(values.buffer);
+/**
+ * The values of an events job's rows. Each event counts once: its value is a u64 1, after which come,
+ * for each histogram observing a field (`buckets.of`), the field's value (the histogram's sum, as a
+ * hidden value field the plan reads). The observed field itself is rewritten, in the event's row,
+ * into the bucket key its value falls under, which the histogram then reads as a histogram map's.
+ */
+class EventValues {
+  private constructor(
+    /** The job's spec as the plan sees it: a value field and a sum for each observing histogram. */
+    readonly spec: MapSpec,
+    /** Bytes of one row's values. */
+    readonly stride: number,
+    private readonly observers: readonly { offset: number; size: number; read: NumberReader; write: (row: DataView, at: number, key: number) => void; rule: BucketRule }[],
+  ) {}
+
+  static of(spec: MapSpec): EventValues {
+    const keyLayout = layoutFromSpecs(spec.key ?? []);
+    const extra: MapSpec['value'] = [];
+    const observers: EventValues['observers'][number][] = [];
+    const metrics = spec.metrics.map((m) => {
+      const b = m.buckets;
+      if (b?.observe !== true) return m;
+      const field = keyLayout.fields.find((f) => f.name === b.from);
+      if (field === undefined || field.type.kind !== 'int') return m; // the config refused it already
+      const sum = `_observed_${b.from}`;
+      extra.push({ name: sum, type: 'u64', at: m.at });
+      const t = field.type;
+      observers.push({
+        offset: field.offset,
+        size: t.size,
+        read: numberReader(t),
+        write: (row, at, key) => writeKey(row, at, t.size, t.bigEndian, key),
+        rule: b,
+      });
+      return { ...m, sum };
+    });
+    const value = [...(spec.value ?? []), ...extra];
+    return new EventValues({ ...spec, value, metrics }, 8 + 8 * observers.length, observers);
+  }
+
+  /** The values of `count` rows of `width` bytes; the observed fields of `rows` become bucket keys. */
+  rows(rows: Uint8Array, count: number, width: number): Uint8Array {
+    const per = this.stride / 8;
+    const values = new BigUint64Array(count * per);
+    if (this.observers.length === 0) return new Uint8Array(values.fill(1n).buffer);
+    const view = new DataView(rows.buffer, rows.byteOffset, rows.byteLength);
+    for (let i = 0; i < count; i++) {
+      values[i * per] = 1n;
+      this.observers.forEach((o, j) => {
+        const at = i * width + o.offset;
+        const v = o.read(rows, at);
+        values[i * per + 1 + j] = BigInt(Math.max(0, Math.round(v)));
+        o.write(view, at, observedKey(o.rule, v));
+      });
+    }
+    return new Uint8Array(values.buffer);
+  }
+}
+
+/** `key` into an integer field of `size` bytes at `at`, in the field's byte order. */
+function writeKey(row: DataView, at: number, size: number, bigEndian: boolean, key: number): void {
+  const k = Math.min(key, 2 ** (8 * size) - 1);
+  if (size === 1) row.setUint8(at, k);
+  else if (size === 2) row.setUint16(at, k, !bigEndian);
+  else if (size === 4) row.setUint32(at, k, !bigEndian);
+  else row.setBigUint64(at, BigInt(k), !bigEndian);
 }
 
 /** The jobs of a config, optionally only the one named. */

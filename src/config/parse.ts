@@ -96,8 +96,10 @@ function perfEventOf(p: PerfEventSource): PerfEventSource {
   return { event: p.event, ...(p.frequency === undefined ? {} : { frequency: p.frequency }), ...(p.period === undefined ? {} : { period: p.period }) };
 }
 
-/** Fixed buckets have no min/max of their own: they span the listed keys. */
-function bucketsOf(b: BucketSpec): BucketSpec {
+/** Fixed buckets have no min/max of their own: they span the listed keys. `of` is `from` observed. */
+function bucketsOf(written: BucketSpec & { of?: string }): BucketSpec {
+  const { of, ...rest } = written;
+  const b: BucketSpec = of === undefined ? rest : { ...rest, from: of, observe: true };
   if (b.kind !== 'fixed' || b.values === undefined) return b;
   return { ...b, min: b.values[0], max: b.values[b.values.length - 1] };
 }

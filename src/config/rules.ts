@@ -227,6 +227,8 @@ const rules: Rule[] = [
         }
         const from = x?.buckets?.from;
         if (key !== undefined && from !== undefined && !key.includes(from)) ctx.report(at('buckets', 'from'), noField('key', from, key, key.join(', ')));
+        const of = observedField(x?.buckets);
+        if (key !== undefined && of !== undefined && !key.includes(of)) ctx.report(at('buckets', 'of'), noField('key', of, key, key.join(', ')));
         if (key === undefined || value === undefined) return;
         (x?.labels ?? []).forEach((l, k) => {
           if (l?.from !== undefined && !key.includes(l.from) && !value.includes(l.from)) {
@@ -298,6 +300,34 @@ const rules: Rule[] = [
     });
   },
 
+  // A histogram of an event field: one observation an event, the field rewritten into its bucket key
+  // as each event is counted, so no other metric of the job may read it.
+  function observedFieldsBelongToOneHistogram(config, ctx) {
+    (config.maps ?? []).forEach((m, i) => {
+      const observed = new Map<string, number>();
+      (m?.metrics ?? []).forEach((x, j) => {
+        const of = observedField(x?.buckets);
+        if (of === undefined) return;
+        const at: ConfigPath = ['maps', i, 'metrics', j, 'buckets', 'of'];
+        if (m?.events === undefined) {
+          ctx.report(at, 'of observes one value an event, for jobs that count events (events:); a histogram of a map reads its bucket from a key field, expected from:');
+          return;
+        }
+        if (x?.sum !== undefined) ctx.report(['maps', i, 'metrics', j, 'sum'], 'a histogram of observed values sums them itself, expected no sum field');
+        const t = (m.key ?? []).find((f) => f?.name === of)?.type;
+        if (t !== undefined && !/^(u|s|be)\d+$/.test(t)) ctx.report(at, `field ${of} is a ${t}, expected an integer field to observe`);
+        const earlier = observed.get(of);
+        if (earlier !== undefined) ctx.report(at, `field ${of} is observed by metrics[${earlier}] already, expected one histogram a field`);
+        observed.set(of, j);
+      });
+      (m?.metrics ?? []).forEach((x, j) =>
+        (x?.labels ?? []).forEach((l, k) => {
+          if (l?.from !== undefined && observed.has(l.from)) ctx.report(['maps', i, 'metrics', j, 'labels', k, 'from'], `field ${l.from} is observed by the histogram metrics[${observed.get(l.from)}], which turns it into a bucket as it counts, expected another field`);
+        }),
+      );
+    });
+  },
+
   // Without BTF the layout can only come from the config.
   function noBtfNeedsALayout(config, ctx) {
     (config.maps ?? []).forEach((m, i) => {
@@ -343,6 +373,12 @@ const rules: Rule[] = [
     );
   },
 ];
+
+/** The field a histogram observes (`buckets.of`, before the config is built), if it does. */
+function observedField(b: unknown): string | undefined {
+  const of = (b as { of?: unknown } | undefined)?.of;
+  return typeof of === 'string' ? of : undefined;
+}
 
 /** The most buckets a histogram may have (see bucketCountIsBounded). */
 export const MAX_BUCKETS = 4096;

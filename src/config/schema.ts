@@ -161,8 +161,15 @@ const source: ObjectShape = {
 const bucket: ObjectShape = {
   type: 'object',
   at: true,
+  exactlyOne: ['from', 'of'],
   props: {
-    from: { shape: nonEmpty, required: true, description: 'The key field that holds the bucket.' },
+    from: { shape: nonEmpty, description: 'The key field that holds the bucket (a histogram map\'s bucket key).' },
+    of: {
+      shape: nonEmpty,
+      description:
+        'Events jobs (events:): the field of each event whose value the histogram observes, one observation an event, counted under the smallest bound at least as large (le) and summed, ' +
+        'e.g. a latency in nanoseconds with kind exp2 and multiplier 1.0e-9. Instead of from.',
+    },
     kind: {
       shape: { type: 'string', enum: ['exp2', 'exp2zero', 'linear', 'fixed'] },
       required: true,

@@ -42,8 +42,13 @@ export interface FieldSpec {
 
 /** How a key field's values become histogram buckets. */
 export interface BucketSpec {
-  /** The key field that holds the bucket. */
+  /** The key field that holds the bucket (with `observe`: the field whose value each event observes). */
   from: string;
+  /**
+   * Written `of:` instead of `from:` (events jobs): each event is one observation of the field's
+   * value, counted in the bucket whose bound is the smallest at least as large, and summed.
+   */
+  observe?: boolean;
   kind: 'exp2' | 'exp2zero' | 'linear' | 'fixed';
   /** First and last bucket key; for `fixed`, the smallest and largest of `values`. */
   min: number;

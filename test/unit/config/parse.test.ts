@@ -491,3 +491,44 @@ maps:
     expect(problems(SPANS.replace(/ {4}key:\n(?: {6}-.*\n)+/, ''))).toEqual(['config.yaml:7:7: maps[0].spans: spans needs the key written: the fields each record is read as']);
   });
 });
+
+describe('histograms of an event field (buckets.of)', () => {
+  const EVENTS = `
+maps:
+  - name: calls
+    source: { object: ev.bpf.o, map: ring_calls }
+    events: {}
+    key: [ { name: comm, type: "char[16]" }, { name: latency_ns, type: u64 } ]
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - name: call_latency_seconds
+        type: histogram
+        help: Latency
+        value: n
+        labels: [ { name: comm, from: comm } ]
+        buckets: { of: latency_ns, kind: exp2, min: 10, max: 30, multiplier: 1.0e-9 }
+`;
+
+  it('reads of: as the field observed, a bucket key of its own', () => {
+    const b = parseConfig(EVENTS, '/etc/x/config.yaml').maps[0].metrics[0].buckets;
+    expect(withoutPositions(b)).toEqual({ from: 'latency_ns', observe: true, kind: 'exp2', min: 10, max: 30, multiplier: 1e-9 });
+  });
+
+  it('refuses of: outside an events job, beside from:, on a field that is not an integer, twice, or with a label or sum on it', () => {
+    expect(problems(EVENTS.replace('    events: {}\n', ''))).toEqual([
+      'config.yaml:13:24: maps[0].metrics[0].buckets.of: of observes one value an event, for jobs that count events (events:); a histogram of a map reads its bucket from a key field, expected from:',
+    ]);
+    expect(problems(EVENTS.replace('{ of: latency_ns,', '{ of: latency_ns, from: comm,'))).toEqual([
+      'config.yaml:14:20: maps[0].metrics[0].buckets.of: conflicts with from, expected exactly one of from, of',
+    ]);
+    expect(problems(EVENTS.replace('{ of: latency_ns,', '{ of: comm,').replace('labels: [ { name: comm, from: comm } ]', 'labels: []'))).toEqual([
+      'config.yaml:14:24: maps[0].metrics[0].buckets.of: field comm is a char[16], expected an integer field to observe',
+    ]);
+    expect(problems(EVENTS.replace('labels: [ { name: comm, from: comm } ]', 'labels: [ { name: l, from: latency_ns } ]'))).toEqual([
+      'config.yaml:13:36: maps[0].metrics[0].labels[0].from: field latency_ns is observed by the histogram metrics[0], which turns it into a bucket as it counts, expected another field',
+    ]);
+    expect(problems(EVENTS.replace('        value: n\n', '        value: n\n        sum: n\n'))).toEqual([
+      'config.yaml:13:14: maps[0].metrics[0].sum: a histogram of observed values sums them itself, expected no sum field',
+    ]);
+  });
+});
