@@ -438,7 +438,8 @@ class EventValues {
       return { ...m, sum };
     });
     const value = [...(spec.value ?? []), ...extra];
-    return new EventValues({ ...spec, value, metrics }, 8 + 8 * observers.length, observers);
+    // A spans job has no value (its rows are never counted): its stride is 0.
+    return new EventValues({ ...spec, value, metrics }, layoutSize(value), observers);
   }
 
   /** The values of `count` rows of `width` bytes; the observed fields of `rows` become bucket keys. */
