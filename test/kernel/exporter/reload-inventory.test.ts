@@ -2,6 +2,7 @@
  * `inventory:` follows the config across reloads: a reload that turns it off takes the inventory's
  * series away (run.ts used to read it once, at start, so it stayed on).
  */
+import { rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/parse.js';
@@ -16,7 +17,11 @@ kernelDescribe('a reload and the inventory', () => {
   const pins = pinDir('reload-inventory');
   const map = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 8, maxEntries: 4, name: 'reload_inv' });
   map.pin(`${pins}/m`);
-  afterAll(() => map.close());
+  afterAll(() => {
+    map.close();
+    // The pin keeps the map alive after the process: every run left one behind.
+    rmSync(pins, { recursive: true, force: true });
+  });
 
   const config = (inventory: boolean) =>
     parseConfig(
