@@ -84,10 +84,14 @@ async function main(): Promise<void> {
     obj.map('ctl').pin(`${PIN_DIR}/ctl`);
     if (native.objPin(obj.programFd('produce'), `${PIN_DIR}/produce`) < 0) throw new Error('pin the producer program');
     const ctl = obj.map('ctl');
-    const v = Buffer.alloc(ctl.info.valueSize);
-    v.writeUInt32LE(CAPACITY, 0); // ctl.count: one run fills the ring
-    ctl.update(Buffer.alloc(4), v);
-    const reader = new RingBufferReader(obj.map('events'));
+    // ctl.count: one run fills the ring (the C consumer's drain sets it too).
+    const fillsTheRing = (): void => {
+      const v = ctl.lookup(Buffer.alloc(4))!;
+      v.writeUInt32LE(CAPACITY, 0);
+      ctl.update(Buffer.alloc(4), v);
+    };
+    // A reader takes the consumer position when it is made: one a contestant, after the C consumer's turn.
+    let reader = new RingBufferReader(obj.map('events'));
     const records = SpanRecords.plan(spec(), 0).records!;
     const exporter = new SpanExporter({ endpoint: rx.url, protocol: 'http/protobuf', maxQueue: CAPACITY * 2, maxBatch: 512, delayMillis: 50 });
 
@@ -95,6 +99,9 @@ async function main(): Promise<void> {
     const timed = async (drain: () => Promise<number> | number): Promise<{ seconds: number; records: number }> => {
       let seconds = 0;
       let n = 0;
+      reader.close();
+      reader = new RingBufferReader(obj.map('events'));
+      fillsTheRing();
       for (let i = 0; i < FILLS; i++) {
         obj.testRun('produce');
         const t = performance.now();
