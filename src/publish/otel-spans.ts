@@ -26,11 +26,11 @@
 import { performance } from 'node:perf_hooks';
 import { SpanKind, SpanStatusCode, TraceFlags, type HrTime, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult, type InstrumentationScope } from '@opentelemetry/core';
-import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { getSharedConfigurationDefaults } from '@opentelemetry/otlp-exporter-base';
-import { getSharedConfigurationFromEnvironment } from '@opentelemetry/otlp-exporter-base/node-http';
+import { getSharedConfigurationDefaults, OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate, getSharedConfigurationFromEnvironment } from '@opentelemetry/otlp-exporter-base/node-http';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter as SdkSpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { logger } from '../log.js';
@@ -38,6 +38,7 @@ import { envPositive, grpcMetadata, positive, resolveOtlpTransport, type OtlpOpt
 import { SCOPE_NAME } from './otel-producer.js';
 import { buildResource, exporterVersion } from './otel-resource.js';
 import { installOtelLogging } from './otel.js';
+import { I64, keyValues, LEN, PbWriter, tag, VARINT } from './otlp-encode.js';
 
 /** One span as the daemon decoded it from a ring buffer record. */
 export interface SpanInput {
@@ -155,10 +156,12 @@ class KernelSpan implements ReadableSpan {
   private readonly context: SpanContext;
 
   constructor(
-    s: SpanInput,
+    /** What the span was made from: what our serializer writes from. */
+    readonly input: SpanInput,
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
   ) {
+    const s = input;
     this.name = s.name;
     // Sampled: the kernel program chose to record it, and a span without the flag is one a collector may drop.
     this.context = { traceId: s.traceId, spanId: s.spanId, traceFlags: TraceFlags.SAMPLED };
@@ -178,17 +181,97 @@ class KernelSpan implements ReadableSpan {
 /** Past this many service names, the resources made for them are forgotten and made again when needed. */
 const MAX_RESOURCES = 256;
 
-/** The SDK's OTLP trace exporter for the protocol. */
+/**
+ * The SDK's OTLP trace exporter for the protocol. For http/protobuf and grpc, the SDK's transport
+ * (retries, timeouts, compression, OTEL_* variables) with our serializer: the SDK's built each span's
+ * message through its object model at ~18 µs a span (BENCHMARKS.md, "All the way to a collector").
+ */
 function traceExporterFor(s: SpanExportSettings): SdkSpanExporter {
   const common = { url: s.url, timeoutMillis: s.timeoutMillis };
   switch (s.protocol) {
     case 'http/json':
       return new JsonTraceExporter({ ...common, headers: s.headers });
-    case 'grpc':
-      return new GrpcTraceExporter({ ...common, metadata: s.headers === undefined ? undefined : grpcMetadata(s.headers) });
-    case 'http/protobuf':
-      return new ProtoTraceExporter({ ...common, headers: s.headers });
+    case 'grpc': {
+      const options = convertLegacyOtlpGrpcOptions({ ...common, metadata: s.headers === undefined ? undefined : grpcMetadata(s.headers) }, 'TRACES');
+      return new OTLPExporterBase(
+        createOtlpGrpcExportDelegate(options, SPAN_SERIALIZER, 'otlp_grpc_span_exporter', TraceExporterMetricsHelper, undefined, 'TraceExportService', '/opentelemetry.proto.collector.trace.v1.TraceService/Export'),
+      );
+    }
+    case 'http/protobuf': {
+      const options = convertLegacyHttpOptions({ ...common, headers: s.headers }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
+      return new OTLPExporterBase(createOtlpHttpExportDelegate(options, SPAN_SERIALIZER, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
+    }
   }
+}
+
+/** OTLP's SpanKind numbering (the API's plus one) and Span.flags: W3C sampled, and "is_remote known (false)". */
+const OTLP_KIND_INTERNAL = 1;
+const SPAN_FLAGS = 0x001 | 0x100;
+
+/**
+ * An ExportTraceServiceRequest written from the spans' inputs: a ResourceSpans per resource (in
+ * the order first met), one ScopeSpans each, the spans with their ids, parent, name, kind, times,
+ * attributes, an unset status and flags, as the SDK's serializer writes them. Responses are the SDK's.
+ */
+const SPAN_SERIALIZER: ISerializer<ReadableSpan[], IExportTraceServiceResponse> = {
+  serializeRequest(spans) {
+    const groups = new Map<Resource, KernelSpan[]>();
+    for (const span of spans) {
+      if (!(span instanceof KernelSpan)) return ProtobufTraceSerializer.serializeRequest(spans);
+      const g = groups.get(span.resource);
+      if (g === undefined) groups.set(span.resource, [span]);
+      else g.push(span);
+    }
+    const w = new PbWriter(256 + spans.length * 160);
+    for (const [resource, group] of groups) {
+      w.message(1, () => {
+        w.message(1, () => keyValues(w, 1, resource.attributes));
+        w.message(2, () => {
+          const scope = group[0].instrumentationScope;
+          w.message(1, () => {
+            w.string(1, scope.name);
+            if (scope.version !== undefined) w.string(2, scope.version);
+          });
+          for (const span of group) w.message(2, () => writeSpan(w, span.input));
+        });
+      });
+    }
+    return w.result();
+  },
+  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+};
+
+function writeSpan(w: PbWriter, s: SpanInput): void {
+  idField(w, 1, s.traceId);
+  idField(w, 2, s.spanId);
+  if (s.parentSpanId !== undefined && s.parentSpanId !== ZERO_SPAN_ID) idField(w, 4, s.parentSpanId);
+  w.string(5, s.name);
+  w.varint(tag(6, VARINT));
+  w.varint(OTLP_KIND_INTERNAL);
+  fixed64Field(w, 7, s.startUnixNano);
+  fixed64Field(w, 8, s.startUnixNano + s.durationNanos);
+  keyValues(w, 9, s.attributes);
+  w.message(15, () => {}); // status: unset
+  w.varint(tag(16, I32));
+  w.reserve(4);
+  w.pos = w.buf.writeUInt32LE(SPAN_FLAGS, w.pos);
+}
+
+const I32 = 5;
+
+/** An id (hex digits, checked by `add`) as a bytes field. */
+function idField(w: PbWriter, field: number, hex: string): void {
+  const n = hex.length >>> 1;
+  w.varint(tag(field, LEN));
+  w.varint(n);
+  w.reserve(n);
+  w.pos += w.buf.write(hex, w.pos, 'hex');
+}
+
+function fixed64Field(w: PbWriter, field: number, v: bigint): void {
+  w.varint(tag(field, I64));
+  w.reserve(8);
+  w.pos = w.buf.writeBigUInt64LE(v, w.pos);
 }
 
 /**

@@ -36,10 +36,10 @@ import { nextSlice } from '../util/slices.js';
 import { COLUMN_POINTS, isColumnMetric, type ColumnPoints } from './otel-producer.js';
 import { ExporterError } from '../util/errors.js';
 
-const LEN = 2;
-const I64 = 1;
-const VARINT = 0;
-const tag = (field: number, wire: number): number => (field << 3) | wire;
+export const LEN = 2;
+export const I64 = 1;
+export const VARINT = 0;
+export const tag = (field: number, wire: number): number => (field << 3) | wire;
 
 /** A metric kind this encoder does not write: the caller falls back to the SDK's serializer. */
 export class UnsupportedMetric extends ExporterError {
@@ -63,7 +63,7 @@ function varintSize(v: number): number {
 const fieldSize = (len: number): number => 1 + varintSize(len) + len;
 
 /** Protobuf into a Buffer that grows (small messages) or is allocated at its exact size (the request). */
-class PbWriter extends ByteWriter {
+export class PbWriter extends ByteWriter {
   varint(v: number): void {
     this.reserve(10);
     while (v >= 128) {
@@ -171,7 +171,7 @@ function anyValue(w: PbWriter, v: AttributeValue | undefined | null): void {
   }
 }
 
-function keyValues(w: PbWriter, field: number, attrs: Attributes): void {
+export function keyValues(w: PbWriter, field: number, attrs: Attributes): void {
   for (const key of Object.keys(attrs)) {
     const v = attrs[key];
     if (v === undefined) continue;
