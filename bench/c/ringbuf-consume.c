@@ -39,19 +39,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#define PROG "ringbuf-consume"
+#include "ringbuf-common.h"
+
 #define WIDTH 64
 #define SLOTS 4096
 #define STOP (-ECANCELED)
 
 // Must match struct ctl of ringbuf-produce.bpf.c.
-struct ctl {
-	uint32_t count;
-	uint32_t pad;
-	uint64_t seq;
-	uint64_t failed;
-	uint64_t runs;
-};
-
 struct state {
 	uint64_t records;
 	uint64_t bytes;
@@ -67,7 +62,6 @@ struct state {
 
 static struct state st;
 
-static double now_s(void);
 
 static int on_record(void *ctx, void *data, size_t size)
 {
@@ -98,27 +92,6 @@ static int on_record(void *ctx, void *data, size_t size)
 	if ((s->records & 4095) == 0 && now_s() >= s->deadline)
 		return STOP;
 	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "ringbuf-consume: %s: %s\n", what, strerror(err));
-	exit(1);
 }
 
 static void read_ctl(int fd, struct ctl *c)

@@ -26,42 +26,16 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-// Must match struct ctl of ringbuf-produce.bpf.c.
-struct ctl {
-	uint32_t count;
-	uint32_t pad;
-	uint64_t seq;
-	uint64_t failed;
-	uint64_t runs;
-};
+#define PROG "ringbuf-produce"
+#include "ringbuf-common.h"
 
+// Must match struct ctl of ringbuf-produce.bpf.c.
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "ringbuf-produce: %s: %s\n", what, strerror(err));
-	exit(1);
 }
 
 int main(int argc, char **argv)
