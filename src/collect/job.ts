@@ -60,8 +60,8 @@ export class MapJob {
   private reader: BatchReader | undefined;
   private aggregator: MapAggregator | undefined;
   private seeder: Seeder | undefined;
-  /** A perf_event_array job's events (spec.events), and when its totals were last cleared. */
-  private events: { reader: PerfEventReader; width: number; flushed: number } | undefined;
+  /** A perf_event_array job's events (spec.events). */
+  private events: { reader: PerfEventReader; width: number } | undefined;
   /** Events of a perf_event_array job the kernel lost since the last read (its rings were full). */
   lostEvents = 0;
   /** A ring buffer job's reader, and its spans (spec.spans) or counts (spec.events). */
@@ -154,10 +154,7 @@ export class MapJob {
       return [{ path: ['maps', this.index, 'source'], message, errno }];
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
-    const width = layoutSize(this.spec.key);
-    const counted = EventValues.of(this.spec);
-    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
-    const { plan, problems } = planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env);
+    const { width, counted, plan, problems } = this.planEvents(map, env);
     if (plan === undefined) {
       opened.close();
       return problems;
@@ -171,10 +168,23 @@ export class MapJob {
     }
     this.opened = { map, close: () => { reader.close(); opened.close(); } };
     this.plan = plan;
-    this.events = { reader, width, flushed: Date.now() };
+    this.events = { reader, width };
+    this.flushed = Date.now();
     this.counted = counted;
     this.aggregator = new MapAggregator(plan, { accumulate: true });
     return [];
+  }
+
+  /**
+   * An events job's plan: its events counted as entries of a hash map keyed by their first bytes
+   * (the written key), valued 1 (and the values its histograms observe). Spans make no series and
+   * have no value.
+   */
+  private planEvents(map: OpenedMap['map'], env: DecoderEnv | undefined): { width: number; counted: EventValues; plan?: MapPlan; problems: PlanProblem[] } {
+    const width = layoutSize(this.spec.key);
+    const counted = EventValues.of({ ...this.spec, value: this.spec.value ?? [] });
+    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
+    return { width, counted, ...planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env) };
   }
 
   /**
@@ -195,11 +205,7 @@ export class MapJob {
       if (planned.records === undefined) return fail(planned.problems);
       spans = planned.records;
     }
-    // Events are counted as entries of a hash map keyed by their first bytes, valued 1; spans make no
-    // series (and have no value).
-    const counted = EventValues.of({ ...this.spec, value: this.spec.value ?? [] });
-    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
-    const { plan, problems } = planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env);
+    const { counted, plan, problems } = this.planEvents(map, env);
     if (plan === undefined) return fail(problems);
     let reader: RingBufferReader;
     try {
@@ -272,14 +278,18 @@ export class MapJob {
     // The task takes ringCounts after each read: its records are those since the last read.
     const entries = this.ringCounts.records;
     const snapshot = this.aggregator!.finish();
-    const events = this.spec.events;
-    if (events !== undefined && Date.now() - this.flushed >= events.flush) {
-      this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
-      this.flushed = Date.now();
-    }
+    this.flushIfDue();
     this.aggregator!.begin();
     const iteration: IterationStats = { method: 'events', fallback: undefined, entries, calls: 1, grown: 0, resumed: 0, restarts: 0, duplicatesSkipped: 0, truncated: false, batchSize: RING_SLICE };
     return { snapshot, iteration };
+  }
+
+  /** An events job's totals start anew (every series goes) once `events.flush` has passed since they last did. */
+  private flushIfDue(): void {
+    const events = this.spec.events;
+    if (events === undefined || Date.now() - this.flushed < events.flush) return;
+    this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
+    this.flushed = Date.now();
   }
 
   /** A drain between reads (the poller); a failure is kept for the next read to report. */
@@ -293,10 +303,7 @@ export class MapJob {
   /** One read of a perf_event_array job: the events since the last, counted into the totals (cleared every flush). */
   private readEvents(): JobRead {
     const ev = this.events!;
-    if (Date.now() - ev.flushed >= this.spec.events!.flush) {
-      this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
-      ev.flushed = Date.now();
-    }
+    this.flushIfDue();
     const { data, count, lost } = ev.reader.consume(this.opened!.map.label);
     this.lostEvents += lost;
     const agg = this.aggregator!;
