@@ -35,6 +35,27 @@ struct {
 	__type(value, struct tcp_socket);
 } tcp_sockets SEC(".maps");
 
+// Writes to tcp_sockets the kernel refused (the table full, or its bucket lock not taken in time
+// on a busy machine): each one leaves a socket uncounted or a row stale until it next changes.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_socket_write_errors SEC(".maps");
+
+static __always_inline void count_error(long err)
+{
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (err == 0)
+		return;
+	n = bpf_map_lookup_elem(&tcp_socket_write_errors, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
 SEC("tracepoint/sock/inet_sock_set_state")
 int track_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
@@ -47,7 +68,11 @@ int track_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	// A closed socket is gone (or unused): not counted. A socket entering TIME_WAIT hands over to a
 	// timewait mini-socket and reports FIN_WAIT2 -> CLOSE here, so TIME_WAIT is never counted either.
 	if (ctx->newstate == TCP_CLOSE) {
-		bpf_map_delete_elem(&tcp_sockets, &sk);
+		long err = bpf_map_delete_elem(&tcp_sockets, &sk);
+
+		// -ENOENT: a socket this program never saw (it existed before the attach), not an error.
+		if (err != -2)
+			count_error(err);
 		return 0;
 	}
 	// The namespace is read on every change, not kept from the first: an address reused by a new
@@ -55,7 +80,7 @@ int track_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	row.netns = BPF_CORE_READ((struct sock *)ctx->skaddr, __sk_common.skc_net.net, ns.inum);
 	// One socket changes state under its own lock, so its row is never written from two CPUs at
 	// once; replacing it whole (BPF_ANY) needs no read-modify-write.
-	bpf_map_update_elem(&tcp_sockets, &sk, &row, BPF_ANY);
+	count_error(bpf_map_update_elem(&tcp_sockets, &sk, &row, BPF_ANY));
 	return 0;
 }
 

@@ -93,7 +93,7 @@ function* inventoryRows(opts: { batchSize?: number }): Generator<InventoryRow> {
 }
 
 /** One program of the host, as the inventory sees it (run time and count stay 0 while BPF stats are off). */
-export type ProgramRow = Pick<ProgramInfo, 'id' | 'name' | 'typeName' | 'tag' | 'runTimeNs' | 'runCount'>;
+export type ProgramRow = Pick<ProgramInfo, 'id' | 'name' | 'typeName' | 'tag' | 'runTimeNs' | 'runCount' | 'recursionMisses'>;
 
 /**
  * Every BPF program on the host (needs CAP_SYS_ADMIN), each opened by id for its info and closed; a
@@ -105,7 +105,7 @@ export async function programInventoryAsync(): Promise<ProgramRow[]> {
   for (const id of programIds()) {
     const info = programInfoById(id);
     if (info === undefined) continue;
-    rows.push({ id: info.id, name: info.name, typeName: info.typeName, tag: info.tag, runTimeNs: info.runTimeNs, runCount: info.runCount });
+    rows.push({ id: info.id, name: info.name, typeName: info.typeName, tag: info.tag, runTimeNs: info.runTimeNs, runCount: info.runCount, recursionMisses: info.recursionMisses });
     if (rows.length % MAPS_PER_TURN === 0) await nextTurn();
   }
   return rows;

@@ -617,13 +617,13 @@ export class ObjectRegistry {
    * kernel's run time and run count (0 while kernel.bpf_stats_enabled is off). Read from the
    * programs' own fds: no CAP_SYS_ADMIN needed.
    */
-  programs(): { object: string; program: string; section: string; id: number; attached: boolean; runTimeNs: bigint; runCount: bigint }[] {
+  programs(): { object: string; program: string; section: string; id: number; attached: boolean; runTimeNs: bigint; runCount: bigint; recursionMisses: bigint }[] {
     const out = [];
     for (const [path, { obj }] of this.objects) {
       const attached = obj.attachedPrograms();
       for (const p of obj.programs()) {
         const info = readProgramInfo(obj.programFd(p.name), `${path}:${p.name}`);
-        out.push({ object: path, program: p.name, section: p.section, id: info.id, attached: attached.has(p.name), runTimeNs: info.runTimeNs, runCount: info.runCount });
+        out.push({ object: path, program: p.name, section: p.section, id: info.id, attached: attached.has(p.name), runTimeNs: info.runTimeNs, runCount: info.runCount, recursionMisses: info.recursionMisses });
       }
     }
     return out;

@@ -30,10 +30,15 @@ export interface ProgramInfo {
   runTimeNs: bigint;
   /** Runs of the program, counted only while the kernel's BPF stats are on. */
   runCount: bigint;
+  /**
+   * Runs the kernel skipped because a BPF program was already running on that CPU (an interrupt
+   * that came in the middle of one, say): events the program never saw. Always counted (5.12 on).
+   */
+  recursionMisses: bigint;
 }
 
 // struct bpf_prog_info up to attach_btf_id (232 bytes, kernel 5.16 on); the kernel fills min(ours, its).
-// Offsets: type@0 id@4 tag@8 name@64 run_time_ns@192 run_cnt@200. Every pointer field stays 0: the
+// Offsets: type@0 id@4 tag@8 name@64 run_time_ns@192 run_cnt@200 recursion_misses@208. Every pointer field stays 0: the
 // kernel then copies no instructions, maps or line info.
 const PROG_INFO_SIZE = 232;
 
@@ -47,7 +52,7 @@ export function readProgramInfo(fd: number, label?: string): ProgramInfo {
   if (ret < 0) throw new BpfError('get program info', -ret, { map: label });
   const type = buf.readUInt32LE(0);
   const nameEnd = buf.indexOf(0, 64);
-  // A kernel older than run_cnt (5.1) fills less: what it did not fill reads 0.
+  // A kernel older than run_cnt (5.1) or recursion_misses (5.12) fills less: what it did not fill reads 0.
   return {
     id: buf.readUInt32LE(4),
     type,
@@ -56,6 +61,7 @@ export function readProgramInfo(fd: number, label?: string): ProgramInfo {
     tag: buf.toString('hex', 8, 16),
     runTimeNs: buf.readBigUInt64LE(192),
     runCount: buf.readBigUInt64LE(200),
+    recursionMisses: buf.readBigUInt64LE(208),
   };
 }
 

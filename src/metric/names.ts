@@ -19,11 +19,11 @@ export function exposedNames(name: string, type: Family['type'], format: Exposit
 
 /**
  * The inventory's metrics, registered by SelfMetrics: the maps' (gauges) and the programs' (an info
- * gauge and two counters). Config rules reserve every name they expose.
+ * gauge and three counters). Config rules reserve every name they expose.
  */
 export const INVENTORY_METRICS: readonly { name: string; type: 'counter' | 'gauge' }[] = [
   ...['bpf_map_info', 'bpf_map_entries', 'bpf_map_max_entries', 'bpf_map_fill_ratio', 'bpf_map_memlock_bytes', 'bpf_program_info'].map((name) => ({ name, type: 'gauge' as const })),
-  ...['bpf_program_run_seconds_total', 'bpf_program_runs_total'].map((name) => ({ name, type: 'counter' as const })),
+  ...['bpf_program_run_seconds_total', 'bpf_program_runs_total', 'bpf_program_recursion_misses_total'].map((name) => ({ name, type: 'counter' as const })),
 ];
 
 /**

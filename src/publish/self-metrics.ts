@@ -12,6 +12,7 @@ export interface LoadedProgram {
   attached: boolean;
   runTimeNs: bigint;
   runCount: bigint;
+  recursionMisses: bigint;
 }
 
 /**
@@ -83,9 +84,9 @@ export class SelfMetrics {
   private readonly unsavedGauge: Gauge;
   private readonly method: Gauge;
   private readonly inv: { info: Gauge; entries: Gauge; max: Gauge; fill: Gauge; memlock: Gauge } | undefined;
-  private readonly progs: { info: Gauge; seconds: Counter; runs: Counter } | undefined;
+  private readonly progs: { info: Gauge; seconds: Counter; runs: Counter; misses: Counter } | undefined;
   private readonly invUp: Gauge | undefined;
-  private readonly loaded: { attached: Gauge; seconds: Counter; runs: Counter };
+  private readonly loaded: { attached: Gauge; seconds: Counter; runs: Counter; misses: Counter };
   private readonly invErrors: Counter | undefined;
   /** Each job's state, as read() and failed() last left it (the landing page's table). */
   private readonly jobs = new Map<string, JobStatus>();
@@ -127,6 +128,7 @@ export class SelfMetrics {
       attached: g('bpf_map_exporter_program_attached', 'Whether a program of an object the exporter loaded is attached (1) or not (0: its section or the source gives no target)', ['object', 'program', 'section', 'id']),
       seconds: c('bpf_map_exporter_program_run_seconds_total', 'Time spent in a program of an object the exporter loaded (counted only while kernel.bpf_stats_enabled is on)', own),
       runs: c('bpf_map_exporter_program_runs_total', 'Runs of a program of an object the exporter loaded (counted only while kernel.bpf_stats_enabled is on)', own),
+      misses: c('bpf_map_exporter_program_recursion_misses_total', 'Runs the kernel skipped because another BPF program was running on that CPU: events the program never saw (always counted)', own),
     };
     if (opts.inventory) {
       const l = ['id', 'name', 'type'];
@@ -141,6 +143,7 @@ export class SelfMetrics {
         info: g('bpf_program_info', 'Every BPF program on the host; always 1', ['id', 'name', 'type', 'tag']),
         seconds: c('bpf_program_run_seconds_total', 'Time spent in the program (counted only while kernel.bpf_stats_enabled is on)', l),
         runs: c('bpf_program_runs_total', 'Runs of the program (counted only while kernel.bpf_stats_enabled is on)', l),
+        misses: c('bpf_program_recursion_misses_total', 'Runs the kernel skipped because another BPF program was running on that CPU: events the program never saw (always counted)', l),
       };
       this.invUp = g('bpf_map_exporter_inventory_up', 'Whether the last inventory of the host\'s maps and programs succeeded (1) or failed (0); it needs CAP_SYS_ADMIN', []);
       this.invErrors = c('bpf_map_exporter_inventory_errors_total', 'Failed inventories of the host\'s maps and programs, by errno', ['errno']);
@@ -265,6 +268,7 @@ export class SelfMetrics {
       // The kernel's counters, set as they are (inc from the fresh 0 of reset()).
       this.progs!.seconds.inc(l, Number(p.runTimeNs) / 1e9);
       this.progs!.runs.inc(l, Number(p.runCount));
+      this.progs!.misses.inc(l, Number(p.recursionMisses));
     }
     for (const r of rows) {
       const l = { id: String(r.id), name: r.name, type: r.type };
@@ -286,6 +290,7 @@ export class SelfMetrics {
       this.loaded.attached.set({ ...l, section: p.section }, p.attached ? 1 : 0);
       this.loaded.seconds.inc(l, Number(p.runTimeNs) / 1e9);
       this.loaded.runs.inc(l, Number(p.runCount));
+      this.loaded.misses.inc(l, Number(p.recursionMisses));
     }
   }
 }

@@ -33,7 +33,7 @@ const ONLY_ON_EVENT = new Set([
  * Metrics of the programs the exporter loaded itself: the base DaemonSet loads no object (the
  * programs overlay does; test/kernel/exporter/programs.test.ts has their samples).
  */
-const ONLY_WITH_OBJECTS = new Set(['bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total']);
+const ONLY_WITH_OBJECTS = new Set(['bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total', 'bpf_map_exporter_program_recursion_misses_total']);
 
 /** Metrics of jobs that count a perf_event_array's events: the base DaemonSet has none (test/e2e/ebpf-exporter-events.test.ts has their samples). */
 const ONLY_WITH_EVENTS = new Set([

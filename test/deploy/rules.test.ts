@@ -110,7 +110,7 @@ describe('the Grafana dashboard', () => {
     const missing = [...declared].filter((m) => !used.has(m));
     expect(missing).toEqual(['bpf_map_exporter_rows_dropped_total', 'bpf_map_exporter_inventory_errors_total']);
     // The program inventory and the exporter's own programs are declared, and on it.
-    for (const m of ['bpf_program_info', 'bpf_program_run_seconds_total', 'bpf_program_runs_total', 'bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total']) {
+    for (const m of ['bpf_program_info', 'bpf_program_run_seconds_total', 'bpf_program_runs_total', 'bpf_program_recursion_misses_total', 'bpf_map_exporter_program_attached', 'bpf_map_exporter_program_run_seconds_total', 'bpf_map_exporter_program_runs_total', 'bpf_map_exporter_program_recursion_misses_total']) {
       expect(declared, m).toContain(m);
       expect(used, m).toContain(m);
     }

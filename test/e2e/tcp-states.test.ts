@@ -49,6 +49,37 @@ function states(text: string, netns: string): Record<string, number> {
   return out;
 }
 
+/**
+ * State changes the program could not record, as the exporter shows them: runs of track_tcp_state
+ * the kernel skipped (another BPF program was running on that CPU: an interrupt in the middle of
+ * one) and writes to the socket table the kernel refused (on a loaded machine, a bucket lock not
+ * taken in time). Host-wide, so an upper bound for the test's namespace. Each can leave one row
+ * stale or one socket uncounted.
+ */
+function lostChanges(text: string): number {
+  let lost = sample(text, 'tcp_socket_write_errors_total') ?? 0;
+  for (const m of text.matchAll(/^bpf_map_exporter_program_recursion_misses_total\{[^}]*program="track_tcp_state"[^}]*\} (\S+)$/gm)) lost += Number(m[1]);
+  return lost;
+}
+
+/** How many sockets the states of `got` are off from `want`'s. */
+function off(got: Record<string, number>, want: Record<string, number>): number {
+  let n = 0;
+  for (const k of new Set([...Object.keys(got), ...Object.keys(want)])) n += Math.abs((got[k] ?? 0) - (want[k] ?? 0));
+  return n;
+}
+
+/**
+ * The namespace's states are `want` exactly, but for as many sockets as the kernel says the program
+ * lost changes of (none on a quiet machine; in one CI run of many, two closing sockets stayed in
+ * FIN_WAIT1 for good).
+ */
+function expectStates(text: string, netns: string, want: Record<string, number>): void {
+  const got = states(text, netns);
+  const lost = lostChanges(text);
+  expect(off(got, want), `${JSON.stringify(got)}, not ${JSON.stringify(want)}, with ${lost} changes lost`).toBeLessThanOrEqual(lost);
+}
+
 /** The workload in the test's namespace, once it has said its sockets are all set up. */
 async function openSockets(workload: string, ns: string): Promise<ChildProcessWithoutNullStreams> {
   const child = spawn('ip', ['netns', 'exec', ns, workload, String(K)]);
@@ -106,7 +137,7 @@ kernelDescribe('the tcp-states example', () => {
     const config = join(dir, 'tcp-states.yaml');
     writeFileSync(config, readFileSync(join(root, 'config/examples/tcp-states.yaml'), 'utf8')
       .replace('interval: 15s', `interval: ${INTERVAL_MS}ms`)
-      .replace('object: tcp-states.bpf.o', `object: ${join(root, 'config/examples/tcp-states.bpf.o')}`));
+      .replaceAll('object: tcp-states.bpf.o', `object: ${join(root, 'config/examples/tcp-states.bpf.o')}`));
 
     // Sockets opened before the program is attached: never counted, and their closing later must not
     // take any count below what is really there.
@@ -130,17 +161,20 @@ kernelDescribe('the tcp-states example', () => {
       expect(sample(text, reads)).toBeGreaterThanOrEqual(2);
       await sleep(3 * INTERVAL_MS);
       text = await scrape();
-      expect(states(text, netns)).toEqual({});
+      expectStates(text, netns, {});
+      // What lostChanges reads is there (a miss or a refused write would show in it).
+      expect(sample(text, 'tcp_socket_write_errors_total')).toBeGreaterThanOrEqual(0);
+      expect(text).toMatch(new RegExp(`^bpf_map_exporter_program_recursion_misses_total\\{id="${ids[0]}",[^}]*program="track_tcp_state"\\} \\d+$`, 'm'));
 
       // K listeners and K connections: K in LISTEN, 2K in ESTABLISHED, nothing else.
       const late = await openSockets(workload, ns);
       children.push(late);
       const open = { ESTABLISHED: 2 * K, LISTEN: K };
-      for (let i = 0; i < 300 && JSON.stringify(states(text, netns)) !== JSON.stringify(open); i++) {
+      for (let i = 0; i < 300 && off(states(text, netns), open) > 0; i++) {
         await sleep(100);
         text = await scrape();
       }
-      expect(states(text, netns)).toEqual(open);
+      expectStates(text, netns, open);
 
       // The early sockets close: they pass through FIN_WAIT*, CLOSE_WAIT, LAST_ACK and leave; the
       // counts come back to exactly the late ones (a -1 per close on counters would have gone under).
@@ -148,11 +182,11 @@ kernelDescribe('the tcp-states example', () => {
       // Their passage through the closing states may show for a cycle or two on a loaded machine.
       await sleep(3 * INTERVAL_MS);
       text = await scrape();
-      for (let i = 0; i < 300 && JSON.stringify(states(text, netns)) !== JSON.stringify(open); i++) {
+      for (let i = 0; i < 300 && off(states(text, netns), open) > 0; i++) {
         await sleep(100);
         text = await scrape();
       }
-      expect(states(text, netns)).toEqual(open);
+      expectStates(text, netns, open);
 
       // The late sockets close too: none left in the namespace, in any state.
       expect(await closeSockets(late)).toBe(0);
@@ -160,7 +194,7 @@ kernelDescribe('the tcp-states example', () => {
         await sleep(100);
         text = await scrape();
       }
-      expect(states(text, netns)).toEqual({});
+      expectStates(text, netns, {});
 
       // Host-wide too, a gauge is a count of sockets: a positive integer, never below zero.
       for (const g of gauges(text)) {

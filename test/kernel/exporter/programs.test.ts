@@ -24,7 +24,7 @@ import { compileBpf, kernelDescribe } from '../support.js';
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 const root = new URL('../../../', import.meta.url).pathname;
 
-interface BpftoolProg { id: number; type: string | number; name?: string; tag: string; run_time_ns?: number; run_cnt?: number }
+interface BpftoolProg { id: number; type: string | number; name?: string; tag: string; run_time_ns?: number; run_cnt?: number; recursion_misses?: number }
 const bpftool = (id: number) => JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)]).toString()) as BpftoolProg;
 
 /** The value of the one sample `series` (labels as written in the exposition), or undefined. */
@@ -61,6 +61,7 @@ kernelDescribe('the program inventory and the loaded programs\' metrics', () => 
       const uprobe = readProgramInfo(obj.programFd('stats_uprobe')).id;
       const tp = readProgramInfo(obj.programFd('stats_tp')).id;
       const unused = readProgramInfo(obj.programFd('stats_unused')).id;
+      const nested = readProgramInfo(obj.programFd('stats_nested')).id;
       const row = async (id: number) => (await programInventoryAsync()).find((r) => r.id === id);
 
       // Every program bpftool lists is in the inventory (a program may come or go in between: compare ids present in both listings).
@@ -81,6 +82,11 @@ kernelDescribe('the program inventory and the loaded programs\' metrics', () => 
       // The tracepoint runs for every process's getppid: at least N.
       expect(t.runCount).toBeGreaterThanOrEqual(BigInt(N));
       expect((await row(unused))!.runCount).toBe(0n);
+      // The program on bpf_printk's tracepoint ran once for each of the uprobe's N lines, and its own
+      // line's nested run was skipped each time: N misses.
+      expect((await row(nested))!.recursionMisses).toBe(BigInt(N));
+      expect((await row(nested))!.runCount).toBe(BigInt(N));
+      expect(u.recursionMisses).toBe(0n);
 
       for (const [id, r, type] of [[uprobe, u, 'kprobe'], [tp, t, 'tracepoint'], [unused, (await row(unused))!, 'raw_tracepoint']] as const) {
         const b = bpftool(id);
@@ -90,6 +96,7 @@ kernelDescribe('the program inventory and the loaded programs\' metrics', () => 
       // bpftool reads the same counters: the uprobe's have not moved since.
       expect(bpftool(uprobe).run_cnt).toBe(N);
       expect(BigInt(bpftool(uprobe).run_time_ns!)).toBe(u.runTimeNs);
+      expect(bpftool(nested).recursion_misses).toBe(N);
 
       // With bpf_stats off the kernel counts nothing more (and keeps what it counted).
       writeFileSync(STATS, '0');
@@ -137,6 +144,7 @@ maps:
         .map((m) => ({ id: Number(m[1]), object: m[2], program: m[3], section: m[4], value: Number(m[5]) }));
       const ids = Object.fromEntries(attached.map((a) => [a.program, a.id]));
       expect(attached.map(({ id: _, ...a }) => a).sort((a, b) => (a.program < b.program ? -1 : 1))).toEqual([
+        { object, program: 'stats_nested', section: 'raw_tp/bpf_trace_printk', value: 1 },
         { object, program: 'stats_tp', section: 'tp/syscalls/sys_enter_getppid', value: 1 },
         { object, program: 'stats_unused', section: 'raw_tp', value: 0 },
         { object, program: 'stats_uprobe', section: `uprobe/${workload}:bme_getppid`, value: 1 },
@@ -145,7 +153,8 @@ maps:
       execFileSync(workload, [String(N)]);
       const own = `bpf_map_exporter_program_runs_total{id="${ids.stats_uprobe}",object="${object}",program="stats_uprobe"}`;
       const inv = `bpf_program_runs_total{id="${ids.stats_uprobe}",name="stats_uprobe",type="kprobe"}`;
-      for (let i = 0; i < 100 && !(sample(t, own) === N && sample(t, inv) === N && sample(t, 'fixture_runs_total{slot="0"}') === N); i++) {
+      const missed = `bpf_map_exporter_program_recursion_misses_total{id="${ids.stats_nested}",object="${object}",program="stats_nested"}`;
+      for (let i = 0; i < 100 && !(sample(t, own) === N && sample(t, inv) === N && sample(t, 'fixture_runs_total{slot="0"}') === N && sample(t, missed) === N); i++) {
         await new Promise((r) => setTimeout(r, 50));
         t = await text();
       }
@@ -153,6 +162,10 @@ maps:
       expect(sample(t, own), t).toBe(N);
       expect(sample(t, inv)).toBe(N);
       expect(sample(t, 'fixture_runs_total{slot="0"}')).toBe(N);
+      // Every line the uprobe wrote is a run of the nested program the kernel skipped, in both listings.
+      expect(sample(t, missed)).toBe(N);
+      expect(sample(t, `bpf_program_recursion_misses_total{id="${ids.stats_nested}",name="stats_nested",type="raw_tracepoint"}`)).toBe(N);
+      expect(sample(t, `bpf_map_exporter_program_recursion_misses_total{id="${ids.stats_uprobe}",object="${object}",program="stats_uprobe"}`)).toBe(0);
       expect(sample(t, `bpf_map_exporter_program_runs_total{id="${ids.stats_unused}",object="${object}",program="stats_unused"}`)).toBe(0);
       expect(sample(t, `bpf_map_exporter_program_run_seconds_total{id="${ids.stats_uprobe}",object="${object}",program="stats_uprobe"}`)).toBeGreaterThan(0);
       expect(sample(t, `bpf_program_run_seconds_total{id="${ids.stats_uprobe}",name="stats_uprobe",type="kprobe"}`)).toBeGreaterThan(0);

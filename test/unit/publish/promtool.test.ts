@@ -116,9 +116,9 @@ describe('promtool', () => {
     self.read('syscalls', { entries: 3, maxEntries: 8, seconds: 0.01, method: 'batch', truncated: false, stats: new Map([['syscalls_total', { series: 4, seriesDropped: 0, rowsDropped: 0 }]]) });
     self.inventory(
       [{ id: 42, name: 'counts', type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8, flags: 0, entries: 3, method: 'batch', memlockBytes: 4096 }],
-      [{ id: 7, name: 'on_sys_enter', typeName: 'raw_tracepoint', tag: '0123456789abcdef', runTimeNs: 1_500_000n, runCount: 300n }],
+      [{ id: 7, name: 'on_sys_enter', typeName: 'raw_tracepoint', tag: '0123456789abcdef', runTimeNs: 1_500_000n, runCount: 300n, recursionMisses: 2n }],
     );
-    self.loadedPrograms([{ object: '/x/syscalls.bpf.o', program: 'on_sys_enter', section: 'raw_tp/sys_enter', id: 7, attached: true, runTimeNs: 1_500_000n, runCount: 300n }]);
+    self.loadedPrograms([{ object: '/x/syscalls.bpf.o', program: 'on_sys_enter', section: 'raw_tp/sys_enter', id: 7, attached: true, runTimeNs: 1_500_000n, runCount: 300n, recursionMisses: 2n }]);
     (cache.registry.getSingleMetric('nodejs_gc_duration_seconds') as Histogram).observe({ kind: 'major' }, 0.0042);
     cache.set('syscalls', richFamilies().slice(0, 3));
 
@@ -132,6 +132,8 @@ describe('promtool', () => {
     expect(text).toContain('# TYPE bpf_program_runs_total counter\nbpf_program_runs_total{id="7",name="on_sys_enter",type="raw_tracepoint"} 300\n');
     expect(text).toContain('bpf_program_run_seconds_total{id="7",name="on_sys_enter",type="raw_tracepoint"} 0.0015\n');
     expect(text).toContain('bpf_map_exporter_program_runs_total{id="7",object="/x/syscalls.bpf.o",program="on_sys_enter"} 300\n');
+    expect(text).toContain('# TYPE bpf_program_recursion_misses_total counter\nbpf_program_recursion_misses_total{id="7",name="on_sys_enter",type="raw_tracepoint"} 2\n');
+    expect(text).toContain('bpf_map_exporter_program_recursion_misses_total{id="7",object="/x/syscalls.bpf.o",program="on_sys_enter"} 2\n');
     expect(checkMetrics(text)).toEqual({ status: 0, output: '' });
 
     const om = (await cache.render('openmetrics', false)).toString();
