@@ -47,8 +47,10 @@ interface Part {
   name: string;
   field: LayoutField;
   decoder: LabelDecoder;
-  /** The field read straight from the bytes (ids as hex, times as u64), when the decoder is the plain one. */
+  /** The field read straight from the bytes: ids as hex, times as u64 (every span part but the name). */
   raw: boolean;
+  /** A time written in host order (u64), not network order (be64). */
+  littleEndian: boolean;
 }
 
 /** What one decode() made of its records besides spans. */
@@ -107,7 +109,7 @@ export class SpanRecords {
         return;
       }
       const bigEndian = field.type.kind === 'int' && field.type.bigEndian;
-      parts.push({ role, name: l.name, field, decoder, raw: role !== 'attribute' && role !== 'name' && !bigEndian });
+      parts.push({ role, name: l.name, field, decoder, raw: role !== 'attribute' && role !== 'name', littleEndian: !bigEndian });
     });
     if (problems.length > 0) return { problems };
     if (!parts.some((p) => p.role === 'trace_id')) return { problems: [{ path: ['maps', index, 'spans', 'labels'], message: 'no label trace_id: every span needs its trace id (16 bytes, hex) from the record' }] };
@@ -149,10 +151,10 @@ export class SpanRecords {
               parentSpanId = bytes.toString('hex', at, at + 8);
               break;
             case 'start':
-              start = view.getBigUint64(at, true) + offsetNs;
+              start = view.getBigUint64(at, p.littleEndian) + offsetNs;
               break;
             case 'duration':
-              duration = view.getBigUint64(at, true);
+              duration = view.getBigUint64(at, p.littleEndian);
               break;
           }
           continue;
