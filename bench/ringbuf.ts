@@ -222,8 +222,12 @@ class Sequence {
   /** The records of a RingBufferReader.consume (width WIDTH). */
   takeAll(r: RingRecords): void {
     if (r.count === 0) return;
-    const w = new Uint32Array(r.data.buffer, r.data.byteOffset, (r.count * WIDTH) >>> 2);
-    for (let k = 0, o = 0; k < r.count; k++, o += WIDTH >>> 2) this.take(w[o], w[o + 1]);
+    // Records are 8-aligned in r.data: the sequence number is two words at offset / 4.
+    const w = new Uint32Array(r.data.buffer, r.data.byteOffset, r.data.length >>> 2);
+    for (let k = 0; k < r.count; k++) {
+      const o = r.offsets[k] >>> 2;
+      this.take(w[o], w[o + 1]);
+    }
   }
 
   /**

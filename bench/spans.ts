@@ -127,11 +127,11 @@ async function main(): Promise<void> {
         return { seconds: j.seconds, records: j.records };
       },
       read: () => timed(() => take(() => {})),
-      decode: () => timed(() => take((r) => void records.decode(r.data, r.count, wallMinusMonotonicNs(), () => {}))),
+      decode: () => timed(() => take((r) => void records.decode(r.data, r.offsets, r.count, wallMinusMonotonicNs(), () => {}))),
       export: () =>
         timed(async () => {
           const before = exporter.stats.exported;
-          take((r) => void records.decode(r.data, r.count, wallMinusMonotonicNs(), (s: SpanInput) => void exporter.add(s)));
+          take((r) => void records.decode(r.data, r.offsets, r.count, wallMinusMonotonicNs(), (s: SpanInput) => void exporter.add(s)));
           await exporter.forceFlush();
           return exporter.stats.exported - before;
         }),

@@ -9,11 +9,10 @@
  * (still being written) and DISCARD (bpf_ringbuf_discard), then the record, padded to 8 bytes.
  *
  * Why not libbpf's ring_buffer__consume: it calls a C callback per record, and a koffi callback
- * (into JS and back, with a copy of the record) costs 4-6x what reading the header and copying the
- * bytes costs here, 25x with a koffi.view copy (BENCHMARKS.md, "Ring buffers"). C's own loop is
- * still 7-10x faster per record than this one. The loads are ordered as the protocol needs on x86-64 and
- * arm64 alike: each position and header is one aligned load, and the consumer position one aligned
- * 8-byte store.
+ * (into JS and back) costs 10-15x what this reader takes per record, 70x with a koffi.view copy
+ * (BENCHMARKS.md, "Ring buffers"). libbpf's own C loop takes about half the time this one does.
+ * Each position and header is one aligned load, and the consumer position one aligned 8-byte
+ * store, published once the records are copied out.
  *
  * The kernel counts no loss for a ring buffer: a program's bpf_ringbuf_reserve (or _output) fails
  * when the ring is full, and only the program can count that. What a reader can see is a full ring
@@ -27,12 +26,17 @@ import type { BpfMap } from './map.js';
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
 const HEADER = 8;
-/** How often, in records, the consumer position is published while a batch is read (it frees the ring for the producers). */
-const PUBLISH_EVERY = 64;
 
-/** What one consume() took: `count` records of `width` bytes each (cut, or zero-filled past their end), back to back. */
+/**
+ * What one consume() took: `count` records, record k at `data[offsets[k]]`, each readable for
+ * `width` bytes (zero past its own end when it is shorter). The records lie in `data` as they lay
+ * in the ring, headers between them: one copy of the ring's bytes, not one per record. `data`,
+ * `offsets` and `sizes` are the reader's own buffers, valid until its next consume: read them, or
+ * copy them, before that.
+ */
 export interface RingRecords {
   data: Uint8Array;
+  offsets: Uint32Array;
   count: number;
   /** Each record's own length (before it was cut or filled to `width`). */
   sizes: Uint32Array;
@@ -40,6 +44,13 @@ export interface RingRecords {
   discarded: number;
   /** Bytes still in the ring after this consume (the budget ended first): more is waiting. */
   pending: number;
+}
+
+/** The records of `r` back to back, `width` bytes each (what a reader of fixed-size rows wants). */
+export function packRecords(r: RingRecords, width: number): Uint8Array {
+  const out = new Uint8Array(r.count * width);
+  for (let k = 0; k < r.count; k++) out.set(r.data.subarray(r.offsets[k], r.offsets[k] + width), k * width);
+  return out;
 }
 
 export class RingBufferReader {
@@ -54,6 +65,10 @@ export class RingBufferReader {
   private data: Uint8Array;
   /** The ring bytes the last record took (header and padding included): what sizes a consume's rows. */
   private slot = 64;
+  /** Where consume() copies the records, and their offsets and sizes: overwritten by the next consume. */
+  private scratch = new Uint8Array(0);
+  private offsets: Uint32Array = new Uint32Array(64);
+  private sizes: Uint32Array = new Uint32Array(64);
   /** Our position, a Number: exact up to 2^53 bytes consumed (years at any rate a ring can take). */
   private pos: number;
   private readonly label: string;
@@ -90,67 +105,85 @@ export class RingBufferReader {
   }
 
   /**
-   * Take up to `max` records (each cut or zero-filled to `width` bytes); never waits. Each record
-   * taken is consumed: its room in the ring is the producers' again.
+   * Take up to `max` records (each readable for `width` bytes); never waits. Each record taken is
+   * consumed: its room in the ring is the producers' again.
+   *
+   * Two passes: the headers alone, to find the records, then one copy of the ring's bytes from the
+   * first to past the last (the data area is mapped twice in a row, so it is contiguous even across
+   * the wrap). A copy per record (a word loop, or set() of a subarray) cost 3-7x more.
    */
   consume(width: number, max = Number.MAX_SAFE_INTEGER): RingRecords {
     if (this.producerMap === undefined) throw new BpfError('consume a ring buffer', Errno.EBADF, { map: this.label, detail: 'the ring buffer was closed' });
-    const { headers, data, mask } = this;
-    let pos = this.pos;
+    const { headers, mask } = this;
+    const first = this.pos;
+    let pos = first;
     let prod = Number(this.producerPos[0]);
-    // Sized for what is there now, at the size the last records had (grown if they are smaller):
-    // sizing for the smallest possible record (8 bytes) allocated and zeroed 9x too much for 64-byte
-    // records, which was most of a consume's time.
-    const room = Math.min(max, Math.ceil((prod - pos) / this.slot) + 1);
-    let out: Uint8Array = new Uint8Array(room * width);
-    let sizes: Uint32Array = new Uint32Array(room);
-    // Rows whose width is a whole number of words are copied as words.
-    const words = width % 4 === 0 ? width >>> 2 : 0;
-    let outWords = new Uint32Array(out.buffer, 0, out.length >>> 2);
+    // The reader's own arrays, kept from one consume to the next, grown as records come: two new
+    // typed arrays a consume cost 30 ns a record (off-heap allocations, and the collections they set off).
+    let { offsets, sizes } = this;
     let count = 0;
     let discarded = 0;
-    let unpublished = 0;
+    let short = 0;
+    let slot = this.slot;
     while (count < max) {
       if (pos >= prod) {
-        // Caught up: records committed since we looked are taken in the same consume.
+        // Caught up: records committed since we looked are taken in the same consume. (The
+        // producers never get more than the ring's size ahead of the position we published: what
+        // lies between `first` and `prod` is at most one ring, so one contiguous run of the mapping.)
         prod = Number(this.producerPos[0]);
         if (pos >= prod) break;
       }
-      const at = pos & mask;
-      const header = headers[at >>> 2];
+      const header = headers[(pos & mask) >>> 2];
       if ((header & BUSY) !== 0) break; // the record at the head is still being written
       const len = header & ~(BUSY | DISCARD);
-      const slot = (len + HEADER + 7) & ~7;
-      pos += slot;
-      this.slot = slot;
+      slot = (len + HEADER + 7) & ~7;
       if ((header & DISCARD) !== 0) discarded++;
       else {
-        if (count === sizes.length) {
-          [out, sizes] = grow(out, sizes, width);
-          outWords = new Uint32Array(out.buffer, 0, out.length >>> 2);
+        if (count === offsets.length) {
+          [offsets, sizes] = grow(offsets, sizes);
+          this.offsets = offsets;
+          this.sizes = sizes;
         }
-        const n = Math.min(len, width);
-        const to = count * width;
-        if (n === width && words > 0) {
-          // The common case, a record at least as long as the row: a word at a time. Both sides are
-          // 4-byte aligned (a record's data starts 8 bytes after its 8-aligned header). Faster than
-          // set(subarray()), whose view object per record was 70% of the time.
-          const src = (at + HEADER) >>> 2;
-          const dst = to >>> 2;
-          for (let w = 0; w < words; w++) outWords[dst + w] = headers[src + w];
-        } else {
-          out.set(data.subarray(at + HEADER, at + HEADER + n), to);
-        }
+        offsets[count] = pos - first + HEADER;
         sizes[count++] = len;
+        if (len < width) short++;
       }
-      if (++unpublished === PUBLISH_EVERY) {
-        this.consumerPos[0] = BigInt(pos);
-        unpublished = 0;
+      pos += slot;
+    }
+    this.slot = slot;
+    const span = pos - first;
+    // A record shorter than `width` gets a zero-filled row of its own past the copy: read in place,
+    // its row would run into the records after it.
+    const row = (width + 7) & ~7;
+    const data = this.buffer(span + short * row);
+    if (span > 0) {
+      const at = first & mask;
+      data.set(this.data.subarray(at, at + span));
+      this.consumerPos[0] = BigInt(pos);
+    }
+    if (short > 0) {
+      data.fill(0, span);
+      let side = span;
+      for (let k = 0; k < count; k++) {
+        if (sizes[k] >= width) continue;
+        data.copyWithin(side, offsets[k], offsets[k] + sizes[k]);
+        offsets[k] = side;
+        side += row;
       }
     }
-    if (unpublished > 0) this.consumerPos[0] = BigInt(pos);
     this.pos = pos;
-    return { data: out.subarray(0, count * width), count, sizes: sizes.subarray(0, count), discarded, pending: Math.max(0, Number(this.producerPos[0]) - pos) };
+    return { data, offsets: offsets.subarray(0, count), count, sizes: sizes.subarray(0, count), discarded, pending: Math.max(0, Number(this.producerPos[0]) - pos) };
+  }
+
+  /**
+   * `n` bytes of the reader's own buffer, kept from one consume to the next: a fresh buffer per
+   * consume cost more than the copy into it (~27 ns a 64-byte record: the page faults on first
+   * touch of new memory, and the collections off-heap allocations set off). Not zero-filled (the
+   * copy writes every byte).
+   */
+  private buffer(n: number): Uint8Array {
+    if (this.scratch.length < n) this.scratch = new Uint8Array(Math.max(n, 2 * this.scratch.length));
+    return this.scratch.subarray(0, n);
   }
 
   close(): void {
@@ -168,10 +201,10 @@ export class RingBufferReader {
 }
 
 /** Twice the room: records came in while the batch was being read. */
-function grow(out: Uint8Array, sizes: Uint32Array, width: number): [Uint8Array, Uint32Array] {
-  const n = Math.max(16, sizes.length * 2);
-  const o = new Uint8Array(n * width);
-  o.set(out);
+function grow(offsets: Uint32Array, sizes: Uint32Array): [Uint32Array, Uint32Array] {
+  const n = Math.max(16, offsets.length * 2);
+  const o = new Uint32Array(n);
+  o.set(offsets);
   const s = new Uint32Array(n);
   s.set(sizes);
   return [o, s];

@@ -16,7 +16,7 @@ import { layoutFromSpecs } from '../layout/build.js';
 import { numberReader, type NumberReader } from '../layout/read.js';
 import { observedKey, type BucketRule } from '../aggregate/buckets.js';
 import { nextTurn } from '../util/slices.js';
-import { RingBufferReader } from '../bpf/ring-buffer.js';
+import { packRecords, RingBufferReader } from '../bpf/ring-buffer.js';
 import { wallMinusMonotonicNs } from '../bpf/libbpf.js';
 import { SpanRecords } from '../publish/span-records.js';
 import type { SpanInput } from '../publish/otel-spans.js';
@@ -254,11 +254,12 @@ export class MapJob {
         counts.discarded += r.discarded;
         budget -= r.count * ring.width;
         if (ring.spans !== undefined && r.count > 0) {
-          const s = ring.spans.decode(r.data, r.count, wallMinusMonotonicNs(), ring.emit ?? (() => {}));
+          const s = ring.spans.decode(r.data, r.offsets, r.count, wallMinusMonotonicNs(), ring.emit ?? (() => {}));
           counts.skipped += s.skipped;
           counts.invalid += s.invalid;
         } else if (r.count > 0) {
-          this.aggregator!.add(r.data, this.counted!.rows(r.data, r.count, ring.width), r.count);
+          const rows = packRecords(r, ring.width);
+          this.aggregator!.add(rows, this.counted!.rows(rows, r.count, ring.width), r.count);
         }
         if (r.pending === 0 || budget <= 0) return;
         await nextTurn();

@@ -118,10 +118,11 @@ export class SpanRecords {
   }
 
   /**
-   * The spans of `count` records of `width` bytes each (`rows`), handed to `emit` in record order.
-   * `offsetNs`: wall time minus monotonic time now (wallMinusMonotonicNs).
+   * The spans of `count` records, record k at `rows[offsets[k]]` and readable for `width` bytes
+   * (RingRecords), handed to `emit` in record order. `offsetNs`: wall time minus monotonic time
+   * now (wallMinusMonotonicNs).
    */
-  decode(rows: Uint8Array, count: number, offsetNs: bigint, emit: (span: SpanInput) => void): SpanDecodeStats {
+  decode(rows: Uint8Array, offsets: Uint32Array, count: number, offsetNs: bigint, emit: (span: SpanInput) => void): SpanDecodeStats {
     const stats: SpanDecodeStats = { spans: 0, skipped: 0, invalid: 0 };
     const view = new DataView(rows.buffer, rows.byteOffset, rows.byteLength);
     // Hex through Buffer's native encoder: one flat string per id (a concatenation of 16 pieces was a
@@ -129,7 +130,7 @@ export class SpanRecords {
     const bytes = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
     const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
     records: for (let r = 0; r < count; r++) {
-      const base = r * this.width;
+      const base = offsets[r];
       let traceId = '';
       let spanId = '';
       let parentSpanId: string | undefined;

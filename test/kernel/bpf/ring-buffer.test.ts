@@ -41,7 +41,7 @@ class Producer {
 /** Every record of `r` (width `width`) is record `first + k` of `size` bytes as the producer writes it. */
 function expectSequence(r: RingRecords, width: number, first: number, size: number): void {
   for (let k = 0; k < r.count; k++) {
-    const rec = Buffer.from(r.data.buffer, r.data.byteOffset + k * width, width);
+    const rec = Buffer.from(r.data.buffer, r.data.byteOffset + r.offsets[k], width);
     const seq = first + k;
     expect(rec.readBigUInt64LE(0)).toBe(BigInt(seq));
     expect(r.sizes[k]).toBe(size);
@@ -89,8 +89,23 @@ kernelDescribe('ring buffer reader', () => {
     expect(r.discarded).toBe(10);
     expect(producer.discarded).toBe(10);
     // The records kept are seq 100.. without every fifth.
-    const seqs = Array.from({ length: r.count }, (_, k) => Number(Buffer.from(r.data.buffer, r.data.byteOffset + k * 13, 8).readBigUInt64LE(0)));
+    const seqs = Array.from({ length: r.count }, (_, k) => Number(Buffer.from(r.data.buffer, r.data.byteOffset + r.offsets[k], 8).readBigUInt64LE(0)));
     expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => 100 + i).filter((s) => s % 5 !== 4));
+  });
+
+  it('records shorter than the width among longer ones: each its own bytes, zero-filled, none running into the next', () => {
+    const first = Number(producer.state().readBigUInt64LE(16));
+    const sizes = [16, 64, 8, 24, 64, 13];
+    for (const size of sizes) producer.send(3, size);
+    const r = reader.consume(40);
+    expect(r.count).toBe(3 * sizes.length);
+    sizes.forEach((size, j) => {
+      const part = { ...r, count: 3, offsets: r.offsets.subarray(3 * j, 3 * j + 3), sizes: r.sizes.subarray(3 * j, 3 * j + 3) };
+      expectSequence(part, 40, first + 3 * j, size);
+    });
+    // Rows readable for the width never overlap one another.
+    const rows = [...r.offsets].sort((a, b) => a - b);
+    for (let k = 1; k < rows.length; k++) expect(rows[k] - rows[k - 1]).toBeGreaterThanOrEqual(40);
   });
 
   it('a burst larger than the ring: the ring keeps what fits, the rest is refused; consumed, it takes records again', () => {

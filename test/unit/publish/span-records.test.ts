@@ -53,7 +53,7 @@ function row(bigEndian: boolean, startNs: bigint, durationNs: bigint, parent = 0
 
 function decodeOne(r: SpanRecords, bytes: Uint8Array, offsetNs = 1_000n): SpanInput[] {
   const out: SpanInput[] = [];
-  expect(r.decode(bytes, 1, offsetNs, (s) => out.push(s))).toEqual({ spans: 1, skipped: 0, invalid: 0 });
+  expect(r.decode(bytes, Uint32Array.of(0), 1, offsetNs, (s) => out.push(s))).toEqual({ spans: 1, skipped: 0, invalid: 0 });
   return out;
 }
 
