@@ -116,8 +116,10 @@ export class RingBufferReader {
     if (this.producerMap === undefined) throw new BpfError('consume a ring buffer', Errno.EBADF, { map: this.label, detail: 'the ring buffer was closed' });
     const { headers, mask } = this;
     const first = this.pos;
-    let pos = first;
-    let prod = Number(this.producerPos[0]);
+    const start = first & mask;
+    // Bytes past `first` (what the loop counts in: small integers, where positions are past 2^32).
+    let span = 0;
+    let ready = Number(this.producerPos[0]) - first;
     // The reader's own arrays, kept from one consume to the next, grown as records come: two new
     // typed arrays a consume cost 30 ns a record (off-heap allocations, and the collections they set off).
     let { offsets, sizes } = this;
@@ -126,14 +128,14 @@ export class RingBufferReader {
     let short = 0;
     let slot = this.slot;
     while (count < max) {
-      if (pos >= prod) {
+      if (span >= ready) {
         // Caught up: records committed since we looked are taken in the same consume. (The
         // producers never get more than the ring's size ahead of the position we published: what
-        // lies between `first` and `prod` is at most one ring, so one contiguous run of the mapping.)
-        prod = Number(this.producerPos[0]);
-        if (pos >= prod) break;
+        // lies between `first` and the producer is at most one ring, one contiguous run of the mapping.)
+        ready = Number(this.producerPos[0]) - first;
+        if (span >= ready) break;
       }
-      const header = headers[(pos & mask) >>> 2];
+      const header = headers[((start + span) & mask) >>> 2];
       if ((header & BUSY) !== 0) break; // the record at the head is still being written
       const len = header & ~(BUSY | DISCARD);
       slot = (len + HEADER + 7) & ~7;
@@ -144,21 +146,20 @@ export class RingBufferReader {
           this.offsets = offsets;
           this.sizes = sizes;
         }
-        offsets[count] = pos - first + HEADER;
+        offsets[count] = span + HEADER;
         sizes[count++] = len;
         if (len < width) short++;
       }
-      pos += slot;
+      span += slot;
     }
     this.slot = slot;
-    const span = pos - first;
+    const pos = first + span;
     // A record shorter than `width` gets a zero-filled row of its own past the copy: read in place,
     // its row would run into the records after it.
     const row = (width + 7) & ~7;
     const data = this.buffer(span + short * row);
     if (span > 0) {
-      const at = first & mask;
-      data.set(this.data.subarray(at, at + span));
+      data.set(this.data.subarray(start, start + span));
       this.consumerPos[0] = BigInt(pos);
     }
     if (short > 0) {
