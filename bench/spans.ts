@@ -8,6 +8,9 @@
  * (default 20), only the emptying timed:
  *   c        bench/out/ringbuf-consume ... drain: libbpf's ring_buffer__consume, a C callback copying each record
  *   read     RingBufferReader.consume alone
+ *   events   the same, then what an `events:` job does with each record (metrics from events): each
+ *            valued 1 and added, where it lies, to the job's aggregator, a counter by the record's
+ *            kind (4 series); the counter's total is checked against the records
  *   decode   the same, then SpanRecords.decode: each record a SpanInput (ids as hex, the start made wall time)
  *   export   the same, then SpanExporter.add, until forceFlush: every span sent over OTLP http/protobuf
  *            to a receiver in a child process that reads each body and answers 200
@@ -22,6 +25,11 @@ import { BpfObject } from '../src/bpf/object.js';
 import type { BpfMap } from '../src/bpf/map.js';
 import { native, wallMinusMonotonicNs } from '../src/bpf/libbpf.js';
 import { RingBufferReader } from '../src/bpf/ring-buffer.js';
+import { EventValues } from '../src/collect/job.js';
+import { MapAggregator } from '../src/aggregate/map-aggregator.js';
+import { planMap } from '../src/aggregate/plan.js';
+import { MapType } from '../src/bpf/map-types.js';
+import { parseConfig } from '../src/config/parse.js';
 import { SpanRecords } from '../src/publish/span-records.js';
 import { SpanExporter, type SpanInput } from '../src/publish/otel-spans.js';
 import type { MapSpec } from '../src/config/types.js';
@@ -40,8 +48,8 @@ const CAPACITY = Math.floor(RING / (WIDTH + 8));
 const FILLS = Number(process.env.BENCH_SPANS_FILLS ?? 20);
 const ROUNDS = Number(process.env.BENCH_SPANS_ROUNDS ?? 3);
 
-type Name = 'c' | 'read' | 'decode' | 'export';
-const NAMES: readonly Name[] = ['c', 'read', 'decode', 'export'];
+type Name = 'c' | 'read' | 'events' | 'decode' | 'export';
+const NAMES: readonly Name[] = ['c', 'read', 'events', 'decode', 'export'];
 
 /** The bench record as a spans job lays it out. */
 function spec(): MapSpec {
@@ -53,6 +61,31 @@ function spec(): MapSpec {
     key: [f('seq', 'u64'), f('trace_id', 'u8[16]'), f('span_id', 'u8[8]'), f('parent_span_id', 'u8[8]'), f('start', 'u64'), f('end', 'pad[8]'), f('pid', 'u32'), f('kind', 'u32')],
     spans: { name: 'bench', service: 'bench', labels: [l('trace_id'), l('span_id'), l('parent_span_id'), l('span_monotonic_timestamp_ns', 'start'), l('pid'), l('kind')], at },
   };
+}
+
+/** The bench record as an `events:` job counting records by kind: the job's values and its aggregator. */
+function eventsJob(): { counted: EventValues; aggregator: MapAggregator } {
+  const spec = parseConfig(`
+maps:
+  - name: bench_events
+    source: { pinned: ${PIN_DIR}/events }
+    events: {}
+    key:
+      - { name: seq, type: u64 }
+      - { name: ids, type: "pad[32]" }
+      - { name: start, type: u64 }
+      - { name: end, type: "pad[8]" }
+      - { name: pid, type: u32 }
+      - { name: kind, type: u32 }
+    value: [ { name: n, type: u64 } ]
+    metrics:
+      - { name: bench_events_total, type: counter, help: records by kind, value: n, labels: [ { name: kind, from: kind } ] }
+`, 'bench-events.yaml').maps[0];
+  const counted = EventValues.of(spec);
+  const info = { id: 0, name: 'bench_events', type: MapType.hash, typeName: 'hash', keySize: WIDTH, valueSize: counted.stride, maxEntries: 0, flags: 0, ifindex: 0, btfId: 0, btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n };
+  const { plan, problems } = planMap(counted.spec, 0, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined });
+  if (plan === undefined) throw new Error(`events plan: ${JSON.stringify(problems)}`);
+  return { counted, aggregator: new MapAggregator(plan, { accumulate: true, stream: true }) };
 }
 
 /** A receiver in a child process: reads each request's body whole, answers 200. Its URL. */
@@ -127,6 +160,18 @@ async function main(): Promise<void> {
         return { seconds: j.seconds, records: j.records };
       },
       read: () => timed(() => take(() => {})),
+      events: async () => {
+        const { counted, aggregator } = eventsJob();
+        aggregator.begin();
+        const t = await timed(() =>
+          take((r) => {
+            aggregator.add(r.data, counted.rows(r.data, r.count, WIDTH, r.offsets), r.count, r.offsets);
+          }),
+        );
+        const total = aggregator.finish().families[0].series.reduce((sum, x) => sum + ('value' in x ? x.value : 0), 0);
+        if (total !== t.records) throw new Error(`events: counted ${total} of ${t.records} records`);
+        return t;
+      },
       decode: () => timed(() => take((r) => void records.decode(r.data, r.offsets, r.count, wallMinusMonotonicNs(), () => {}))),
       export: () =>
         timed(async () => {

@@ -1,4 +1,4 @@
-import { MetricAggregator } from './metric.js';
+import { MetricAggregator, type AggregatorOptions } from './metric.js';
 import type { MapPlan } from './plan.js';
 import type { MetricStats, SeriesState } from './types.js';
 import type { Family } from '../metric/series.js';
@@ -12,7 +12,7 @@ export interface MapSnapshot {
 export class MapAggregator {
   private readonly metrics: MetricAggregator[];
 
-  constructor(plan: MapPlan, opts: { accumulate?: boolean } = {}) {
+  constructor(plan: MapPlan, opts: AggregatorOptions = {}) {
     this.metrics = plan.metrics.map((m) => new MetricAggregator(m, plan.shape, opts));
   }
 
@@ -20,8 +20,9 @@ export class MapAggregator {
     for (const m of this.metrics) m.begin();
   }
 
-  add(keys: Uint8Array, values: Uint8Array, count: number): void {
-    for (const m of this.metrics) m.add(keys, values, count);
+  /** Row i's key at `keys[i * keySize]`, or at `keys[keyOffsets[i]]`; its values at `values[i * valueStride]`. */
+  add(keys: Uint8Array, values: Uint8Array, count: number, keyOffsets?: Uint32Array): void {
+    for (const m of this.metrics) m.add(keys, values, count, keyOffsets);
   }
 
   /** Totals per metric name (drain jobs). */

@@ -17,6 +17,13 @@ interface Segment { fromKey: boolean; offset: number; size: number }
  * of its label fields (KeyTable, no allocation); labels are decoded only when those bytes are new.
  * Rows whose labels decode alike land in one series and are summed.
  */
+export interface AggregatorOptions {
+  /** Totals carry over from cycle to cycle (drain and events jobs). */
+  accumulate?: boolean;
+  /** Rows are a stream of events (perf_event_array, ring buffer), not a map walked in its order. */
+  stream?: boolean;
+}
+
 export class MetricAggregator {
   readonly plan: MetricPlan;
   private readonly shape: MapShape;
@@ -51,12 +58,15 @@ export class MetricAggregator {
    */
   private byPosition = new Int32Array(0);
   private position = 0;
+  /** Rows are events, not a map's entries: no position memo (it held an entry per event of a cycle). */
+  private readonly stream: boolean;
   private stats: MetricStats = { series: 0, seriesDropped: 0, rowsDropped: 0 };
 
-  constructor(plan: MetricPlan, shape: MapShape, opts: { accumulate?: boolean } = {}) {
+  constructor(plan: MetricPlan, shape: MapShape, opts: AggregatorOptions = {}) {
     this.plan = plan;
     this.shape = shape;
     this.accumulate = opts.accumulate === true;
+    this.stream = opts.stream === true;
     this.cpuLabel = plan.cpu === 'label';
     this.segments = plan.labels.flatMap((l) => (l.kind === 'field' ? [{ fromKey: l.fromKey, offset: l.offset, size: l.size }] : []));
     const keyWidth = this.segments.reduce((n, s) => n + s.size, 0) + (this.cpuLabel ? 2 : 0);
@@ -84,11 +94,14 @@ export class MetricAggregator {
     }
   }
 
-  /** Add every row of a batch. */
-  add(keys: Uint8Array, values: Uint8Array, count: number): void {
+  /**
+   * Add every row of a batch: row i's key at `keys[i * keySize]`, or at `keys[keyOffsets[i]]` (the
+   * records of a ring buffer, read where they lie).
+   */
+  add(keys: Uint8Array, values: Uint8Array, count: number, keyOffsets?: Uint32Array): void {
     const { keySize, valueStride, slotSize, cpus } = this.shape;
     for (let i = 0; i < count; i++) {
-      const k = i * keySize;
+      const k = keyOffsets === undefined ? i * keySize : keyOffsets[i];
       const v = i * valueStride;
       if (this.cpuLabel) {
         for (let c = 0; c < cpus; c++) this.row(keys, k, values, v + c * slotSize, c);
@@ -111,17 +124,23 @@ export class MetricAggregator {
       s[p++] = cpu & 0xff;
       s[p] = cpu >> 8;
     }
-    const pos = this.position++;
-    if (pos >= this.byPosition.length) {
-      const grown = new Int32Array(Math.max(1024, this.byPosition.length * 2)).fill(-1);
-      grown.set(this.byPosition);
-      this.byPosition = grown;
-    }
-    let id = this.byPosition[pos];
-    if (!raw.matches(id)) {
+    let id: number;
+    if (this.stream) {
       id = raw.find();
       if (id < 0) id = this.newRaw();
-      this.byPosition[pos] = id;
+    } else {
+      const pos = this.position++;
+      if (pos >= this.byPosition.length) {
+        const grown = new Int32Array(Math.max(1024, this.byPosition.length * 2)).fill(-1);
+        grown.set(this.byPosition);
+        this.byPosition = grown;
+      }
+      id = this.byPosition[pos];
+      if (!raw.matches(id)) {
+        id = raw.find();
+        if (id < 0) id = this.newRaw();
+        this.byPosition[pos] = id;
+      }
     }
     let si = this.rawState[id];
     if (si === UNDECIDED || ((si === OVER || this.rawRetries[id] > 0) && this.rawCycle[id] !== this.cycle)) si = this.decide(id, keys, k, values, v, cpu);

@@ -46,13 +46,6 @@ export interface RingRecords {
   pending: number;
 }
 
-/** The records of `r` back to back, `width` bytes each (what a reader of fixed-size rows wants). */
-export function packRecords(r: RingRecords, width: number): Uint8Array {
-  const out = new Uint8Array(r.count * width);
-  for (let k = 0; k < r.count; k++) out.set(r.data.subarray(r.offsets[k], r.offsets[k] + width), k * width);
-  return out;
-}
-
 export class RingBufferReader {
   /** The ring's data size (max_entries: a power of two, a multiple of the page size). */
   readonly size: number;

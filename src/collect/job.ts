@@ -16,13 +16,15 @@ import { layoutFromSpecs } from '../layout/build.js';
 import { numberReader, type NumberReader } from '../layout/read.js';
 import { observedKey, type BucketRule } from '../aggregate/buckets.js';
 import { nextTurn } from '../util/slices.js';
-import { packRecords, RingBufferReader } from '../bpf/ring-buffer.js';
+import { RingBufferReader } from '../bpf/ring-buffer.js';
 import { wallMinusMonotonicNs } from '../bpf/libbpf.js';
 import { SpanRecords } from '../publish/span-records.js';
 import type { SpanInput } from '../publish/otel-spans.js';
 
 /** Records taken from a ring buffer per turn of the event loop: a full 1 MiB ring of 64-byte records is ~15 turns. */
 const RING_SLICE = 1024;
+/** An events job's aggregator: totals kept from read to read (until events.flush), rows a stream of events. */
+const EVENTS_AGGREGATION = { accumulate: true, stream: true } as const;
 
 /**
  * How often a ring buffer job's ring is drained between its reads (a timer, not the job's interval:
@@ -171,7 +173,7 @@ export class MapJob {
     this.events = { reader, width };
     this.flushed = Date.now();
     this.counted = counted;
-    this.aggregator = new MapAggregator(plan, { accumulate: true });
+    this.aggregator = new MapAggregator(plan, EVENTS_AGGREGATION);
     return [];
   }
 
@@ -226,7 +228,7 @@ export class MapJob {
     this.counted = counted;
     this.events = undefined;
     this.flushed = Date.now();
-    this.aggregator = new MapAggregator(plan, { accumulate: true });
+    this.aggregator = new MapAggregator(plan, EVENTS_AGGREGATION);
     this.aggregator.begin();
     return [];
   }
@@ -258,8 +260,8 @@ export class MapJob {
           counts.skipped += s.skipped;
           counts.invalid += s.invalid;
         } else if (r.count > 0) {
-          const rows = packRecords(r, ring.width);
-          this.aggregator!.add(rows, this.counted!.rows(rows, r.count, ring.width), r.count);
+          // Read where they lie in the reader's buffer (its copy: the observed fields are rewritten there).
+          this.aggregator!.add(r.data, this.counted!.rows(r.data, r.count, ring.width, r.offsets), r.count, r.offsets);
         }
         if (r.pending === 0 || budget <= 0) return;
         await nextTurn();
@@ -289,7 +291,7 @@ export class MapJob {
   private flushIfDue(): void {
     const events = this.spec.events;
     if (events === undefined || Date.now() - this.flushed < events.flush) return;
-    this.aggregator = new MapAggregator(this.plan!, { accumulate: true });
+    this.aggregator = new MapAggregator(this.plan!, EVENTS_AGGREGATION);
     this.flushed = Date.now();
   }
 
@@ -415,7 +417,7 @@ function layoutSize(fields: MapSpec['key']): number {
  * hidden value field the plan reads). The observed field itself is rewritten, in the event's row,
  * into the bucket key its value falls under, which the histogram then reads as a histogram map's.
  */
-class EventValues {
+export class EventValues {
   private constructor(
     /** The job's spec as the plan sees it: a value field and a sum for each observing histogram. */
     readonly spec: MapSpec,
@@ -450,8 +452,11 @@ class EventValues {
     return new EventValues({ ...spec, value, metrics }, layoutSize(value), observers);
   }
 
-  /** The values of `count` rows of `width` bytes; the observed fields of `rows` become bucket keys. */
-  rows(rows: Uint8Array, count: number, width: number): Uint8Array {
+  /**
+   * The values of `count` rows, row i at `rows[i * width]` or at `rows[offsets[i]]`; the observed
+   * fields of `rows` become bucket keys.
+   */
+  rows(rows: Uint8Array, count: number, width: number, offsets?: Uint32Array): Uint8Array {
     const per = this.stride / 8;
     const values = new BigUint64Array(count * per);
     if (this.observers.length === 0) return new Uint8Array(values.fill(1n).buffer);
@@ -459,7 +464,7 @@ class EventValues {
     for (let i = 0; i < count; i++) {
       values[i * per] = 1n;
       this.observers.forEach((o, j) => {
-        const at = i * width + o.offset;
+        const at = (offsets === undefined ? i * width : offsets[i]) + o.offset;
         const v = o.read(rows, at);
         values[i * per + 1 + j] = BigInt(Math.max(0, Math.round(v)));
         o.write(view, at, observedKey(o.rule, v));

@@ -56,6 +56,27 @@ describe('MetricAggregator', () => {
     expect(byParity.family.series).toEqual([{ labels: { p: 'even' }, value: 36 }]);
   });
 
+  it('a stream of events (keys where they lie, at offsets) sums as a map\'s rows do, and keeps nothing per event', () => {
+    const events = Array.from({ length: 5000 }, (_, i): [number, number, number[]] => [i % 3, 0, [1]]);
+    const b = batch(events, 1);
+    // The same keys, each 24 bytes apart in a larger buffer (as a ring buffer's records lie).
+    const spread = Buffer.alloc(events.length * 24);
+    const offsets = new Uint32Array(events.length);
+    events.forEach((_, i) => {
+      offsets[i] = i * 24 + 8;
+      b.keys.copy(spread, offsets[i], i * 8, i * 8 + 8);
+    });
+    const stream = new MetricAggregator(plan({}), b.shape, { accumulate: true, stream: true });
+    stream.begin();
+    stream.add(spread, b.values, events.length, offsets);
+    const walked = run(plan({}), events, 1, { accumulate: true });
+    expect(sorted(stream.finish().family.series)).toEqual(sorted(walked.family.series));
+    expect(sorted(walked.family.series).map((x) => (x as ScalarSeries).value)).toEqual([1667, 1667, 1666]);
+    // A map's walk keeps the key met at each position (5000 here); a stream of events, none.
+    expect((walked.agg as unknown as { byPosition: Int32Array }).byPosition.length).toBeGreaterThanOrEqual(5000);
+    expect((stream as unknown as { byPosition: Int32Array }).byPosition.length).toBe(0);
+  });
+
   it('reduces CPUs by max and min, or labels each CPU by its id', () => {
     expect(sorted(run(plan({ cpu: 'max', type: 'gauge' }), rows).family.series).map((s) => (s as ScalarSeries).value)).toEqual([2 + 8, 4, 6]);
     expect(sorted(run(plan({ cpu: 'min', type: 'gauge' }), rows).family.series).map((s) => (s as ScalarSeries).value)).toEqual([1 + 7, 3, 5]);
