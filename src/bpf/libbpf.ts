@@ -117,6 +117,29 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 const MAP_SHARED = 1;
 
+const pthreadSigmask = libc.func('int pthread_sigmask(int how, void *set, void *oldset)') as (how: number, set: Buffer | null, oldset: Buffer | null) => number;
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** glibc's sigset_t: 1024 bits, whatever the architecture. */
+const SIGSET_BYTES = 128;
+
+/**
+ * Run `fn` with every signal blocked in this thread (signals sent meanwhile are delivered when it
+ * returns). For the verifier: it gives up with EAGAIN when the loading thread has a signal pending,
+ * and libbpf's five retries all failed under a profiler's SIGPROF every 50 µs (`node --cpu-prof
+ * --cpu-prof-interval 50`: 4 loads of latency.bpf.o in 5 failed). SIGKILL and SIGSTOP cannot be
+ * blocked, and glibc keeps its own internal signals.
+ */
+export function withSignalsBlocked<T>(fn: () => T): T {
+  const old = Buffer.alloc(SIGSET_BYTES);
+  if (pthreadSigmask(SIG_BLOCK, Buffer.alloc(SIGSET_BYTES, 0xff), old) !== 0) return fn();
+  try {
+    return fn();
+  } finally {
+    pthreadSigmask(SIG_SETMASK, old, null);
+  }
+}
+
 /** The page size, which a ring buffer's mmap offsets are counted in. */
 export const pageSize: number = getpagesize();
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { captureLibbpfOutput, copyNative, native, lastErrno } from './libbpf.js';
+import { captureLibbpfOutput, copyNative, native, lastErrno, withSignalsBlocked } from './libbpf.js';
 import { BpfError, Errno } from './errors.js';
 import { BpfMap } from './map.js';
 import { readProgramInfo } from './program.js';
@@ -79,7 +79,8 @@ export class BpfObject {
       obj.close();
       throw e;
     }
-    const { result: ret, output } = captureLibbpfOutput(() => native.objectLoad(handle));
+    // Signals blocked: the verifier gives up on a load whose thread has one pending (a profiler's SIGPROF).
+    const { result: ret, output } = captureLibbpfOutput(() => withSignalsBlocked(() => native.objectLoad(handle)));
     if (ret < 0) {
       obj.close();
       const hint = loadHint(-ret, output, sections);
