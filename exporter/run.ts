@@ -207,8 +207,17 @@ export async function run(opts: RunOptions): Promise<number> {
       }
       await daemon.reload(next);
       logger.info({ maps: next.maps.length }, 'config reloaded');
+      // OTLP export (metrics and spans) keeps the settings it started with: say so when they changed.
+      if (canonical(next.otel ?? null) !== canonical(config.otel ?? null)) {
+        logger.warn({ source: 'opentelemetry' }, 'reload: the otel section changed; OTLP export keeps the settings it started with until the exporter restarts');
+      }
     }).catch((err: unknown) => logger.error({ err }, 'reload failed'));
   });
 
   return stopped;
+}
+
+/** JSON with every object's keys in order: equal settings written in another order compare equal. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
 }
