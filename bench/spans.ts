@@ -123,8 +123,9 @@ async function main(): Promise<void> {
       v.writeUInt32LE(CAPACITY, 0);
       ctl.update(Buffer.alloc(4), v);
     };
-    // A reader takes the consumer position when it is made: one a contestant, after the C consumer's turn.
-    let reader = new RingBufferReader(obj.map('events'));
+    // One reader for every contestant: each consume starts from the ring's consumer position, where
+    // the C consumer's turn left it too.
+    const reader = new RingBufferReader(obj.map('events'));
     const records = SpanRecords.plan(spec(), 0).records!;
     const exporter = new SpanExporter({ endpoint: rx.url, protocol: 'http/protobuf', maxQueue: CAPACITY * 2, maxBatch: 512, delayMillis: 50 });
 
@@ -132,8 +133,6 @@ async function main(): Promise<void> {
     const timed = async (drain: () => Promise<number> | number): Promise<{ seconds: number; records: number }> => {
       let seconds = 0;
       let n = 0;
-      reader.close();
-      reader = new RingBufferReader(obj.map('events'));
       fillsTheRing();
       for (let i = 0; i < FILLS; i++) {
         obj.testRun('produce');

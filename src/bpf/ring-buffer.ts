@@ -62,8 +62,6 @@ export class RingBufferReader {
   private scratch = new Uint8Array(0);
   private offsets: Uint32Array = new Uint32Array(64);
   private sizes: Uint32Array = new Uint32Array(64);
-  /** Our position, a Number: exact up to 2^53 bytes consumed (years at any rate a ring can take). */
-  private pos: number;
   private readonly label: string;
 
   /**
@@ -89,12 +87,11 @@ export class RingBufferReader {
     this.producerPos = new BigUint64Array(producer.bytes, 0, 1);
     this.headers = new Uint32Array(producer.bytes, pageSize);
     this.data = new Uint8Array(producer.bytes, pageSize);
-    this.pos = Number(this.consumerPos[0]);
   }
 
   /** Bytes written and not yet consumed. */
   available(): number {
-    return this.producerMap === undefined ? 0 : Number(this.producerPos[0]) - this.pos;
+    return this.producerMap === undefined ? 0 : Number(this.producerPos[0]) - Number(this.consumerPos[0]);
   }
 
   /**
@@ -108,7 +105,10 @@ export class RingBufferReader {
   consume(width: number, max = Number.MAX_SAFE_INTEGER): RingRecords {
     if (this.producerMap === undefined) throw new BpfError('consume a ring buffer', Errno.EBADF, { map: this.label, detail: 'the ring buffer was closed' });
     const { headers, mask } = this;
-    const first = this.pos;
+    // From the ring's consumer position, as libbpf does, not one kept here: another consumer of the
+    // ring (another process, another reader) may have moved it. A Number: exact up to 2^53 bytes
+    // consumed, years at any rate a ring can take.
+    const first = Number(this.consumerPos[0]);
     const start = first & mask;
     // Bytes past `first` (what the loop counts in: small integers, where positions are past 2^32).
     let span = 0;
@@ -165,7 +165,6 @@ export class RingBufferReader {
         side += row;
       }
     }
-    this.pos = pos;
     return { data, offsets: offsets.subarray(0, count), count, sizes: sizes.subarray(0, count), discarded, pending: Math.max(0, Number(this.producerPos[0]) - pos) };
   }
 

@@ -125,6 +125,23 @@ kernelDescribe('ring buffer reader', () => {
     expectSequence(again, 64, first + 10_000, 64);
   });
 
+  it('starts where the ring\'s consumer position is, as another consumer of the ring left it', () => {
+    const first = Number(producer.state().readBigUInt64LE(16));
+    const other = new RingBufferReader(obj.map('events'));
+    try {
+      producer.send(20, 16);
+      // Another consumer (another reader, or a process) takes the first 12.
+      expectSequence(other.consume(16, 12), 16, first, 16);
+      expect(reader.available()).toBe(8 * 24);
+      const rest = reader.consume(16);
+      expect(rest.count).toBe(8);
+      expectSequence(rest, 16, first + 12, 16);
+      expect(other.available()).toBe(0);
+    } finally {
+      other.close();
+    }
+  });
+
   it('is refused for a map that is not a ring buffer', () => {
     const m = BpfMap.create({ type: MapType.hash, keySize: 4, valueSize: 4, maxEntries: 4 });
     try {
