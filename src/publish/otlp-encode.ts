@@ -64,6 +64,10 @@ const fieldSize = (len: number): number => 1 + varintSize(len) + len;
 
 /** Protobuf into a Buffer that grows (small messages) or is allocated at its exact size (the request). */
 export class PbWriter extends ByteWriter {
+  /** A view of `buf` for fixed64Big, made again when the buffer grows. */
+  private view: DataView | undefined;
+  private viewOf: Buffer | undefined;
+
   varint(v: number): void {
     this.reserve(10);
     while (v >= 128) {
@@ -92,6 +96,17 @@ export class PbWriter extends ByteWriter {
     this.pos = this.buf.writeDoubleLE(v, this.pos);
   }
 
+  /** A u64 (nanoseconds past 2^53) as fixed64, through a DataView kept for the buffer (no BigInt made). */
+  fixed64Big(v: bigint): void {
+    this.reserve(8);
+    if (this.viewOf !== this.buf) {
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+      this.viewOf = this.buf;
+    }
+    this.view!.setBigUint64(this.pos, v, true);
+    this.pos += 8;
+  }
+
   /** An unsigned integer (a count) as fixed64; negative or fractional values are clamped and rounded. */
   fixed64(v: number): void {
     const x = v > 0 ? Math.round(v) : 0;
@@ -102,8 +117,27 @@ export class PbWriter extends ByteWriter {
   }
 
   string(field: number, s: string): void {
-    const len = Buffer.byteLength(s);
     this.varint(tag(field, LEN));
+    const n = s.length;
+    if (n < 128) {
+      // A short ASCII string (names, attribute keys, most values) byte by byte, its length one byte:
+      // two calls into Buffer's native code (byteLength, write) cost more than the loop.
+      this.reserve(1 + n);
+      const buf = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[p++] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    const len = Buffer.byteLength(s);
     this.varint(len);
     this.reserve(len);
     this.pos += this.buf.write(s, this.pos, 'utf8');
