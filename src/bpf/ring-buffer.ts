@@ -10,7 +10,7 @@
  *
  * Why not libbpf's ring_buffer__consume: it calls a C callback per record, and a koffi callback
  * (into JS and back) costs 10-15x what this reader takes per record, 70x with a koffi.view copy
- * (BENCHMARKS.md, "Ring buffers"). libbpf's own C loop takes about half the time this one does.
+ * (BENCHMARKS.md, "Ring buffers"). libbpf's own C loop takes 0.6-1x the time this one does.
  * Each position and header is one aligned load, and the consumer position one aligned 8-byte
  * store, published once the records are copied out.
  *

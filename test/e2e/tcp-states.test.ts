@@ -72,7 +72,7 @@ function off(got: Record<string, number>, want: Record<string, number>): number 
 /**
  * The namespace's states are `want` exactly, but for as many sockets as the kernel says the program
  * lost changes of (none on a quiet machine; in one CI run of many, two closing sockets stayed in
- * FIN_WAIT1 for good).
+ * FIN_WAIT1 for the 30 s the test waited).
  */
 function expectStates(text: string, netns: string, want: Record<string, number>): void {
   const got = states(text, netns);

@@ -1,9 +1,9 @@
 /**
  * Loading an object while signals keep coming: the verifier gives up with EAGAIN whenever the
  * loading thread has a signal pending, and libbpf retries only five times. A CPU profiler sends its
- * SIGPROF to the main thread every interval, so under `node --cpu-prof --cpu-prof-interval 50` most
- * loads of latency.bpf.o (two programs, a few thousand verifier steps) failed before the loader
- * blocked signals around the load.
+ * SIGPROF to the main thread every interval, so under `node --cpu-prof --cpu-prof-interval 50` loads
+ * of latency.bpf.o (two programs) failed, all 8 of a run here, before the loader blocked signals
+ * around the load.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
