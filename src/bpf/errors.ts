@@ -42,20 +42,24 @@ export class BpfError extends ExporterError {
   readonly errnoName: string;
   readonly op: string;
   readonly map: string | undefined;
+  /** The BPF object file the operation was on, when it was one. */
+  readonly object: string | undefined;
   /** Elements the kernel reports as done before the failure (update/delete batch), where known. */
   readonly done: number | undefined;
   /** Upper bound of entries that may have been deleted without being returned (EFAULT during a drain). */
   readonly possibleLoss: number;
 
-  constructor(op: string, errno: number, opts: { map?: string; detail?: string; done?: number; possibleLoss?: number } = {}) {
+  constructor(op: string, errno: number, opts: { map?: string; object?: string; detail?: string; done?: number; possibleLoss?: number } = {}) {
     const name = errnoName(errno);
-    const where = opts.map === undefined ? '' : `map ${opts.map}: `;
+    // An object file's errors name the object, a map's the map.
+    const where = opts.object !== undefined ? `object ${opts.object}: ` : opts.map === undefined ? '' : `map ${opts.map}: `;
     const detail = opts.detail ?? HINTS[name];
     super('ERR_BPF', `${where}${op} failed: ${name}${detail === undefined ? '' : ` (${detail})`}`);
     this.errno = Math.abs(errno);
     this.errnoName = name;
     this.op = op;
     this.map = opts.map;
+    this.object = opts.object;
     this.done = opts.done;
     this.possibleLoss = opts.possibleLoss ?? 0;
   }

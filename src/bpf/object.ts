@@ -63,13 +63,7 @@ export class BpfObject {
    * naming the program and section); `opts.kaddrs` are written into the object's .rodata.
    */
   static load(path: string, opts: LoadOptions = {}): BpfObject {
-    // libbpf reads the file whole: a FIFO would block the process forever, a device read without end.
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st !== undefined && !st.isFile()) {
-      throw new BpfError('open BPF object', Errno.EINVAL, { map: path, detail: `it is ${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : 'not a regular file'}, not a compiled object (.bpf.o)` });
-    }
-    const handle = native.objectOpenFile(path, null);
-    if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path });
+    const handle = openObjectFile(path, false);
     const obj = new BpfObject(path, handle);
     const sections = new Map(obj.programs().map((p) => [p.name, p.section]));
     try {
@@ -85,7 +79,7 @@ export class BpfObject {
       obj.close();
       const hint = loadHint(-ret, output, sections);
       const excerpt = verifierExcerpt(output);
-      throw new BpfError('load BPF object', -ret, { map: path, detail: hint === undefined ? excerpt : excerpt === undefined ? hint : `${hint}; ${excerpt}` });
+      throw new BpfError('load BPF object', -ret, { object: path, detail: hint === undefined ? excerpt : excerpt === undefined ? hint : `${hint}; ${excerpt}` });
     }
     return obj;
   }
@@ -96,12 +90,7 @@ export class BpfObject {
    * and its programs (name and ELF section).
    */
   static inspect(path: string): ObjectContents {
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st !== undefined && !st.isFile()) {
-      throw new BpfError('open BPF object', Errno.EINVAL, { map: path, detail: `it is ${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : 'not a regular file'}, not a compiled object (.bpf.o)` });
-    }
-    const { result: handle, output } = captureLibbpfOutput(() => native.objectOpenFile(path, null), { quiet: true });
-    if (handle === null) throw new BpfError('open BPF object', lastErrno() || Errno.EINVAL, { map: path, detail: verifierExcerpt(output) });
+    const handle = openObjectFile(path, true);
     try {
       const maps: ObjectContents['maps'] = [];
       for (let m = native.objectNextMap(handle, null); m !== null; m = native.objectNextMap(handle, m)) {
@@ -136,7 +125,7 @@ export class BpfObject {
       let type: number;
       let attachType: number;
       if (typeof event === 'string') {
-        throw new BpfError(`open program ${name} (section ${section})`, Errno.EINVAL, { map: this.path, detail: `ebpf_exporter's section convention perf_event/type=N,config=N,frequency=N: ${event}` });
+        throw new BpfError(`open program ${name} (section ${section})`, Errno.EINVAL, { object: this.path, detail: `ebpf_exporter's section convention perf_event/type=N,config=N,frequency=N: ${event}` });
       } else if (event !== undefined) {
         this.sectionEvents.set(name, event);
         [type, attachType] = [BPF_PROG_TYPE_PERF_EVENT, BPF_PERF_EVENT];
@@ -147,7 +136,7 @@ export class BpfObject {
       }
       const ret = native.programSetType(p, type);
       const ret2 = ret < 0 ? ret : native.programSetExpectedAttachType(p, attachType);
-      if (ret2 < 0) throw new BpfError(`set the program type of ${name} (section ${section})`, -ret2, { map: this.path });
+      if (ret2 < 0) throw new BpfError(`set the program type of ${name} (section ${section})`, -ret2, { object: this.path });
     }
   }
 
@@ -164,33 +153,33 @@ export class BpfObject {
       const variable = `kaddr_${symbol}`;
       const op = `write the address of kernel symbol ${symbol} into ${variable}`;
       const addr = addrs.get(symbol);
-      if (addr === undefined) throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `/proc/kallsyms has no kernel symbol ${symbol}` });
-      if (addr === 0n) throw new BpfError(op, Errno.EPERM, { map: this.path, detail: `/proc/kallsyms shows ${symbol} at address 0: kernel.kptr_restrict hides addresses from this process (run as root, or with CAP_SYSLOG and kptr_restrict 1)` });
+      if (addr === undefined) throw new BpfError(op, Errno.ENOENT, { object: this.path, detail: `/proc/kallsyms has no kernel symbol ${symbol}` });
+      if (addr === 0n) throw new BpfError(op, Errno.EPERM, { object: this.path, detail: `/proc/kallsyms shows ${symbol} at address 0: kernel.kptr_restrict hides addresses from this process (run as root, or with CAP_SYSLOG and kptr_restrict 1)` });
       const where = btf?.globalVariable(variable);
       if (where === undefined) {
-        throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `the object has no global variable ${variable}${btf === undefined ? ' (it has no BTF: compile it with -g)' : ''}, expected const volatile u64 ${variable}` });
+        throw new BpfError(op, Errno.ENOENT, { object: this.path, detail: `the object has no global variable ${variable}${btf === undefined ? ' (it has no BTF: compile it with -g)' : ''}, expected const volatile u64 ${variable}` });
       }
-      if (where.size !== 8) throw new BpfError(op, Errno.EINVAL, { map: this.path, detail: `${variable} in ${where.section} is ${where.size} bytes, expected a u64 (8 bytes)` });
+      if (where.size !== 8) throw new BpfError(op, Errno.EINVAL, { object: this.path, detail: `${variable} in ${where.section} is ${where.size} bytes, expected a u64 (8 bytes)` });
       let sec = sections.get(where.section);
       if (sec === undefined) {
         const map = native.objectFindMapByName(this.ptr, where.section);
         const size = Buffer.alloc(8);
         const initial = map === null ? null : native.mapInitialValue(map, size);
-        if (map === null || initial === null) throw new BpfError(op, Errno.ENOENT, { map: this.path, detail: `the object has no map for section ${where.section}` });
+        if (map === null || initial === null) throw new BpfError(op, Errno.ENOENT, { object: this.path, detail: `the object has no map for section ${where.section}` });
         sec = { map, data: copyNative(initial, Number(size.readBigUInt64LE(0))) };
         sections.set(where.section, sec);
       }
-      if (where.offset + 8 > sec.data.length) throw new BpfError(op, Errno.EINVAL, { map: this.path, detail: `${variable} at offset ${where.offset} lies outside ${where.section} (${sec.data.length} bytes)` });
+      if (where.offset + 8 > sec.data.length) throw new BpfError(op, Errno.EINVAL, { object: this.path, detail: `${variable} at offset ${where.offset} lies outside ${where.section} (${sec.data.length} bytes)` });
       sec.data.writeBigUInt64LE(addr, where.offset);
     }
     for (const [section, { map, data }] of sections) {
       const ret = native.mapSetInitialValue(map, data, data.length);
-      if (ret < 0) throw new BpfError(`set the initial value of ${section}`, -ret, { map: this.path });
+      if (ret < 0) throw new BpfError(`set the initial value of ${section}`, -ret, { object: this.path });
     }
   }
 
   private get ptr(): unknown {
-    if (this.handle === null) throw new BpfError('use BPF object', Errno.EBADF, { map: this.path, detail: 'the object was closed' });
+    if (this.handle === null) throw new BpfError('use BPF object', Errno.EBADF, { object: this.path, detail: 'the object was closed' });
     return this.handle;
   }
 
@@ -218,7 +207,7 @@ export class BpfObject {
   /** The fd of the program called `name`. */
   programFd(name: string): number {
     const p = native.objectFindProgramByName(this.ptr, name);
-    if (p === null) throw new BpfError('find program', Errno.ENOENT, { map: `${this.path}:${name}`, detail: 'the object has no program of that name' });
+    if (p === null) throw new BpfError(`find program ${name}`, Errno.ENOENT, { object: this.path, detail: 'the object has no program of that name' });
     return native.programFd(p);
   }
 
@@ -235,7 +224,7 @@ export class BpfObject {
       o.writeUInt32LE(opts.cpu, 72);
     }
     const ret = native.progTestRunOpts(this.programFd(program), o);
-    if (ret < 0) throw new BpfError(`test run of ${program}`, -ret, { map: this.path });
+    if (ret < 0) throw new BpfError(`test run of ${program}`, -ret, { object: this.path });
     return o.readUInt32LE(56);
   }
 
@@ -297,7 +286,7 @@ export class BpfObject {
           const link = native.programAttach(p);
           if (link === null) {
             const errno = lastErrno() || Errno.EINVAL;
-            throw new BpfError(`attach program ${name} (section ${section})`, errno, { map: this.path, detail: attachHint(section, errno) });
+            throw new BpfError(`attach program ${name} (section ${section})`, errno, { object: this.path, detail: attachHint(section, errno) });
           }
           this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
         }
@@ -318,7 +307,7 @@ export class BpfObject {
       const errno = lastErrno() || Errno.EINVAL;
       // The kernel refuses a second XDP program (or link) in the same mode on an interface.
       const detail = errno === Errno.EBUSY ? `interface ${ifname} already has an XDP program; see ip link show ${ifname}` : undefined;
-      throw new BpfError(`attach XDP program ${name} to interface ${ifname}`, errno, { map: this.path, detail });
+      throw new BpfError(`attach XDP program ${name} to interface ${ifname}`, errno, { object: this.path, detail });
     }
     this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
   }
@@ -358,7 +347,7 @@ export class BpfObject {
         const errno = lastErrno() || Errno.EINVAL;
         // No link took the event: it is still ours to close.
         closePerfEvent(pfd);
-        throw new BpfError(op, errno, { map: this.path });
+        throw new BpfError(op, errno, { object: this.path });
       }
       // The link owns the event fd: destroying it disables the event and closes the fd.
       this.attachments.push({ program: name, undo: () => native.linkDestroy(link) });
@@ -410,6 +399,31 @@ const TRACING_SECTION = /^(fentry|fexit|fmod_ret|tp_btf|lsm|iter)(\.s)?[/+]/;
  * What a failed load means beyond libbpf's words, when libbpf names the program that failed: a
  * kernel that refuses tracing programs even to root says EPERM, which libbpf reads as a memlock limit.
  */
+/**
+ * libbpf's open of `path`: its ELF read and its externs resolved. `quiet`: libbpf's messages are not
+ * logged (the caller only inspects). The error says why not: no such file, not a regular file, an
+ * extern nothing defines, or what libbpf said.
+ */
+function openObjectFile(path: string, quiet: boolean): unknown {
+  // libbpf reads the file whole: a FIFO would block the process forever, a device read without end.
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isFile()) {
+    throw new BpfError('open BPF object', Errno.EINVAL, { object: path, detail: `it is ${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : 'not a regular file'}, not a compiled object (.bpf.o)` });
+  }
+  const { result: handle, output } = captureLibbpfOutput(() => native.objectOpenFile(path, null), { quiet });
+  if (handle !== null) return handle;
+  const errno = lastErrno() || Errno.EINVAL;
+  // ENOENT is also what libbpf says of an extern it cannot resolve: the errno alone would say "no such map or pin".
+  const extern = output.map((l) => /failed to find BTF for extern '([^']+)'/.exec(l)?.[1]).find((x) => x !== undefined);
+  const detail =
+    st === undefined
+      ? 'no such file'
+      : extern !== undefined
+        ? `the object needs ${extern}, which neither the kernel nor the object defines: a kfunc or ksym this kernel lacks, or a libc function clang left as a call (__builtin_memcmp, memcpy or memset it did not inline)`
+        : verifierExcerpt(output);
+  throw new BpfError('open BPF object', errno, { object: path, detail });
+}
+
 function loadHint(errno: number, output: readonly string[], sections: ReadonlyMap<string, string>): string | undefined {
   const failed = output.map((l) => /prog '([^']+)': BPF program load failed/.exec(l)?.[1]).find((x) => x !== undefined);
   const section = failed === undefined ? undefined : sections.get(failed);
@@ -519,7 +533,7 @@ function interfaceIndex(ifname: string, op: string, path: string): number {
   } catch {
     // Reported below, as for an invalid name.
   }
-  throw new BpfError(op, Errno.ENOENT, { map: path, detail: `no network interface named ${ifname} in this network namespace` });
+  throw new BpfError(op, Errno.ENOENT, { object: path, detail: `no network interface named ${ifname} in this network namespace` });
 }
 
 const TRACEFS = '/sys/kernel/tracing';
@@ -667,14 +681,14 @@ export function checkAttachOptions(obj: BpfObject, opts: AttachOptions): { xdp: 
   const xdp = programs.filter((p) => isInterfaceXdpSection(p.section)).map((p) => p.name);
   const tc = programs.filter((p) => p.type === BPF_PROG_TYPE_SCHED_CLS).map((p) => p.name);
   if (opts.xdp !== undefined && xdp.length === 0) {
-    throw new BpfError(`attach XDP programs to interface ${opts.xdp}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in an xdp section' });
+    throw new BpfError(`attach XDP programs to interface ${opts.xdp}`, Errno.ENOENT, { object: obj.path, detail: 'the object has no program in an xdp section' });
   }
   if (opts.tc !== undefined && tc.length === 0) {
     const { interface: dev, direction } = opts.tc;
-    throw new BpfError(`attach tc programs to interface ${dev} ${direction}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a tc or classifier section' });
+    throw new BpfError(`attach tc programs to interface ${dev} ${direction}`, Errno.ENOENT, { object: obj.path, detail: 'the object has no program in a tc or classifier section' });
   }
   if (opts.perf_event !== undefined && !programs.some((p) => p.type === BPF_PROG_TYPE_PERF_EVENT)) {
-    throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { map: obj.path, detail: 'the object has no program in a perf_event section' });
+    throw new BpfError(`attach perf_event programs to ${describePerfEvent(opts.perf_event)}`, Errno.ENOENT, { object: obj.path, detail: 'the object has no program in a perf_event section' });
   }
   return { xdp, tc };
 }
@@ -716,7 +730,7 @@ export function checkAttachTargets(obj: BpfObject, opts: AttachOptions): void {
   }
   for (const p of programs) {
     if (attachWay(p.section, p.type) !== 'section' || !targetMissing(p.section)) continue;
-    throw new BpfError(`attach program ${p.name} (section ${p.section})`, Errno.ENOENT, { map: obj.path, detail: attachHint(p.section, Errno.ENOENT) });
+    throw new BpfError(`attach program ${p.name} (section ${p.section})`, Errno.ENOENT, { object: obj.path, detail: attachHint(p.section, Errno.ENOENT) });
   }
 }
 

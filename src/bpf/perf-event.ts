@@ -40,7 +40,7 @@ const PERF_FLAG_FD_CLOEXEC = 8;
 export function openPerfEvent(spec: AnyPerfEventSpec, cpu: number, op: string, path: string): number {
   const fd = perfEventOpen(perfEventAttr(spec), -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
   if (fd >= 0) return fd;
-  throw new BpfError(op, -fd, { map: path, detail: perfEventHint(spec, -fd) });
+  throw new BpfError(op, -fd, { object: path, detail: perfEventHint(spec, -fd) });
 }
 
 export function closePerfEvent(fd: number): void {

@@ -58,7 +58,7 @@ export class TcHook {
     }
     const said = output.map((l) => l.replace(/^libbpf: /, '').trim()).filter((l) => l !== '').join('; ');
     const detail = ret === -Errno.EPERM ? 'changing qdiscs needs CAP_NET_ADMIN' : said === '' ? undefined : `libbpf said: ${said}`;
-    throw new BpfError(`create the clsact qdisc of interface ${ifname}`, -ret, { map: path, detail });
+    throw new BpfError(`create the clsact qdisc of interface ${ifname}`, -ret, { object: path, detail });
   }
 
   /**
@@ -78,7 +78,7 @@ export class TcHook {
           : ret === -Errno.EPERM
             ? 'adding tc filters needs CAP_NET_ADMIN'
             : said === '' ? undefined : `libbpf said: ${said}`;
-      throw new BpfError(`attach tc program ${program} to interface ${this.ifname} ${direction}`, -ret, { map: path, detail });
+      throw new BpfError(`attach tc program ${program} to interface ${this.ifname} ${direction}`, -ret, { object: path, detail });
     }
     const { handle, priority } = tcOptsResult(opts);
     this.filters++;

@@ -120,7 +120,7 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
         expect(ids).toHaveLength(1);
       } else {
         expect(() => objects.get(object, { perf_event: { event: 'cpu-cycles', frequency: 99 } })).toThrow(
-          `map ${object}: attach perf_event program ${PROGRAM} to cpu-cycles at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
+          `object ${object}: attach perf_event program ${PROGRAM} to cpu-cycles at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
             '(no PMU of this machine counts cpu-cycles: hardware events are often missing in a VM; a software event such as cpu-clock samples everywhere)',
         );
         expect(perfEventFds('self')).toBe(0);
@@ -139,7 +139,7 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
   it('is refused by check and dump for an object without perf_event programs, in one line', () => {
     const syscalls = join(root, 'config/examples/syscalls.bpf.o');
     expect(() => openSource({ object: syscalls, map: 'syscall_counts', perf_event: { event: 'cpu-clock', frequency: 99 } })).toThrow(
-      `map ${syscalls}: attach perf_event programs to cpu-clock at 99 Hz failed: ENOENT (the object has no program in a perf_event section)`,
+      `object ${syscalls}: attach perf_event programs to cpu-clock at 99 Hz failed: ENOENT (the object has no program in a perf_event section)`,
     );
     // The example itself opens, with nothing attached.
     const opened = openSource({ object, map: 'samples', perf_event: { event: 'cpu-clock', frequency: 99 } });
@@ -157,7 +157,7 @@ kernelDescribe('the cpu-samples example (perf_event)', () => {
     let ids: number[] = [];
     try {
       expect(() => objects.get(object, { perf_event: { event: 'cpu-clock', frequency: limit + 1 } })).toThrow(
-        `map ${object}: attach perf_event program ${PROGRAM} to cpu-clock at ${limit + 1} Hz on CPU ${onlineCpus()[0]} failed: EINVAL (frequency ${limit + 1} Hz is above kernel.perf_event_max_sample_rate (${limit}))`,
+        `object ${object}: attach perf_event program ${PROGRAM} to cpu-clock at ${limit + 1} Hz on CPU ${onlineCpus()[0]} failed: EINVAL (frequency ${limit + 1} Hz is above kernel.perf_event_max_sample_rate (${limit}))`,
       );
       expect(perfEventFds('self')).toBe(0);
       // The object stays loaded (nothing attached) and attaches as soon as the options are right.

@@ -172,7 +172,7 @@ networkDescribe('ebpf_exporter program sections (perf_event/..., xdp/IFNAME) and
         expect(perfEventFds('self') - before).toBe(3 * onlineCpus().length + 1);
       } else {
         expect(() => objects.get(object, { kaddrs: ['schedule', 'vfs_read'] })).toThrow(
-          `map ${object}: attach perf_event program on_cache_miss to type=0,config=3 (cache-misses) at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
+          `object ${object}: attach perf_event program on_cache_miss to type=0,config=3 (cache-misses) at 99 Hz on CPU ${onlineCpus()[0]} failed: ENOENT ` +
             '(no PMU of this machine counts type=0,config=3 (cache-misses): hardware events are often missing in a VM; a software event such as cpu-clock samples everywhere)',
         );
         // Nothing stays attached after a failed attach: the other programs' events are closed too.
@@ -225,7 +225,7 @@ networkDescribe('ebpf_exporter program sections (perf_event/..., xdp/IFNAME) and
       writeFileSync(join(dir, `${name}.yaml`), yaml);
       const r = cli('check', '--config.dir', dir, '--config.names', name);
       // Said once, at the first job of the object, though every job of it loads the object.
-      expect(r.stderr.trimEnd().split('\n'), r.stderr).toEqual([`${join(dir, `${name}.yaml`)}:5:13: metrics.counters[0].name: map ${join(dir, `${name}.bpf.o`)}: ${line}`]);
+      expect(r.stderr.trimEnd().split('\n'), r.stderr).toEqual([`${join(dir, `${name}.yaml`)}:5:13: metrics.counters[0].name: object ${join(dir, `${name}.bpf.o`)}: ${line}`]);
       expect(r.status).toBe(2);
     }
   }, 120_000);

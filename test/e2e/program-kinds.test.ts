@@ -145,13 +145,13 @@ maps:
       const program = PROGRAMS[kind];
       if (kind === 'kprobe' || kind === 'kretprobe') {
         expect(message).toBe(
-          `map ${object}: attach program ${program} (section ${kind}/${SYSCALL_ENTRY}) failed: ENOENT ` +
+          `object ${object}: attach program ${program} (section ${kind}/${SYSCALL_ENTRY}) failed: ENOENT ` +
             '(this kernel has no kprobes: no kprobe PMU in /sys/bus/event_source/devices and no kprobe_events in tracefs (built without CONFIG_KPROBES))',
         );
       } else if (kind === 'fentry' || kind === 'fexit') {
         // The first line says it all; libbpf's own words follow it.
         expect(message.split('\n')[0]).toBe(
-          `map ${object}: load BPF object failed: EPERM (the kernel refused program ${program} (section ${kind}/__do_sys_getppid): ` +
+          `object ${object}: load BPF object failed: EPERM (the kernel refused program ${program} (section ${kind}/__do_sys_getppid): ` +
             `a kernel that does not allow ${kind} programs says EPERM even to root; \`bpftool feature probe kernel | grep tracing\` tells which tracing programs it allows; libbpf said:`,
         );
       } else {

@@ -129,7 +129,7 @@ networkDescribe('the XDP example', () => {
     objects.closeAll();
     expect(err).toBeInstanceOf(BpfError);
     const message = (err as BpfError).message;
-    expect(message).toBe(`map ${object}: attach XDP program ${PROGRAM} to interface ${missing} failed: ENOENT (no network interface named ${missing} in this network namespace)`);
+    expect(message).toBe(`object ${object}: attach XDP program ${PROGRAM} to interface ${missing} failed: ENOENT (no network interface named ${missing} in this network namespace)`);
     expect(programs().filter((p) => p.name === PROGRAM)).toEqual([]);
   });
 
@@ -142,7 +142,7 @@ networkDescribe('the XDP example', () => {
       expect(linkXdp(host)?.prog?.name).toBe(PROGRAM);
       // The kernel allows one XDP program per mode on an interface.
       expect(() => second.get(object, { xdp: host })).toThrow(
-        `map ${object}: attach XDP program ${PROGRAM} to interface ${host} failed: EBUSY (interface ${host} already has an XDP program; see ip link show ${host})`,
+        `object ${object}: attach XDP program ${PROGRAM} to interface ${host} failed: EBUSY (interface ${host} already has an XDP program; see ip link show ${host})`,
       );
       expect(linkXdp(host)?.prog?.id).toBe(id);
       // A reload that drops xdp detaches the program, keeping the object (and its maps); one that adds it back re-attaches.
@@ -152,7 +152,7 @@ networkDescribe('the XDP example', () => {
       expect(linkXdp(host)?.prog?.id).toBe(id);
       // xdp on an object without XDP programs is a config naming the wrong object.
       const syscalls = join(root, 'config/examples/syscalls.bpf.o');
-      expect(() => second.get(syscalls, { xdp: host })).toThrow(`map ${syscalls}: attach XDP programs to interface ${host} failed: ENOENT (the object has no program in an xdp section)`);
+      expect(() => second.get(syscalls, { xdp: host })).toThrow(`object ${syscalls}: attach XDP programs to interface ${host} failed: ENOENT (the object has no program in an xdp section)`);
     } finally {
       first.closeAll();
       second.closeAll();

@@ -201,16 +201,23 @@ kernelDescribe('maps of a clang-compiled object', () => {
       err = e as BpfError;
     }
     expect(err).toBeInstanceOf(BpfError);
-    expect(err!.message).toMatch(new RegExp(`^map ${join(dir, 'rejected.bpf.o')}: load BPF object failed: EACCES \\(libbpf said:\\n`));
+    expect(err!.message).toMatch(new RegExp(`^object ${join(dir, 'rejected.bpf.o')}: load BPF object failed: EACCES \\(libbpf said:\\n`));
     // The verifier's reason is in the excerpt, and the excerpt is bounded.
     expect(err!.message).toMatch(/invalid mem access 'map_value_or_null'/);
     expect(err!.message.split('\n').length).toBeLessThanOrEqual(32);
   });
 
+  it('names an extern that nothing defines (clang left memcmp as a call), not a missing map', () => {
+    compileBpf(new URL('../../fixtures/bpf/extern-memcmp.bpf.c', import.meta.url).pathname, join(dir, 'extern.bpf.o'));
+    expect(() => BpfObject.load(join(dir, 'extern.bpf.o'))).toThrow(
+      new RegExp(`^object ${join(dir, 'extern.bpf.o')}: open BPF object failed: ENOENT \\(the object needs memcmp, which neither the kernel nor the object defines: `),
+    );
+  });
+
   it('routes libbpf\'s own messages into the logger, not stderr', () => {
     const warn = vi.spyOn(logger, 'warn');
     try {
-      expect(() => BpfObject.load(join(dir, 'missing.bpf.o'))).toThrow(`map ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT`);
+      expect(() => BpfObject.load(join(dir, 'missing.bpf.o'))).toThrow(`object ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT`);
       expect(warn).toHaveBeenCalledWith({ source: 'libbpf' }, expect.stringMatching(/^libbpf: .*missing\.bpf\.o/));
     } finally {
       warn.mockRestore();

@@ -68,7 +68,7 @@ kernelDescribe('check and the attach targets of the programs it loads', () => {
       `object: ${objects.raw_tracepoint_ok}, map: counts`,
     ]);
     const r = check(file);
-    const at = (i: number) => `${file}:${4 + 4 * i}:5: maps[${i}].source: map ${Object.values(objects)[i]}: `;
+    const at = (i: number) => `${file}:${4 + 4 * i}:5: maps[${i}].source: object ${Object.values(objects)[i]}: `;
     const kprobes = existsSync('/sys/bus/event_source/devices/kprobe') || existsSync('/sys/kernel/tracing/kprobe_events') || existsSync('/sys/kernel/debug/tracing/kprobe_events');
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([
@@ -104,7 +104,7 @@ kernelDescribe('check and the attach targets of the programs it loads', () => {
       }
       expect(sample(text, 'bpf_map_exporter_map_up{map="m0"}')).toBe(0);
       // The line after FILE:LINE:COLUMN: maps[0].source: is the failure run logs.
-      const failure = said.slice(said.indexOf('map '));
+      const failure = said.slice(said.indexOf('object '));
       expect(e.log()).toContain(`"msg":${JSON.stringify(failure)}`);
     } finally {
       await e.stop();
@@ -133,7 +133,7 @@ kernelDescribe('a uprobe or usdt section whose binary is not an ELF file', () =>
         compileBpf(fixture, object, [`-DSECTION="${section}"`]);
         const objects = new ObjectRegistry();
         try {
-          expect(() => objects.get(object, {})).toThrow(`map ${object}: attach program on_target (section ${section}) failed: ${errno} (${hint(script, name)})`);
+          expect(() => objects.get(object, {})).toThrow(`object ${object}: attach program on_target (section ${section}) failed: ${errno} (${hint(script, name)})`);
         } finally {
           objects.closeAll();
         }

@@ -77,7 +77,7 @@ describe('the command line', () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--config', join(dir, 'c.yaml')], { encoding: 'utf8', timeout: 20_000 });
       expect(r.signal).toBeNull();
       expect(r.status).toBe(2);
-      expect(r.stderr.trim()).toBe(`${join(dir, 'c.yaml')}:3:5: maps[0].source: map ${join(dir, 'x.bpf.o')}: open BPF object failed: EINVAL (it is a FIFO, not a compiled object (.bpf.o))`);
+      expect(r.stderr.trim()).toBe(`${join(dir, 'c.yaml')}:3:5: maps[0].source: object ${join(dir, 'x.bpf.o')}: open BPF object failed: EINVAL (it is a FIFO, not a compiled object (.bpf.o))`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -91,7 +91,7 @@ describe('the command line', () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'check', '--config', join(dir, 'c.yaml')], { encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'info' } });
       expect(r.status).toBe(2);
       expect(r.stdout).toBe('');
-      expect(r.stderr.trim().split('\n')).toEqual([`${join(dir, 'c.yaml')}:3:5: maps[0].source: map ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT (no such map or pin)`]);
+      expect(r.stderr.trim().split('\n')).toEqual([`${join(dir, 'c.yaml')}:3:5: maps[0].source: object ${join(dir, 'missing.bpf.o')}: open BPF object failed: ENOENT (no such file)`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
