@@ -25,10 +25,8 @@ import { BpfObject } from '../src/bpf/object.js';
 import type { BpfMap } from '../src/bpf/map.js';
 import { native, wallMinusMonotonicNs } from '../src/bpf/libbpf.js';
 import { RingBufferReader } from '../src/bpf/ring-buffer.js';
-import { EventValues } from '../src/collect/job.js';
+import { planEvents, type EventValues } from '../src/collect/job.js';
 import { MapAggregator } from '../src/aggregate/map-aggregator.js';
-import { planMap } from '../src/aggregate/plan.js';
-import { MapType } from '../src/bpf/map-types.js';
 import { parseConfig } from '../src/config/parse.js';
 import { SpanRecords } from '../src/publish/span-records.js';
 import { SpanExporter, type SpanInput } from '../src/publish/otel-spans.js';
@@ -64,7 +62,7 @@ function spec(): MapSpec {
 }
 
 /** The bench record as an `events:` job counting records by kind: the job's values and its aggregator. */
-function eventsJob(): { counted: EventValues; aggregator: MapAggregator } {
+function eventsJob(ring: BpfMap): { counted: EventValues; aggregator: MapAggregator } {
   const spec = parseConfig(`
 maps:
   - name: bench_events
@@ -81,9 +79,8 @@ maps:
     metrics:
       - { name: bench_events_total, type: counter, help: records by kind, value: n, labels: [ { name: kind, from: kind } ] }
 `, 'bench-events.yaml').maps[0];
-  const counted = EventValues.of(spec);
-  const info = { id: 0, name: 'bench_events', type: MapType.hash, typeName: 'hash', keySize: WIDTH, valueSize: counted.stride, maxEntries: 0, flags: 0, ifindex: 0, btfId: 0, btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n };
-  const { plan, problems } = planMap(counted.spec, 0, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined });
+  // Planned as the daemon plans an events job on this ring.
+  const { counted, plan, problems } = planEvents(spec, 0, ring.info);
   if (plan === undefined) throw new Error(`events plan: ${JSON.stringify(problems)}`);
   return { counted, aggregator: new MapAggregator(plan, { accumulate: true, stream: true }) };
 }
@@ -160,7 +157,7 @@ async function main(): Promise<void> {
       },
       read: () => timed(() => take(() => {})),
       events: async () => {
-        const { counted, aggregator } = eventsJob();
+        const { counted, aggregator } = eventsJob(obj.map('events'));
         aggregator.begin();
         const t = await timed(() =>
           take((r) => {

@@ -10,6 +10,7 @@ import { planMap, type MapPlan, type PlanProblem } from '../aggregate/plan.js';
 import { MapAggregator, type MapSnapshot } from '../aggregate/map-aggregator.js';
 import { Seeder } from './seed.js';
 import { MapType } from '../bpf/map-types.js';
+import type { MapInfo } from '../bpf/map.js';
 import { PerfEventReader } from '../bpf/perf-buffer.js';
 import { parseFieldType } from '../layout/field-type.js';
 import { layoutFromSpecs } from '../layout/build.js';
@@ -156,7 +157,7 @@ export class MapJob {
       return [{ path: ['maps', this.index, 'source'], message, errno }];
     };
     if (map.info.type !== MapType.perf_event_array) return fail(`map ${map.label} is a ${map.info.typeName} map, expected a perf_event_array the programs send events through`);
-    const { width, counted, plan, problems } = this.planEvents(map, env);
+    const { width, counted, plan, problems } = planEvents(this.spec, this.index, map.info, env);
     if (plan === undefined) {
       opened.close();
       return problems;
@@ -178,18 +179,6 @@ export class MapJob {
   }
 
   /**
-   * An events job's plan: its events counted as entries of a hash map keyed by their first bytes
-   * (the written key), valued 1 (and the values its histograms observe). Spans make no series and
-   * have no value.
-   */
-  private planEvents(map: OpenedMap['map'], env: DecoderEnv | undefined): { width: number; counted: EventValues; plan?: MapPlan; problems: PlanProblem[] } {
-    const width = layoutSize(this.spec.key);
-    const counted = EventValues.of({ ...this.spec, value: this.spec.value ?? [] });
-    const info = { ...map.info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
-    return { width, counted, ...planMap(counted.spec, this.index, { info, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env) };
-  }
-
-  /**
    * A ring buffer job: its records are spans (spec.spans), or events counted as a perf_event_array
    * job's are (spec.events: each record's first bytes are a key with the value 1).
    */
@@ -200,14 +189,13 @@ export class MapJob {
       return problems;
     };
     if (map.info.type !== MapType.ringbuf) return fail([{ path: ['maps', this.index, 'source'], message: `map ${map.label} is a ${map.info.typeName} map, expected a ringbuf the programs send ${this.spec.spans === undefined ? 'events' : 'spans'} through` }]);
-    const width = layoutSize(this.spec.key);
     let spans: SpanRecords | undefined;
     if (this.spec.spans !== undefined) {
       const planned = SpanRecords.plan(this.spec, this.index, env);
       if (planned.records === undefined) return fail(planned.problems);
       spans = planned.records;
     }
-    const { counted, plan, problems } = this.planEvents(map, env);
+    const { width, counted, plan, problems } = planEvents(this.spec, this.index, map.info, env);
     if (plan === undefined) return fail(problems);
     let reader: RingBufferReader;
     try {
@@ -409,6 +397,18 @@ function layoutSize(fields: MapSpec['key']): number {
     const t = parseFieldType(f.type);
     return n + (typeof t === 'string' ? 0 : t.size);
   }, 0);
+}
+
+/**
+ * An events job's plan (perf_event_array or ring buffer, `info` its map's): its events counted as
+ * entries of a hash map keyed by their first bytes (the written key, `width` bytes), valued 1 (and
+ * the values its histograms observe). Spans make no series and have no value.
+ */
+export function planEvents(spec: MapSpec, index: number, info: MapInfo, env?: DecoderEnv): { width: number; counted: EventValues; plan?: MapPlan; problems: PlanProblem[] } {
+  const width = layoutSize(spec.key);
+  const counted = EventValues.of({ ...spec, value: spec.value ?? [] });
+  const asHash = { ...info, type: MapType.hash, typeName: 'hash', keySize: width, valueSize: counted.stride };
+  return { width, counted, ...planMap(counted.spec, index, { info: asHash, cpus: 1, cpuIds: [0], valueStride: counted.stride, perCpu: false, btf: undefined }, env) };
 }
 
 /**
